@@ -1,0 +1,2 @@
+"""Matplotlib figures for notebooks and README assets."""
+from __future__ import annotations

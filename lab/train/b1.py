@@ -1,0 +1,311 @@
+"""B.1 trainer: invariance loss only, two linear layers R³ → R^D, features on the unit circle/sphere.
+
+Tiny models spend all their time in per-step overhead, so the forward and backward pass of
+the two layers are written by hand and every setting that shares a batch size and epoch count
+is trained as one stacked tensor program (leading dimension S). `lab.train.reference` holds
+the plain nn.Module + autograd + optim.SGD loop that this must match step for step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
+
+import torch
+
+from lab import geometry as geo
+from lab.data.b1 import B1Data, make_b1_data
+
+AUGMENTATIONS = ("centered", "shifted")
+
+# Defaults, chosen once (README "Defaults" explains each):
+DEFAULT_LR = 0.1  # plain SGD; a quick check found collapse robust for lr >= 0.05, unreliable at 0.01
+DEFAULT_NOISE = 0.1  # augmentation std σ: augmentations stay close to their point, as crops of one image do
+DEFAULT_SHIFT = (3.0, 0.0, 0.0)  # |k| = 3 ≫ σ: the augmented cloud is clearly biased; |k| = 1 barely turns s
+DEFAULT_HIDDEN = 16
+
+PAPER_SETTINGS: dict[str, dict] = {
+    "mini_batch_sgd_centered_augmentation": dict(batch_size=50, epochs=200, augmentation="centered"),
+    "mini_batch_sgd_shifted_augmentation": dict(batch_size=50, epochs=200, augmentation="shifted"),
+    "batch_sgd_centered_augmentation": dict(batch_size=1000, epochs=500, augmentation="centered"),
+    "batch_sgd_shifted_augmentation": dict(batch_size=1000, epochs=500, augmentation="shifted"),
+}
+
+MAX_EPOCHS = 5000
+
+
+@dataclass(frozen=True)
+class B1Config:
+    """One B.1 run. `shift` applies only when augmentation == "shifted"; `dim` 2 = circle, 3 = sphere."""
+
+    batch_size: int = 50
+    epochs: int = 200
+    lr: float = DEFAULT_LR
+    augmentation: str = "centered"
+    shift: tuple[float, float, float] = DEFAULT_SHIFT
+    noise: float = DEFAULT_NOISE
+    n_points: int = 100
+    n_aug: int = 10
+    hidden: int = DEFAULT_HIDDEN
+    dim: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shift", tuple(float(v) for v in self.shift))
+        _validate(self)
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_points * self.n_aug
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_samples // self.batch_size
+
+    @property
+    def effective_shift(self) -> tuple[float, float, float]:
+        return self.shift if self.augmentation == "shifted" else (0.0, 0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _finite(v: float) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _validate(c: B1Config) -> None:
+    _check(isinstance(c.n_points, int) and 2 <= c.n_points <= 100_000,
+           f"n_points must be an integer in [2, 100000], got {c.n_points!r}")
+    _check(isinstance(c.n_aug, int) and 2 <= c.n_aug <= 1000,
+           f"n_aug must be an integer in [2, 1000], got {c.n_aug!r}")
+    _check(isinstance(c.batch_size, int) and 1 <= c.batch_size <= c.n_samples,
+           f"batch_size must be an integer in [1, {c.n_samples}], got {c.batch_size!r}")
+    _check(isinstance(c.epochs, int) and 0 <= c.epochs <= MAX_EPOCHS,
+           f"epochs must be an integer in [0, {MAX_EPOCHS}], got {c.epochs!r}")
+    _check(_finite(c.lr) and 0 < c.lr <= 100, f"lr must be a finite number in (0, 100], got {c.lr!r}")
+    _check(_finite(c.noise) and 0 <= c.noise <= 100, f"noise must be a finite number in [0, 100], got {c.noise!r}")
+    _check(c.augmentation in AUGMENTATIONS,
+           f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {c.augmentation!r}")
+    _check(len(c.shift) == 3 and all(_finite(v) and abs(v) <= 100 for v in c.shift),
+           f"shift must be three finite numbers in [-100, 100], got {c.shift!r}")
+    _check(isinstance(c.hidden, int) and 1 <= c.hidden <= 1024,
+           f"hidden must be an integer in [1, 1024], got {c.hidden!r}")
+    _check(c.dim in (2, 3), f"dim must be 2 (circle) or 3 (sphere), got {c.dim!r}")
+    _check(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"seed must be an integer in [0, 2^31), got {c.seed!r}")
+
+
+def paper_config(name: str, **overrides) -> B1Config:
+    """The config of one of the paper's four B.1 settings, with optional overrides (lr, seed, dim, ...)."""
+    if name not in PAPER_SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; valid: {', '.join(PAPER_SETTINGS)}")
+    return B1Config(**{**PAPER_SETTINGS[name], **overrides})
+
+
+@dataclass
+class B1Run:
+    """Everything one run produced, one snapshot per epoch (epoch 0 = before training).
+
+    z: (E+1, N, D) features of the dataset points; z_aug: (E+1, N, A, D) of the augmented points;
+    batch_index: (E+1, B) source points of the mini-batch whose center is `s_batch`;
+    s_data, s_batch, s_aug: (E+1, D) the green, blue and red centers; loss: (E+1,) mean step loss
+    of that epoch (epoch 0: loss at initialisation).
+    """
+
+    config: B1Config
+    z: torch.Tensor
+    z_aug: torch.Tensor
+    batch_index: torch.Tensor
+    loss: torch.Tensor
+    s_data: torch.Tensor = field(init=False)
+    s_batch: torch.Tensor = field(init=False)
+    s_aug: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.s_data = geo.center_vector(self.z)
+        self.s_aug = geo.augmented_center(self.z_aug)
+        self.s_batch = torch.stack([geo.batch_center(z, i) for z, i in zip(self.z, self.batch_index)])
+
+    @property
+    def epochs(self) -> list[int]:
+        return list(range(self.z.shape[0]))
+
+    @property
+    def steps(self) -> list[int]:
+        return [e * self.config.steps_per_epoch for e in self.epochs]
+
+    def metrics(self) -> dict[str, list[float]]:
+        """The B.1 metrics per epoch, plain floats (JSON-ready)."""
+        return {
+            "epoch": self.epochs,
+            "step": self.steps,
+            "center_norm": self.s_data.norm(dim=-1).tolist(),
+            "center_norm_aug": self.s_aug.norm(dim=-1).tolist(),
+            "batch_center_norm": self.s_batch.norm(dim=-1).tolist(),
+            "residual_norm": geo.residual_norm(self.z).tolist(),
+            "center_angle_deg": geo.center_angle_deg(self.s_data).tolist(),
+            "loss": self.loss.tolist(),
+        }
+
+
+# ---------------------------------------------------------------- initial state
+
+
+def _generator(seed: int, stream: int) -> torch.Generator:
+    # Independent streams, so a change of shift or batch size never changes the weights.
+    return torch.Generator().manual_seed(seed * 7919 + stream)
+
+
+def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
+    """nn.Linear's default init (U(±1/√fan_in) for weight and bias), stored as x @ W + b.
+
+    Depends only on (seed, hidden, dim): all four paper settings start from the same projector.
+    """
+    g = _generator(c.seed, 1)
+
+    def uniform(*shape: int, fan_in: int) -> torch.Tensor:
+        bound = 1.0 / math.sqrt(fan_in)
+        return (torch.rand(*shape, generator=g) * 2 - 1) * bound
+
+    return {
+        "W1": uniform(3, c.hidden, fan_in=3), "b1": uniform(c.hidden, fan_in=3),
+        "W2": uniform(c.hidden, c.dim, fan_in=c.hidden), "b2": uniform(c.dim, fan_in=c.hidden),
+    }
+
+
+def make_data(c: B1Config) -> B1Data:
+    return make_b1_data(c.seed, c.n_points, c.n_aug, c.noise, c.effective_shift)
+
+
+def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which samples each step sees: (anchor, partner) flat indices into the N·A augmented samples.
+
+    Each epoch is a random permutation of all N·A samples cut into batches (a last partial batch
+    is dropped); every anchor is paired with another augmentation of the same point.
+    Returns two (E, steps_per_epoch, B) int64 tensors.
+    """
+    g = _generator(c.seed, 2)
+    n, a, b, steps = c.n_samples, c.n_aug, c.batch_size, c.steps_per_epoch
+    anchors = torch.stack([torch.randperm(n, generator=g) for _ in range(c.epochs)]) if c.epochs else \
+        torch.zeros(0, n, dtype=torch.long)
+    anchors = anchors[:, : steps * b].reshape(c.epochs, steps, b)
+    offset = torch.randint(1, a, anchors.shape, generator=g)
+    partners = anchors - anchors % a + (anchors % a + offset) % a
+    return anchors, partners
+
+
+# ---------------------------------------------------------------- the stacked program
+
+
+def _forward(p: dict[str, torch.Tensor], x: torch.Tensor):
+    """x: (S, M, 3) -> hidden h (S, M, H), |y| (S, M, 1), z (S, M, D)."""
+    h = torch.baddbmm(p["b1"], x, p["W1"])
+    y = torch.baddbmm(p["b2"], h, p["W2"])
+    r = y.norm(dim=-1, keepdim=True)
+    return h, r, y / r
+
+
+def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | None) -> list[B1Run]:
+    c0 = configs[0]
+    datas = [make_data(c) for c in configs]
+    flat = torch.stack([d.x_aug.reshape(-1, 3) for d in datas])  # (S, M, 3)
+    points = torch.stack([d.x for d in datas])  # (S, N, 3)
+    p = {k: torch.stack([init_weights(c)[k] for c in configs]) for k in ("W1", "b1", "W2", "b2")}
+    p["b1"], p["b2"] = p["b1"].unsqueeze(1), p["b2"].unsqueeze(1)
+    neg_lr = torch.tensor([-c.lr for c in configs]).view(-1, 1, 1)
+    orders = [sample_order(c) for c in configs]
+    anchors = torch.stack([o[0] for o in orders], dim=2)  # (E, steps, S, B)
+    partners = torch.stack([o[1] for o in orders], dim=2)
+    batch_idx = torch.cat([anchors, partners], dim=-1)  # (E, steps, S, 2B)
+    rows = torch.arange(len(configs)).view(-1, 1)
+
+    S, E, N, A, D = len(configs), c0.epochs, c0.n_points, c0.n_aug, c0.dim
+    z = torch.empty(E + 1, S, N, D)
+    z_aug = torch.empty(E + 1, S, N * A, D)
+    loss = torch.empty(E + 1, S)
+    with torch.no_grad():
+        _, _, z[0] = _forward(p, points)
+        _, _, z_aug[0] = _forward(p, flat)
+        for epoch in range(E):
+            dot_sum = torch.zeros(S)
+            for step in range(c0.steps_per_epoch):
+                dot_sum += _step(p, flat[rows, batch_idx[epoch, step]], neg_lr)
+            loss[epoch + 1] = 1.0 + dot_sum / (2 * c0.steps_per_epoch)
+            _, _, z[epoch + 1] = _forward(p, points)
+            _, _, z_aug[epoch + 1] = _forward(p, flat)
+            if progress:
+                progress(c0.steps_per_epoch)
+    loss[0] = _pair_loss(z_aug[0], c0)
+    # The blue center: epoch e uses the source points of the last batch of epoch e (epoch 0: the first one).
+    if E:
+        src = anchors // A
+        blue = torch.cat([src[:1, 0], src[:, -1]])  # (E+1, S, B)
+    else:
+        blue = torch.arange(min(c0.batch_size, N)).view(1, 1, -1).expand(1, S, -1) % N
+    return [
+        B1Run(config=c, z=z[:, i], z_aug=z_aug[:, i].reshape(E + 1, N, A, D), batch_index=blue[:, i], loss=loss[:, i])
+        for i, c in enumerate(configs)
+    ]
+
+
+def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> torch.Tensor:
+    """One SGD step on L = mean over pairs of (1 - <z_a, z_b>), with the gradient through both views.
+
+    x: (S, 2B, 3), rows [:B] anchors and [B:] their partners; neg_lr: (S, 1, 1) = -learning rate.
+    Returns (S,) the sum over rows of <z, ∂L/∂z> = -2·mean<z_a, z_b>, from which the caller gets the loss.
+    """
+    n_pairs = x.shape[1] // 2
+    h, r, z = _forward(p, x)
+    gz = z.roll(n_pairs, dims=1).mul_(-1.0 / n_pairs)  # ∂L/∂z_a = -z_b / B, and vice versa
+    dot = (z * gz).sum(-1, keepdim=True)
+    gy = (gz - z * dot).div_(r)  # back through z = y/|y|: drop the radial part, scale by 1/|y|
+    gh = torch.bmm(gy, p["W2"].transpose(1, 2))
+    p["W2"].baddbmm_(h.transpose(1, 2), gy * neg_lr)
+    p["b2"].add_(gy.sum(1, keepdim=True) * neg_lr)
+    p["W1"].baddbmm_(x.transpose(1, 2), gh * neg_lr)
+    p["b1"].add_(gh.sum(1, keepdim=True) * neg_lr)
+    return dot.sum(dim=(1, 2))
+
+
+def _pair_loss(z_aug_flat: torch.Tensor, c: B1Config) -> torch.Tensor:
+    """Mean over all pairs of different augmentations of one point of 1 - <z_a, z_b>. (S, N·A, D) -> (S,)."""
+    zz = z_aug_flat.reshape(z_aug_flat.shape[0], c.n_points, c.n_aug, -1)
+    m = zz.sum(2)
+    same = (m * m).sum(-1) - (zz * zz).sum((-1, -2))  # Σ_{a≠b} <z_a, z_b> per point
+    return 1.0 - same.mean(-1) / (c.n_aug * (c.n_aug - 1))
+
+
+def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] | None = None) -> list[B1Run]:
+    """Train every config; settings that share (batch size, epochs, sizes) run as one stacked program.
+
+    progress(done_steps, total_steps) is called after every epoch of every group.
+    Returns the runs in the order of `configs`.
+    """
+    configs = list(configs)
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        key = (c.batch_size, c.epochs, c.n_points, c.n_aug, c.hidden, c.dim)
+        groups.setdefault(key, []).append(i)
+    total = sum(configs[idx[0]].epochs * configs[idx[0]].steps_per_epoch for idx in groups.values())
+    done = 0
+
+    def tick(steps: int) -> None:
+        nonlocal done
+        done += steps
+        if progress:
+            progress(done, total)
+
+    runs: list[B1Run | None] = [None] * len(configs)
+    for idx in groups.values():
+        for i, run in zip(idx, _train_group([configs[i] for i in idx], tick)):
+            runs[i] = run
+    return runs  # type: ignore[return-value]
+
+
+def with_overrides(c: B1Config, **kw) -> B1Config:
+    return replace(c, **kw)
