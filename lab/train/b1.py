@@ -8,7 +8,7 @@ the plain nn.Module + autograd + optim.SGD loop that this must match step for st
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -21,7 +21,7 @@ AUGMENTATIONS = ("centered", "shifted")
 # Defaults, chosen once (README "Defaults" explains each):
 DEFAULT_LR = 0.1  # plain SGD; a quick check found collapse robust for lr >= 0.05, unreliable at 0.01
 DEFAULT_NOISE = 0.1  # augmentation std σ: augmentations stay close to their point, as crops of one image do
-DEFAULT_SHIFT = (3.0, 0.0, 0.0)  # |k| = 3 ≫ σ: the augmented cloud is clearly biased; |k| = 1 barely turns s
+DEFAULT_SHIFT = (2.0, 0.0, 0.0)  # |k| = 20σ: turns the center as often as |k| = 3, without starting collapsed
 DEFAULT_HIDDEN = 16
 
 PAPER_SETTINGS: dict[str, dict] = {
@@ -162,7 +162,8 @@ def _generator(seed: int, stream: int) -> torch.Generator:
 
 
 def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
-    """nn.Linear's default init (U(±1/√fan_in) for weight and bias), stored as x @ W + b.
+    """nn.Linear's default init (U(±1/√fan_in) for weight and bias), in nn.Linear's layout:
+    W1 (H, 3), b1 (H,), W2 (D, H), b2 (D,).
 
     Depends only on (seed, hidden, dim): all four paper settings start from the same projector.
     """
@@ -173,8 +174,8 @@ def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
         return (torch.rand(*shape, generator=g) * 2 - 1) * bound
 
     return {
-        "W1": uniform(3, c.hidden, fan_in=3), "b1": uniform(c.hidden, fan_in=3),
-        "W2": uniform(c.hidden, c.dim, fan_in=c.hidden), "b2": uniform(c.dim, fan_in=c.hidden),
+        "W1": uniform(c.hidden, 3, fan_in=3), "b1": uniform(c.hidden, fan_in=3),
+        "W2": uniform(c.dim, c.hidden, fan_in=c.hidden), "b2": uniform(c.dim, fan_in=c.hidden),
     }
 
 
@@ -200,23 +201,51 @@ def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ---------------------------------------------------------------- the stacked program
+# Activations are kept feature-major, (S, features, samples): with 2 or 3 output features,
+# row-major matmuls and norms run several times slower on a CPU than this layout.
 
 
 def _forward(p: dict[str, torch.Tensor], x: torch.Tensor):
-    """x: (S, M, 3) -> hidden h (S, M, H), |y| (S, M, 1), z (S, M, D)."""
-    h = torch.baddbmm(p["b1"], x, p["W1"])
-    y = torch.baddbmm(p["b2"], h, p["W2"])
-    r = y.norm(dim=-1, keepdim=True)
+    """x: (S, 3, M) -> hidden h (S, H, M), |y| (S, 1, M), z (S, D, M)."""
+    h = torch.baddbmm(p["b1"], p["W1"], x)
+    y = torch.baddbmm(p["b2"], p["W2"], h)
+    r = y.square().sum(1, keepdim=True).sqrt_()
     return h, r, y / r
+
+
+def _features(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """x: (S, 3, M) -> z (S, M, D), sample-major as snapshots store it."""
+    return _forward(p, x)[2].transpose(1, 2)
+
+
+def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> torch.Tensor:
+    """One SGD step on L = mean over pairs of (1 - <z_a, z_b>), with the gradient through both views.
+
+    x: (S, 3, 2B), columns [:B] anchors and [B:] their partners; neg_lr: (S, 1, 1) = -learning rate.
+    Returns (S, 1, 2B) <z, ∂L/∂z> per sample (= -<z_a, z_b>/B), from which the caller gets the loss.
+    """
+    n_pairs = x.shape[2] // 2
+    h, r, z = _forward(p, x)
+    gz = z.roll(n_pairs, dims=2).mul_(-1.0 / n_pairs)  # ∂L/∂z_a = -z_b / B, and vice versa
+    dot = (z * gz).sum(1, keepdim=True)
+    # Back through z = y/|y| (drop the radial part, scale by 1/|y|), with the step size folded in.
+    step_y = gz.addcmul_(z, dot, value=-1.0).div_(r).mul_(neg_lr)
+    step_h = torch.bmm(p["W2"].transpose(1, 2), step_y)
+    p["W2"].baddbmm_(step_y, h.transpose(1, 2))
+    p["b2"].add_(step_y.sum(2, keepdim=True))
+    p["W1"].baddbmm_(step_h, x.transpose(1, 2))
+    p["b1"].add_(step_h.sum(2, keepdim=True))
+    return dot
 
 
 def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | None) -> list[B1Run]:
     c0 = configs[0]
     datas = [make_data(c) for c in configs]
     flat = torch.stack([d.x_aug.reshape(-1, 3) for d in datas])  # (S, M, 3)
-    points = torch.stack([d.x for d in datas])  # (S, N, 3)
+    points_t = torch.stack([d.x.T for d in datas])  # (S, 3, N)
+    flat_t = flat.transpose(1, 2).contiguous()  # (S, 3, M)
     p = {k: torch.stack([init_weights(c)[k] for c in configs]) for k in ("W1", "b1", "W2", "b2")}
-    p["b1"], p["b2"] = p["b1"].unsqueeze(1), p["b2"].unsqueeze(1)
+    p["b1"], p["b2"] = p["b1"].unsqueeze(2), p["b2"].unsqueeze(2)
     neg_lr = torch.tensor([-c.lr for c in configs]).view(-1, 1, 1)
     orders = [sample_order(c) for c in configs]
     anchors = torch.stack([o[0] for o in orders], dim=2)  # (E, steps, S, B)
@@ -229,15 +258,14 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
     z_aug = torch.empty(E + 1, S, N * A, D)
     loss = torch.empty(E + 1, S)
     with torch.no_grad():
-        _, _, z[0] = _forward(p, points)
-        _, _, z_aug[0] = _forward(p, flat)
+        z[0], z_aug[0] = _features(p, points_t), _features(p, flat_t)
         for epoch in range(E):
-            dot_sum = torch.zeros(S)
-            for step in range(c0.steps_per_epoch):
-                dot_sum += _step(p, flat[rows, batch_idx[epoch, step]], neg_lr)
-            loss[epoch + 1] = 1.0 + dot_sum / (2 * c0.steps_per_epoch)
-            _, _, z[epoch + 1] = _forward(p, points)
-            _, _, z_aug[epoch + 1] = _forward(p, flat)
+            # One gather per epoch: (steps, S, 3, 2B)
+            batches = flat[rows, batch_idx[epoch]].transpose(-1, -2).contiguous()
+            dots = [_step(p, batches[step], neg_lr) for step in range(c0.steps_per_epoch)]
+            # mean <z_a, z_b> = -(Σ_samples dot) / 2 per step
+            loss[epoch + 1] = 1.0 + torch.stack(dots).sum(dim=(0, 2, 3)) / (2 * c0.steps_per_epoch)
+            z[epoch + 1], z_aug[epoch + 1] = _features(p, points_t), _features(p, flat_t)
             if progress:
                 progress(c0.steps_per_epoch)
     loss[0] = _pair_loss(z_aug[0], c0)
@@ -251,25 +279,6 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
         B1Run(config=c, z=z[:, i], z_aug=z_aug[:, i].reshape(E + 1, N, A, D), batch_index=blue[:, i], loss=loss[:, i])
         for i, c in enumerate(configs)
     ]
-
-
-def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> torch.Tensor:
-    """One SGD step on L = mean over pairs of (1 - <z_a, z_b>), with the gradient through both views.
-
-    x: (S, 2B, 3), rows [:B] anchors and [B:] their partners; neg_lr: (S, 1, 1) = -learning rate.
-    Returns (S,) the sum over rows of <z, ∂L/∂z> = -2·mean<z_a, z_b>, from which the caller gets the loss.
-    """
-    n_pairs = x.shape[1] // 2
-    h, r, z = _forward(p, x)
-    gz = z.roll(n_pairs, dims=1).mul_(-1.0 / n_pairs)  # ∂L/∂z_a = -z_b / B, and vice versa
-    dot = (z * gz).sum(-1, keepdim=True)
-    gy = (gz - z * dot).div_(r)  # back through z = y/|y|: drop the radial part, scale by 1/|y|
-    gh = torch.bmm(gy, p["W2"].transpose(1, 2))
-    p["W2"].baddbmm_(h.transpose(1, 2), gy * neg_lr)
-    p["b2"].add_(gy.sum(1, keepdim=True) * neg_lr)
-    p["W1"].baddbmm_(x.transpose(1, 2), gh * neg_lr)
-    p["b1"].add_(gh.sum(1, keepdim=True) * neg_lr)
-    return dot.sum(dim=(1, 2))
 
 
 def _pair_loss(z_aug_flat: torch.Tensor, c: B1Config) -> torch.Tensor:
@@ -307,5 +316,3 @@ def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] |
     return runs  # type: ignore[return-value]
 
 
-def with_overrides(c: B1Config, **kw) -> B1Config:
-    return replace(c, **kw)

@@ -17,9 +17,9 @@ def plain_projector(c: B1Config) -> nn.Sequential:
     w = init_weights(c)
     net = nn.Sequential(nn.Linear(3, c.hidden), nn.Linear(c.hidden, c.dim))
     with torch.no_grad():
-        net[0].weight.copy_(w["W1"].T)
+        net[0].weight.copy_(w["W1"])
         net[0].bias.copy_(w["b1"])
-        net[1].weight.copy_(w["W2"].T)
+        net[1].weight.copy_(w["W2"])
         net[1].bias.copy_(w["b2"])
     return net
 

@@ -1,0 +1,5 @@
+import sys
+
+from lab.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""Command line: `python -m lab b1 --out DIR ...` (more subcommands join here as the lab grows).
+
+Bad input ends with one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _csv_floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three numbers like 2,0,0, got {text!r}") from None
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected three finite numbers like 2,0,0, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS
+
+    parser = _Parser(prog="python -m lab", description="Collapse Lab command line.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    b1 = sub.add_parser("b1", help="the paper's B.1 experiment: collapse on the circle, four settings")
+    b1.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    b1.add_argument("--settings", default=",".join(PAPER_SETTINGS),
+                    help="comma-separated settings (default: all four): " + ", ".join(PAPER_SETTINGS))
+    b1.add_argument("--epochs", type=int, help="epochs for every setting (default: the paper's, 200 or 500)")
+    b1.add_argument("--seed", type=int, default=0, help="seed of data, weights and batch order (default 0)")
+    b1.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"SGD learning rate (default {DEFAULT_LR})")
+    b1.add_argument("--noise", type=float, default=DEFAULT_NOISE,
+                    help=f"augmentation noise σ (default {DEFAULT_NOISE})")
+    b1.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT,
+                    help="shift k of the shifted augmentation, as kx,ky,kz (default %s)" %
+                         ",".join(f"{v:g}" for v in DEFAULT_SHIFT))
+    b1.add_argument("--sphere", action="store_true", help="features on the sphere S² (R³ → R³) instead of the circle")
+    b1.add_argument("--no-gif", action="store_true", help="write metrics.json only")
+    b1.add_argument("--fps", type=float, default=20.0, help="GIF frames per second (default 20, range 0.5-60)")
+    b1.add_argument("--size", type=int, default=480, help="GIF size in pixels (default 480, range 64-2048)")
+    b1.add_argument("--loop", type=int, default=0, help="GIF plays: 0 = forever (default)")
+    b1.add_argument("--max-frames", type=int, default=200,
+                    help="at most this many GIF frames, evenly spread over the epochs (default 200)")
+    return parser
+
+
+def _progress(prefix: str):
+    """A one-line progress bar on a terminal; silent when stderr is not one."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{prefix} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} steps")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def run_b1(args: argparse.Namespace) -> int:
+    from lab.train.b1 import PAPER_SETTINGS, paper_config, train_b1
+
+    names = [n.strip() for n in args.settings.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PAPER_SETTINGS]
+    if not names or unknown:
+        raise UsageError(f"unknown setting {', '.join(unknown) or repr(args.settings)}; "
+                         f"valid: {', '.join(PAPER_SETTINGS)}")
+    if not (math.isfinite(args.fps) and 0.5 <= args.fps <= 60):
+        raise UsageError(f"--fps must be in [0.5, 60], got {args.fps}")
+    if not 64 <= args.size <= 2048:
+        raise UsageError(f"--size must be in [64, 2048] pixels, got {args.size}")
+    if args.loop < 0 or args.max_frames < 2:
+        raise UsageError(f"--loop must be >= 0 and --max-frames >= 2, got {args.loop} and {args.max_frames}")
+    overrides = dict(seed=args.seed, lr=args.lr, noise=args.noise, shift=args.shift, dim=3 if args.sphere else 2)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    try:
+        configs = [paper_config(n, **overrides) for n in names]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a folder")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    runs = train_b1(configs, progress=_progress("training"))
+    train_seconds = time.perf_counter() - start
+    result = {
+        "train_seconds": train_seconds,
+        "runs": {n: r.metrics() for n, r in zip(names, runs)},
+        "configs": {n: r.config.to_dict() for n, r in zip(names, runs)},
+    }
+    _write_json_atomic(args.out / "metrics.json", result)
+    print(f"trained {len(runs)} setting(s) in {train_seconds:.2f} s -> {args.out / 'metrics.json'}")
+    for n, r in zip(names, runs):
+        m = r.metrics()
+        print(f"  {n}: final ‖s‖ augmented {m['center_norm_aug'][-1]:.3f}, dataset points {m['center_norm'][-1]:.3f}")
+    if not args.no_gif:
+        _write_pictures(args, names, runs, result["runs"])
+    return 0
+
+
+def _write_pictures(args: argparse.Namespace, names: Sequence[str], runs, metrics: dict) -> None:
+    from lab.render.frames import write_gif
+
+    for i, (name, run) in enumerate(zip(names, runs)):
+        path = write_gif(args.out / f"{name}.gif", run, fps=args.fps, size=args.size, loop=args.loop,
+                         max_frames=args.max_frames, title=name)
+        print(f"  wrote {path} ({i + 1}/{len(runs)})")
+    try:
+        from lab.render.figures import fig_b1, save_png
+    except ImportError:  # figures need matplotlib; the GIFs do not
+        return
+    save_png(fig_b1(metrics), args.out / "fig_b1.png")
+    print(f"  wrote {args.out / 'fig_b1.png'}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        return run_b1(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
