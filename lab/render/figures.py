@@ -163,7 +163,7 @@ def final_frames_grid(runs: Mapping[str, object], size: int = 360, epoch: int = 
     return grid
 
 
-def first_epoch_above(m: Mapping[str, Sequence[float]], key: str, threshold: float = 0.9) -> int | None:
+def _first_above(m: Mapping[str, Sequence[float]], key: str, threshold: float) -> int | None:
     """The first epoch at which metric `key` exceeds `threshold`, or None if it never does."""
     for e, v in zip(m["epoch"], m[key]):
         if v > threshold:
@@ -189,7 +189,7 @@ def summary_table(
         row = [name, str(int(m["epoch"][-1]))]
         for k in keys:
             vals = _series(m, k, name)
-            first = first_epoch_above(m, k, threshold)
+            first = _first_above(m, k, threshold)
             row += [f"{vals[-1]:.3f}", "never" if first is None else str(first)]
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
