@@ -76,8 +76,9 @@ class _Canvas:
     def __init__(self, size: int, dim: int):
         self.size = size
         self.pixels = np.full((size, size), WHITE, dtype=np.uint8)
-        self.scale = size * 0.40
-        self.cx, self.cy = size / 2, size * 0.53
+        # Room above for the caption and below for the legend; pull arrows may reach radius ~1.3.
+        self.scale = size * 0.36
+        self.cx, self.cy = size / 2, size * 0.52
         self.view = _view_matrix(dim)
 
     def to_screen(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,16 +203,27 @@ def _caption(draw: ImageDraw.ImageDraw, size: int, epoch: int, run, title: str |
     draw.text((size - pad - right, pad), norms, fill=TEXT, font=font)
     if title:
         draw.text((pad, pad + font.size + 2), title, fill=TEXT, font=small)
-    y = size - pad - small.size
-    x = pad
     legend = [(ARROW_INDEX["s_data"], "data s"), (ARROW_INDEX["s_batch"], "batch s"),
               (ARROW_INDEX["s_aug"], "augmented s"), (CENTER_TERM, "pull: center term"),
               (RESIDUAL_TERM, "pull: residual")]
+    # Flow the legend into as many bottom rows as the width needs.
+    rows: list[list[tuple[int, str, float]]] = [[]]
+    x = pad
     for color, label in legend:
-        draw.rectangle([x, y + small.size * 0.3, x + small.size, y + small.size * 0.7], fill=color)
-        x += small.size * 1.3
-        draw.text((x, y), label, fill=TEXT, font=small)
-        x += draw.textlength(label, font=small) + small.size
+        w = small.size * 1.3 + draw.textlength(label, font=small) + small.size
+        if rows[-1] and x + w > size - pad:
+            rows.append([])
+            x = pad
+        rows[-1].append((color, label, w))
+        x += w
+    line = small.size + 3
+    for r, row in enumerate(rows):
+        y = size - pad - line * (len(rows) - r)
+        x = pad
+        for color, label, w in row:
+            draw.rectangle([x, y + small.size * 0.3, x + small.size, y + small.size * 0.7], fill=color)
+            draw.text((x + small.size * 1.3, y), label, fill=TEXT, font=small)
+            x += w
 
 
 def gif_bytes(
