@@ -1,0 +1,152 @@
+"""A real browser against `streamlit run app.py`: home page -> circle page, change a control, download the GIF."""
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lab.train.b1 import DEFAULT_SHIFT
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = Path("/tmp/circle_page.png")
+TIMEOUT_MS = 60_000  # the first page load takes 5-7 s on the 2-core CI machine; leave room
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(root, subprocess_env, tmp_path_factory):
+    port = free_port()
+    log = (tmp_path_factory.mktemp("streamlit") / "server.log").open("w+")
+    # fileWatcherType none: other people edit files in this checkout; their saves must not rerun the app.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.fileWatcherType", "none"],
+        cwd=root, env=subprocess_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.seek(0)
+        output = log.read()
+        log.close()
+        assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM))
+        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+# What the page shows, read in the browser: the metric values and the ‖s‖ curves of the second
+# Plotly chart (last value and length of each trace), as one JSON string.
+SHOWN_JS = """() => JSON.stringify({
+    metrics: [...document.querySelectorAll('[data-testid="stMetricValue"]')].map(e => e.innerText),
+    curves: [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')].slice(1, 2)
+        .flatMap(gd => gd.data.map(t => [t.name, t.y[t.y.length - 1], t.x.length])),
+})"""
+
+
+def shown(page) -> dict:
+    return json.loads(page.evaluate(SHOWN_JS))
+
+
+def wait_until_both_change(page, before: dict) -> dict:
+    """A rerun replaces the sidebar first and the metrics and charts after training: wait for both."""
+    page.wait_for_function(
+        f"""before => {{ const now = JSON.parse(({SHOWN_JS})());
+            return now.metrics.length === before.metrics.length && now.curves.length === before.curves.length
+                && JSON.stringify(now.metrics) !== JSON.stringify(before.metrics)
+                && JSON.stringify(now.curves) !== JSON.stringify(before.curves); }}""",
+        arg=before, timeout=TIMEOUT_MS)
+    return shown(page)
+
+
+def wait_idle(page) -> None:
+    """Streamlit shows a status widget while a script runs; wait until it is gone."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+
+
+def test_home_to_circle_page_control_and_gif(page, server):
+    sync_api.expect.set_options(timeout=TIMEOUT_MS)
+    page.goto(server)
+    sync_api.expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')).to_have_count(1)
+    page.get_by_role("link", name="Collapse on the circle (paper Appendix B.1)").click()
+    sync_api.expect(page).to_have_url(f"{server}/Collapse_on_the_circle")
+    sync_api.expect(page.get_by_role("heading", name="Collapse on the circle")).to_be_visible()
+    plots = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')
+    sync_api.expect(plots).to_have_count(2)
+    sync_api.expect(page.locator('[data-testid="stMetricValue"]')).to_have_count(4)
+    wait_idle(page)
+    # Streamlit scrolls inside its own container, so full_page would stop at the viewport: grow it instead.
+    page.set_viewport_size({"width": 1500, "height": 2000})
+    page.screenshot(path=str(SCREENSHOT))
+    page.set_viewport_size({"width": 1500, "height": 1100})
+
+    # The animation carries its frames to the browser: it plays without the server.
+    n_frames = plots.first.evaluate("gd => gd._transitionData._frames.length")
+    assert n_frames == 60
+    before = shown(page)
+    assert len(before["metrics"]) == 4 and len(before["curves"]) == 3
+
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("shifted", exact=True).click()
+    after = wait_until_both_change(page, before)
+    wait_idle(page)
+    # The shift vector k appears only for shifted augmentation, at the library's default.
+    sync_api.expect(sidebar.get_by_label("x", exact=True)).to_have_value(f"{DEFAULT_SHIFT[0]:.2f}")
+    assert after != before
+
+    with page.expect_download(timeout=TIMEOUT_MS) as info:
+        page.get_by_role("button", name="Download this run as a GIF").click()
+    download = info.value
+    assert download.suggested_filename == "mini_batch_sgd_shifted_augmentation.gif"
+    data = Path(download.path()).read_bytes()
+    assert data[:6] == b"GIF89a"
+    gif = Image.open(io.BytesIO(data))
+    assert gif.n_frames > 1 and gif.is_animated
+    assert gif.size == (360, 360)
