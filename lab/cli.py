@@ -59,7 +59,29 @@ def build_parser() -> argparse.ArgumentParser:
     b1.add_argument("--loop", type=int, default=0, help="GIF plays: 0 = forever (default)")
     b1.add_argument("--max-frames", type=int, default=200,
                     help="at most this many GIF frames, evenly spread over the epochs (default 200)")
+    survey = sub.add_parser("b1-survey", help="check the paper's three B.1 claims on many seeds")
+    survey.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20, range 1-200)")
+    survey.add_argument("--lr", type=float, default=DEFAULT_LR)
+    survey.add_argument("--noise", type=float, default=DEFAULT_NOISE)
+    survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
     return parser
+
+
+def run_b1_survey(args: argparse.Namespace) -> int:
+    from lab.findings import survey_b1
+
+    if not 1 <= args.seeds <= 200:
+        raise UsageError(f"--seeds must be in [1, 200], got {args.seeds}")
+    try:
+        table = survey_b1(range(args.seeds), lr=args.lr, noise=args.noise, shift=args.shift)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"the paper's B.1 claims over seeds 0..{args.seeds - 1} (lr {args.lr}, noise {args.noise}, "
+          f"shift {','.join(f'{v:g}' for v in args.shift)}):")
+    for claim, held in table.items():
+        failed = [i for i, h in enumerate(held) if not h]
+        print(f"  {sum(held):3d}/{len(held)} held: {claim}" + (f"  (not for seeds {failed})" if failed else ""))
+    return 0
 
 
 def _progress(prefix: str):
@@ -149,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
-        return run_b1(args)
+        return {"b1": run_b1, "b1-survey": run_b1_survey}[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -22,6 +22,7 @@ class Finding:
     claim: str
     held: bool
     numbers: str
+    from_paper: bool = True  # False: a check of ours that puts a paper claim in context
 
 
 def first_epoch_above(values: Sequence[float], threshold: float = NEAR) -> int | None:
@@ -49,6 +50,17 @@ def check_b1(runs: dict[str, B1Run]) -> list[Finding]:
         held &= mb is not None and (b is None or mb < b)
         parts.append(f"{kind}: mini-batch epoch {_fmt_epoch(mb)} vs batch epoch {_fmt_epoch(b)}")
     out.append(Finding("mini-batch SGD reaches ‖s‖ > 0.9 in fewer epochs than batch SGD", held, "; ".join(parts)))
+    parts, held = [], True
+    for kind in ("centered", "shifted"):
+        steps = []
+        for mode in ("mini_batch_sgd", "batch_sgd"):
+            run = runs[f"{mode}_{kind}_augmentation"]
+            e = first_epoch_above(m[f"{mode}_{kind}_augmentation"]["center_norm_aug"])
+            steps.append(None if e is None else e * run.config.steps_per_epoch)
+        held &= steps[0] is not None and (steps[1] is None or steps[0] < steps[1])
+        parts.append(f"{kind}: mini-batch step {_fmt_epoch(steps[0])} vs batch step {_fmt_epoch(steps[1])}")
+    out.append(Finding("... and in fewer optimizer steps (mini-batch: 20 an epoch, batch: 1; read at epoch ends)", held,
+                       "; ".join(parts), from_paper=False))
     parts, held = [], True
     for mode in ("mini_batch_sgd", "batch_sgd"):
         angle = geo.angle_between_deg(runs[f"{mode}_centered_augmentation"].s_aug[-1],

@@ -116,9 +116,12 @@ def feature_animation(
     fig = go.Figure(data=static + first, frames=frames, _validate=False)
     play = dict(frame=dict(duration=frame_ms, redraw=dim == 3), fromcurrent=True, transition=dict(duration=0))
     fig.update_layout(
-        height=height, title=title, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-        legend=dict(orientation="h", yanchor="top", y=-0.12, font=dict(size=11)),
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.08, xanchor="left", showactive=False,
+        # Legend at the side and the title above the buttons: below the plot they collide with the slider.
+        height=height, title=dict(text=title, y=0.99, yanchor="top") if title else None,
+        margin=dict(l=10, r=10, t=70 if title else 40, b=10),
+        legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, font=dict(size=11)),
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.02, xanchor="left", yanchor="bottom",
+                          showactive=False,
                           buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
@@ -138,6 +141,11 @@ def feature_animation(
     return fig
 
 
+CURVE_LABELS = {
+    "center_norm": "‖s‖ dataset points (green)",
+    "center_norm_aug": "‖s‖ augmented points (red)",
+    "batch_center_norm": "‖s‖ one mini-batch (blue)",
+}
 CURVE_STYLES = {
     "center_norm": ("solid", style.CENTER_COLORS["s_data"]),
     "center_norm_aug": ("dash", style.CENTER_COLORS["s_aug"]),
@@ -165,7 +173,8 @@ def center_curves_figure(
         for key in keys:
             dash, rgb = CURVE_STYLES.get(key, ("solid", (80, 80, 80)))
             color = style.hex_color(rgb) if len(metrics) == 1 else palette[r % len(palette)]
-            label = key if len(metrics) == 1 else f"{name} · {key}"
+            pretty = CURVE_LABELS.get(key, key)
+            label = pretty if len(metrics) == 1 else f"{name} · {pretty}"
             fig.add_trace(go.Scatter(x=m[x], y=m[key], mode="lines", name=label,
                                      line=dict(color=color, dash=dash, width=2)))
     fig.add_hline(y=1.0, line=dict(color="#999", dash="dot", width=1), annotation_text="collapse",

@@ -192,11 +192,12 @@ def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:
     """
     g = _generator(c.seed, 2)
     n, a, b, steps = c.n_samples, c.n_aug, c.batch_size, c.steps_per_epoch
-    anchors = torch.stack([torch.randperm(n, generator=g) for _ in range(c.epochs)]) if c.epochs else \
-        torch.zeros(0, n, dtype=torch.long)
-    anchors = anchors[:, : steps * b].reshape(c.epochs, steps, b)
-    offset = torch.randint(1, a, anchors.shape, generator=g)
-    partners = anchors - anchors % a + (anchors % a + offset) % a
+    anchors = torch.empty(c.epochs, steps, b, dtype=torch.long)
+    offsets = torch.empty(c.epochs, steps, b, dtype=torch.long)
+    for e in range(c.epochs):  # epoch by epoch, so more epochs never change the earlier ones
+        anchors[e] = torch.randperm(n, generator=g)[: steps * b].view(steps, b)
+        offsets[e] = torch.randint(1, a, (steps, b), generator=g)
+    partners = anchors - anchors % a + (anchors % a + offsets) % a
     return anchors, partners
 
 
@@ -292,6 +293,9 @@ def _pair_loss(z_aug_flat: torch.Tensor, c: B1Config) -> torch.Tensor:
 def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] | None = None) -> list[B1Run]:
     """Train every config; settings that share (batch size, epochs, sizes) run as one stacked program.
 
+    Runs on one CPU thread: these tensors are tiny and extra threads only add overhead
+    (with 2 threads on a 2-core machine a run was seen to take 10x longer).
+
     progress(done_steps, total_steps) is called after every epoch of every group.
     Returns the runs in the order of `configs`.
     """
@@ -310,9 +314,14 @@ def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] |
             progress(done, total)
 
     runs: list[B1Run | None] = [None] * len(configs)
-    for idx in groups.values():
-        for i, run in zip(idx, _train_group([configs[i] for i in idx], tick)):
-            runs[i] = run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for idx in groups.values():
+            for i, run in zip(idx, _train_group([configs[i] for i in idx], tick)):
+                runs[i] = run
+    finally:
+        torch.set_num_threads(threads)
     return runs  # type: ignore[return-value]
 
 
