@@ -207,27 +207,23 @@ def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _forward(p: dict[str, torch.Tensor], x: torch.Tensor):
-    """x: (S, 3, M) -> hidden h (S, H, M), |y| (S, 1, M), z (S, D, M)."""
-    h = torch.baddbmm(p["b1"], p["W1"], x)
+    """x: (S, 4, M) inputs with a row of ones (so W1 (S, H, 4) carries b1) -> h (S, H, M), |y| (S, 1, M), z (S, D, M)."""
+    h = torch.bmm(p["W1"], x)
     y = torch.baddbmm(p["b2"], p["W2"], h)
     r = y.square().sum(1, keepdim=True).sqrt_()
     return h, r, y / r
 
 
-def _features(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """x: (S, 3, M) -> z (S, M, D), sample-major as snapshots store it."""
-    return _forward(p, x)[2].transpose(1, 2)
-
-
 def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> torch.Tensor:
     """One SGD step on L = mean over pairs of (1 - <z_a, z_b>), with the gradient through both views.
 
-    x: (S, 3, 2B), columns [:B] anchors and [B:] their partners; neg_lr: (S, 1, 1) = -learning rate.
+    x: (S, 4, 2B), columns [:B] anchors and [B:] their partners; neg_lr: (S, 1, 1) = -learning rate.
     Returns (S, 1, 2B) <z, ∂L/∂z> per sample (= -<z_a, z_b>/B), from which the caller gets the loss.
     """
-    n_pairs = x.shape[2] // 2
+    s, _, rows = x.shape
     h, r, z = _forward(p, x)
-    gz = z.roll(n_pairs, dims=2).mul_(-1.0 / n_pairs)  # ∂L/∂z_a = -z_b / B, and vice versa
+    # ∂L/∂z_a = -z_b / B and vice versa: swap the two halves.
+    gz = z.view(s, -1, 2, rows // 2).flip(2).view_as(z).mul_(-2.0 / rows)
     dot = (z * gz).sum(1, keepdim=True)
     # Back through z = y/|y| (drop the radial part, scale by 1/|y|), with the step size folded in.
     step_y = gz.addcmul_(z, dot, value=-1.0).div_(r).mul_(neg_lr)
@@ -235,40 +231,76 @@ def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> 
     p["W2"].baddbmm_(step_y, h.transpose(1, 2))
     p["b2"].add_(step_y.sum(2, keepdim=True))
     p["W1"].baddbmm_(step_h, x.transpose(1, 2))
-    p["b1"].add_(step_h.sum(2, keepdim=True))
     return dot
+
+
+def _full_batch_step(p: dict[str, torch.Tensor], x: torch.Tensor, partner: torch.Tensor,
+                     neg_lr: torch.Tensor) -> torch.Tensor:
+    """The same step when the batch is the whole dataset: every sample is an anchor once, so each
+    sample goes through the network once (not twice) and the pair gradients are gathered and scattered.
+
+    x: (S, 4, M) all samples; partner: (S, 1, M) the partner of anchor m, as sample indices.
+    ∂L/∂z_j = -(z_partner(j) + Σ_{m: partner(m) = j} z_m) / M. Returns (S, 1, M) like `_step`.
+    """
+    s, _, m = x.shape
+    h, r, z = _forward(p, x)
+    index = partner.expand_as(z)
+    gz = torch.gather(z, 2, index).scatter_add_(2, index, z).mul_(-1.0 / m)
+    dot = (z * gz).sum(1, keepdim=True)
+    step_y = gz.addcmul_(z, dot, value=-1.0).div_(r).mul_(neg_lr)
+    step_h = torch.bmm(p["W2"].transpose(1, 2), step_y)
+    p["W2"].baddbmm_(step_y, h.transpose(1, 2))
+    p["b2"].add_(step_y.sum(2, keepdim=True))
+    p["W1"].baddbmm_(step_h, x.transpose(1, 2))
+    return dot
+
+
+def _with_ones(x: torch.Tensor) -> torch.Tensor:
+    """(S, M, 3) samples -> (S, 4, M) feature-major with a row of ones for the first layer's bias."""
+    return torch.cat([x.transpose(1, 2), torch.ones(x.shape[0], 1, x.shape[1])], dim=1).contiguous()
 
 
 def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | None) -> list[B1Run]:
     c0 = configs[0]
+    S, E, N, A, D = len(configs), c0.epochs, c0.n_points, c0.n_aug, c0.dim
     datas = [make_data(c) for c in configs]
     flat = torch.stack([d.x_aug.reshape(-1, 3) for d in datas])  # (S, M, 3)
-    points_t = torch.stack([d.x.T for d in datas])  # (S, 3, N)
-    flat_t = flat.transpose(1, 2).contiguous()  # (S, 3, M)
-    p = {k: torch.stack([init_weights(c)[k] for c in configs]) for k in ("W1", "b1", "W2", "b2")}
-    p["b1"], p["b2"] = p["b1"].unsqueeze(2), p["b2"].unsqueeze(2)
+    # Snapshots: dataset points and augmented samples in one forward pass.
+    snapshot_x = _with_ones(torch.cat([torch.stack([d.x for d in datas]), flat], dim=1))
+    flat1 = torch.cat([flat, torch.ones(S, flat.shape[1], 1)], dim=2)  # (S, M, 4)
+    w = [init_weights(c) for c in configs]
+    p = {"W1": torch.stack([torch.cat([v["W1"], v["b1"][:, None]], dim=1) for v in w]),  # (S, H, 4)
+         "W2": torch.stack([v["W2"] for v in w]), "b2": torch.stack([v["b2"] for v in w]).unsqueeze(2)}
     neg_lr = torch.tensor([-c.lr for c in configs]).view(-1, 1, 1)
     orders = [sample_order(c) for c in configs]
     anchors = torch.stack([o[0] for o in orders], dim=2)  # (E, steps, S, B)
     partners = torch.stack([o[1] for o in orders], dim=2)
     batch_idx = torch.cat([anchors, partners], dim=-1)  # (E, steps, S, 2B)
-    rows = torch.arange(len(configs)).view(-1, 1)
+    rows = torch.arange(S).view(-1, 1)
 
-    S, E, N, A, D = len(configs), c0.epochs, c0.n_points, c0.n_aug, c0.dim
-    z = torch.empty(E + 1, S, N, D)
-    z_aug = torch.empty(E + 1, S, N * A, D)
+    z_all = torch.empty(E + 1, S, N + N * A, D)
     loss = torch.empty(E + 1, S)
     with torch.no_grad():
-        z[0], z_aug[0] = _features(p, points_t), _features(p, flat_t)
+        z_all[0] = _forward(p, snapshot_x)[2].transpose(1, 2)
+        full_batch = c0.batch_size == c0.n_samples
+        if full_batch:
+            all_x = _with_ones(flat)
+            # partner_of[e, s, 0, m]: the partner of sample m when m is the anchor (anchors: a permutation).
+            partner_of = torch.empty(E, S, 1, flat.shape[1], dtype=torch.long)
+            partner_of.scatter_(3, anchors[:, 0].unsqueeze(2), partners[:, 0].unsqueeze(2))
         for epoch in range(E):
-            # One gather per epoch: (steps, S, 3, 2B)
-            batches = flat[rows, batch_idx[epoch]].transpose(-1, -2).contiguous()
-            dots = [_step(p, batches[step], neg_lr) for step in range(c0.steps_per_epoch)]
+            if full_batch:
+                dots = [_full_batch_step(p, all_x, partner_of[epoch], neg_lr)]
+            else:
+                # One gather per epoch: (steps, S, 4, 2B)
+                batches = flat1[rows, batch_idx[epoch]].transpose(-1, -2).contiguous()
+                dots = [_step(p, batches[step], neg_lr) for step in range(c0.steps_per_epoch)]
             # mean <z_a, z_b> = -(Σ_samples dot) / 2 per step
             loss[epoch + 1] = 1.0 + torch.stack(dots).sum(dim=(0, 2, 3)) / (2 * c0.steps_per_epoch)
-            z[epoch + 1], z_aug[epoch + 1] = _features(p, points_t), _features(p, flat_t)
+            z_all[epoch + 1] = _forward(p, snapshot_x)[2].transpose(1, 2)
             if progress:
                 progress(c0.steps_per_epoch)
+    z, z_aug = z_all[:, :, :N], z_all[:, :, N:]
     loss[0] = _pair_loss(z_aug[0], c0)
     # The blue center: epoch e uses the source points of the last batch of epoch e (epoch 0: the first one).
     if E:
