@@ -3,13 +3,9 @@
 Run with `streamlit run app.py`; the pages in `pages/` appear in the sidebar by themselves.
 """
 import streamlit as st
-import torch
 
 from lab.render.interactive import feature_animation
 from lab.train.b1 import paper_config, train_b1
-
-# The B.1 models are tiny: extra threads only add contention (4x slower on a busy 2-core machine).
-torch.set_num_threads(1)
 
 st.set_page_config(page_title="Collapse Lab", layout="wide")
 

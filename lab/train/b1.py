@@ -224,14 +224,7 @@ def _step(p: dict[str, torch.Tensor], x: torch.Tensor, neg_lr: torch.Tensor) -> 
     h, r, z = _forward(p, x)
     # ∂L/∂z_a = -z_b / B and vice versa: swap the two halves.
     gz = z.view(s, -1, 2, rows // 2).flip(2).view_as(z).mul_(-2.0 / rows)
-    dot = (z * gz).sum(1, keepdim=True)
-    # Back through z = y/|y| (drop the radial part, scale by 1/|y|), with the step size folded in.
-    step_y = gz.addcmul_(z, dot, value=-1.0).div_(r).mul_(neg_lr)
-    step_h = torch.bmm(p["W2"].transpose(1, 2), step_y)
-    p["W2"].baddbmm_(step_y, h.transpose(1, 2))
-    p["b2"].add_(step_y.sum(2, keepdim=True))
-    p["W1"].baddbmm_(step_h, x.transpose(1, 2))
-    return dot
+    return _backward_and_update(p, x, h, r, z, gz, neg_lr)
 
 
 def _full_batch_step(p: dict[str, torch.Tensor], x: torch.Tensor, partner: torch.Tensor,
@@ -242,11 +235,16 @@ def _full_batch_step(p: dict[str, torch.Tensor], x: torch.Tensor, partner: torch
     x: (S, 4, M) all samples; partner: (S, 1, M) the partner of anchor m, as sample indices.
     ∂L/∂z_j = -(z_partner(j) + Σ_{m: partner(m) = j} z_m) / M. Returns (S, 1, M) like `_step`.
     """
-    s, _, m = x.shape
     h, r, z = _forward(p, x)
     index = partner.expand_as(z)
-    gz = torch.gather(z, 2, index).scatter_add_(2, index, z).mul_(-1.0 / m)
+    gz = torch.gather(z, 2, index).scatter_add_(2, index, z).mul_(-1.0 / x.shape[2])
+    return _backward_and_update(p, x, h, r, z, gz, neg_lr)
+
+
+def _backward_and_update(p, x, h, r, z, gz, neg_lr) -> torch.Tensor:
+    """From ∂L/∂z (S, D, M) to an in-place SGD update of W1 (bias included) and W2, b2. Returns <z, ∂L/∂z>."""
     dot = (z * gz).sum(1, keepdim=True)
+    # Back through z = y/|y| (drop the radial part, scale by 1/|y|), with the step size folded in.
     step_y = gz.addcmul_(z, dot, value=-1.0).div_(r).mul_(neg_lr)
     step_h = torch.bmm(p["W2"].transpose(1, 2), step_y)
     p["W2"].baddbmm_(step_y, h.transpose(1, 2))
