@@ -124,3 +124,8 @@ def test_four_paper_settings_on_request(circle):
     ends = {t["name"].split(" · ")[0]: t["x"][-1] for t in b1["data"]}
     assert ends["batch_sgd_shifted_augmentation"] == 500
     assert ends["mini_batch_sgd_centered_augmentation"] == 200
+    # The paper's claims, checked on these runs, with a verdict each (seed 0: the three paper claims hold).
+    verdicts = [m.value for m in circle.success] + [m.value for m in circle.warning]
+    assert len(verdicts) == 4
+    assert sum(v.startswith("**held**") for v in (m.value for m in circle.success)) == 3
+    assert any("optimizer steps" in v for v in verdicts)
