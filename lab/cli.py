@@ -59,12 +59,91 @@ def build_parser() -> argparse.ArgumentParser:
     b1.add_argument("--loop", type=int, default=0, help="GIF plays: 0 = forever (default)")
     b1.add_argument("--max-frames", type=int, default=200,
                     help="at most this many GIF frames, evenly spread over the epochs (default 200)")
+    toy = sub.add_parser("toy", help="train one SSL method on toy data over several seeds (method playground)")
+    toy.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
+    toy.add_argument("--dataset", required=True, help="one of: " + ", ".join(_dataset_names()))
+    toy.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a method knob or a training setting (batch_size, epochs, lr, dim, ...); repeatable")
+    toy.add_argument("--seeds", type=int, help="number of seeds trained together (default 5)")
+    toy.add_argument("--epochs", type=int, help="training epochs (default 250)")
+    toy.add_argument("--out", required=True, type=Path, help="output JSON file")
+    claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts")
+    claims.add_argument("--only", help="comma-separated claim keys (default: all)")
+    claims.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
+    claims.add_argument("--epochs", type=int, help="training epochs (default: the toy trainer's)")
+    claims.add_argument("--out", type=Path, help="also write the results as JSON here")
     survey = sub.add_parser("b1-survey", help="check the paper's three B.1 claims on many seeds")
     survey.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20, range 1-200)")
     survey.add_argument("--lr", type=float, default=DEFAULT_LR)
     survey.add_argument("--noise", type=float, default=DEFAULT_NOISE)
     survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
     return parser
+
+
+def _method_names() -> list[str]:
+    from lab.methods import METHOD_NAMES
+
+    return list(METHOD_NAMES)
+
+
+def _dataset_names() -> list[str]:
+    from lab.data.toy import DATASETS
+
+    return list(DATASETS)
+
+
+def run_toy(args: argparse.Namespace) -> int:
+    from lab.train.toy import toy_config, train_toy
+
+    settings = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        settings[key.strip()] = value.strip()
+    for key in ("seeds", "epochs"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    try:
+        config = toy_config(args.method, args.dataset, settings)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.out.exists() and args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a file name like run.json")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run = train_toy(config, progress=_progress(f"{config.method} on {config.dataset}"))
+    _write_json_atomic(args.out, run.to_json())
+    m = run.metrics
+    print(f"{config.method} on {config.dataset}, {config.seeds} seed(s), {run.steps} steps each, "
+          f"{run.train_seconds:.2f} s -> {args.out}")
+    print(f"  final center_norm {m['center_norm'][-1].mean():.3f} ± {m['center_norm'][-1].std(unbiased=False):.3f}, "
+          f"knn_acc {m['knn_acc'][-1].mean():.3f}, linear_acc {m['linear_acc'][-1].mean():.3f}")
+    if run.diverged:
+        print(f"  {run.diverged}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_claims_cli(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from lab.claims import results_table, run_claims
+
+    keys = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
+    try:
+        results = run_claims(keys, seeds=args.seeds, epochs=args.epochs, progress=_progress("claims"))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(results_table(results))
+    if args.out:
+        data = [{"claim": r.claim.key, "statement": r.claim.statement, "source": r.claim.source,
+                 "verdict": r.verdict,
+                 "datasets": {ds: {"held": ok, "test": test,
+                                   "numbers": {label: asdict(n) for label, n in r.numbers[ds].items()}}
+                              for ds, (ok, test) in r.per_dataset.items()}} for r in results]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(args.out, {"seeds": args.seeds, "results": data})
+    return 0
 
 
 def run_b1_survey(args: argparse.Namespace) -> int:
@@ -171,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
-        return {"b1": run_b1, "b1-survey": run_b1_survey}[args.command](args)
+        return {"b1": run_b1, "b1-survey": run_b1_survey, "toy": run_toy, "claims": run_claims_cli}[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,0 +1,37 @@
+"""SSL methods, one module each, found by name: `build_method("simsiam", {"predictor": False}, seeds, ...)`."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from lab.methods import barlow, byol, dino, invariance, simclr, simplified, simsiam, swav, triplet  # noqa: F401
+from lab.methods.base import REGISTRY, Method, config_fields, parse_value
+
+METHOD_NAMES = ("invariance", "simplified", "simsiam", "byol", "dino", "swav", "barlow", "simclr", "triplet")
+assert set(METHOD_NAMES) == set(REGISTRY), "every method module must register, and be listed here"
+
+
+def method_class(name: str) -> type[Method]:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHOD_NAMES)}")
+    return REGISTRY[name]
+
+
+def method_config(name: str, params: Mapping[str, Any] | None = None):
+    """The method's config with `params` applied; strings are parsed by field type. Unknown keys fail."""
+    cls = method_class(name).Config
+    fields = config_fields(cls)
+    values = {}
+    for key, value in (params or {}).items():
+        if key not in fields:
+            valid = ", ".join(fields) or "none"
+            raise ValueError(f"unknown parameter {key!r} for {name}; valid: {valid}")
+        values[key] = parse_value(fields[key], value) if isinstance(value, str) else value
+    return cls(**values)
+
+
+def build_method(name: str, params: Mapping[str, Any] | None, seeds: Sequence[int], in_dim: int, dim: int,
+                 hidden: int = 64) -> Method:
+    return method_class(name)(method_config(name, params), list(seeds), in_dim, dim, hidden)
+
+
+__all__ = ["METHOD_NAMES", "REGISTRY", "Method", "build_method", "method_class", "method_config"]

@@ -1,0 +1,122 @@
+"""What every SSL method shares: the encoder forward, the method interface, the registry.
+
+A method is a small module: a frozen config dataclass, the head it adds, its loss. The encoder
+(backbone → projector) exists once, here; methods compose it rather than inherit a large base.
+All tensors carry a leading seed dimension K (see `lab.nn`): x (K, N, d), z (K, N, D).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from lab import geometry as geo
+from lab.nn import SeedLinear, seed_generators, seed_mlp
+
+REGISTRY: dict[str, type["Method"]] = {}
+
+
+def register(cls: type["Method"]) -> type["Method"]:
+    """Class decorator: make a method findable by its `name`."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"method {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+class Encoder(nn.Module):
+    """Backbone MLP (in_dim → hidden → hidden, ReLU) and a linear projector (hidden → D).
+
+    x: (K, N, in_dim) -> h: (K, N, hidden) backbone features, y: (K, N, D) projector output (not normalised).
+    """
+
+    def __init__(self, gens: Sequence[torch.Generator], in_dim: int, hidden: int, dim: int):
+        super().__init__()
+        self.backbone = nn.Sequential(seed_mlp(gens, [in_dim, hidden, hidden]), nn.ReLU())
+        self.projector = SeedLinear(gens, hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.backbone(x)
+        return h, self.projector(h)
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """-cos(p, z) averaged over samples. p, z: (K, N, D) -> (K,). Collapse value: -1."""
+    return -(geo.normalize(p) * geo.normalize(z)).sum(-1).mean(-1)
+
+
+def squared_distance(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """‖z1 − z2‖² of normalised features, averaged over samples. (K, N, D) -> (K,). Collapse value: 0."""
+    return (geo.normalize(z1) - geo.normalize(z2)).square().sum(-1).mean(-1)
+
+
+class Method(nn.Module):
+    """Interface of an SSL method on K stacked seeds.
+
+    Subclasses set `name`, `Config` (a frozen dataclass of the method's knobs, defaults from the
+    method's paper) and `collapse_loss` (the loss value a collapsed model reaches, or None), build
+    their head in `__init__`, and implement `loss`.
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    collapse_loss: ClassVar[str | None] = None
+
+    def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64):
+        super().__init__()
+        self.cfg, self.k, self.dim = cfg, len(seeds), dim
+        self.encoder = Encoder(seed_generators(seeds, 1), in_dim, hidden, dim)
+        self.head_gens = seed_generators(seeds, 2)  # for the heads subclasses add
+
+    def loss(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x1, x2: (K, B, d) the two views -> (loss per seed (K,), logs of (K,) tensors)."""
+        raise NotImplementedError
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer groups; methods with a separate learning rate (SimSiam's predictor) override."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def after_step(self, progress: float) -> None:
+        """Called after every optimizer step with training progress in [0, 1] (EMA teachers, ...)."""
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised features on the sphere for evaluation and pictures. x: (K, N, d) -> (K, N, D)."""
+        return geo.normalize(self.encoder(x)[1])
+
+    @torch.no_grad()
+    def extra_metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Method-specific metrics on data x (K, N, d): name -> (K,)."""
+        return {}
+
+
+def config_fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def parse_value(field: dataclasses.Field, text: str) -> Any:
+    """A CLI/URL string -> the field's type, or ValueError naming the field and what it takes."""
+    kind = field.type if isinstance(field.type, type) else {"bool": bool, "int": int, "float": float,
+                                                             "str": str}.get(str(field.type), str)
+    if kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{field.name} takes true or false, got {text!r}")
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{field.name} takes a {kind.__name__}, got {text!r}") from None
+    return value  # nan/inf pass on to the config's own range check, which names the valid range
+
+
+def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok or (isinstance(value, float) and not math.isfinite(value)):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")

@@ -1,0 +1,98 @@
+"""DINO (Caron et al., 2021): student vs EMA teacher over K prototypes, teacher centered and sharpened.
+
+L = Σ_views CE(softmax((t − C)/τ_t), log_softmax(s/τ_s)), C ← m·C + (1 − m)·mean(t).
+Defaults from DINO: student temperature 0.1, teacher temperature 0.04, center momentum 0.9,
+teacher momentum 0.996; 32 prototypes instead of 65,536 for a 2-D toy. Without centering the
+teacher's softmax settles on one prototype and the features collapse (paper Fig. B.4).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lab import geometry as geo
+from lab.methods.base import Method, check_range, register
+from lab.nn import SeedLinear, ema_update
+
+
+@dataclass(frozen=True)
+class DINOConfig:
+    centering: bool = True
+    center_momentum: float = 0.9
+    temperature: float = 0.1
+    teacher_temperature: float = 0.04
+    teacher_momentum: float = 0.996
+    n_prototypes: int = 32
+
+    def __post_init__(self):
+        check_range("center_momentum", self.center_momentum, 0.0, 1.0)
+        check_range("temperature", self.temperature, 0.0, 10.0, low_open=True)
+        check_range("teacher_temperature", self.teacher_temperature, 0.0, 10.0, low_open=True)
+        check_range("teacher_momentum", self.teacher_momentum, 0.0, 1.0)
+        check_range("n_prototypes", self.n_prototypes, 2, 65536)
+
+
+class DINOHead(nn.Module):
+    """Normalised bottleneck -> weight-normalised prototypes. y: (K, B, D) -> logits (K, B, P)."""
+
+    def __init__(self, gens, dim: int, n_prototypes: int):
+        super().__init__()
+        self.last = SeedLinear(gens, dim, n_prototypes, bias=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(geo.normalize(y), geo.normalize(self.last.weight.transpose(1, 2)).transpose(1, 2))
+
+
+def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor, tau_s: float,
+              tau_t: float) -> torch.Tensor:
+    """Cross-entropy of the centered, sharpened teacher against the student.
+
+    student, teacher: (K, B, P) logits of different views; center: (K, 1, P) -> (K,).
+    """
+    target = torch.softmax((teacher - center) / tau_t, dim=-1)
+    return -(target * torch.log_softmax(student / tau_s, dim=-1)).sum(-1).mean(-1)
+
+
+@register
+class DINO(Method):
+    name = "dino"
+    Config = DINOConfig
+    collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
+
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
+        super().__init__(cfg, seeds, in_dim, dim, hidden)
+        self.head = DINOHead(self.head_gens, dim, cfg.n_prototypes)
+        self.teacher = copy.deepcopy(nn.ModuleDict({"encoder": self.encoder, "head": self.head}))
+        self.teacher.requires_grad_(False)
+        self.register_buffer("center", torch.zeros(self.k, 1, cfg.n_prototypes))
+
+    def _teacher_logits(self, x):
+        return self.teacher["head"](self.teacher["encoder"](x)[1])
+
+    def loss(self, x1, x2):
+        s1, s2 = self.head(self.encoder(x1)[1]), self.head(self.encoder(x2)[1])
+        with torch.no_grad():
+            t1, t2 = self._teacher_logits(x1), self._teacher_logits(x2)
+        c, ts, tt = self.center, self.cfg.temperature, self.cfg.teacher_temperature
+        loss = 0.5 * (dino_loss(s1, t2, c, ts, tt) + dino_loss(s2, t1, c, ts, tt))
+        if self.cfg.centering:
+            with torch.no_grad():
+                batch_mean = torch.cat([t1, t2], dim=1).mean(1, keepdim=True)
+                self.center.lerp_(batch_mean, 1.0 - self.cfg.center_momentum)
+        return loss, {}
+
+    def after_step(self, progress):
+        ema_update(self.teacher["encoder"], self.encoder, self.cfg.teacher_momentum)
+        ema_update(self.teacher["head"], self.head, self.cfg.teacher_momentum)
+
+    @torch.no_grad()
+    def extra_metrics(self, x):
+        """teacher_entropy: entropy of the mean teacher distribution over x (ln K = uniform, 0 = one prototype)."""
+        t = torch.softmax((self._teacher_logits(x) - self.center) / self.cfg.teacher_temperature, dim=-1)
+        mean = t.mean(1)
+        return {"teacher_entropy": -(mean * mean.clamp_min(1e-12).log()).sum(-1),
+                "teacher_entropy_max": torch.full((self.k,), math.log(self.cfg.n_prototypes))}

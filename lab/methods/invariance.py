@@ -1,0 +1,22 @@
+"""Invariance only: pull two views together, nothing pushes the center back. Collapses (paper eq. 2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.methods.base import Method, register, squared_distance
+
+
+@dataclass(frozen=True)
+class InvarianceConfig:
+    pass
+
+
+@register
+class Invariance(Method):
+    name = "invariance"
+    Config = InvarianceConfig
+    collapse_loss = "0 (every feature the same point)"
+
+    def loss(self, x1, x2):
+        z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
+        return squared_distance(z1, z2), {}

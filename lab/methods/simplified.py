@@ -1,0 +1,37 @@
+"""The paper's simplified objective (§3.1, eq. 32): L = 0.5 (L_inv − λ ‖s‖), λ = −1 in the paper.
+
+With λ < 0 the loss adds a penalty on the center magnitude of the batch; λ = 0 is invariance only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lab import geometry as geo
+from lab.methods.base import Method, check_range, register, squared_distance
+
+
+@dataclass(frozen=True)
+class SimplifiedConfig:
+    lam: float = -1.0  # paper §3.1: "λ_L ... which we set to −1"
+
+    def __post_init__(self):
+        check_range("lam", self.lam, -100.0, 100.0)
+
+
+def simplified_loss(z1: torch.Tensor, z2: torch.Tensor, lam: float) -> torch.Tensor:
+    """0.5 (E‖z1 − z2‖² − λ ‖s‖), s the center of both views. z1, z2: (K, B, D) -> (K,)."""
+    s = geo.center_vector(torch.cat([geo.normalize(z1), geo.normalize(z2)], dim=-2))
+    return 0.5 * (squared_distance(z1, z2) - lam * s.norm(dim=-1))
+
+
+@register
+class Simplified(Method):
+    name = "simplified"
+    Config = SimplifiedConfig
+    collapse_loss = "0.5·(0 − λ) (invariance met, ‖s‖ = 1)"
+
+    def loss(self, x1, x2):
+        z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
+        return simplified_loss(z1, z2, self.cfg.lam), {}

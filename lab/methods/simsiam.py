@@ -1,0 +1,47 @@
+"""SimSiam (Chen & He, 2021): predictor + stop-gradient, L = −½[cos(p1, sg z2) + cos(p2, sg z1)].
+
+Defaults from the SimSiam paper: predictor on, stop-gradient on, the predictor at the same learning
+rate as the rest (their "fixed lr for the predictor" is 1.0 × base; the paper here sweeps 1 %…100 %).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.methods.base import Method, check_range, negative_cosine, register
+from lab.nn import seed_mlp
+
+
+@dataclass(frozen=True)
+class SimSiamConfig:
+    predictor: bool = True
+    stop_grad: bool = True
+    predictor_lr_scale: float = 1.0
+    predictor_hidden: int = 16  # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here
+
+    def __post_init__(self):
+        check_range("predictor_lr_scale", self.predictor_lr_scale, 0.0, 100.0, low_open=True)
+        check_range("predictor_hidden", self.predictor_hidden, 1, 4096)
+
+
+@register
+class SimSiam(Method):
+    name = "simsiam"
+    Config = SimSiamConfig
+    collapse_loss = "-1"
+
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
+        super().__init__(cfg, seeds, in_dim, dim, hidden)
+        self.predictor = seed_mlp(self.head_gens, [dim, cfg.predictor_hidden, dim], batchnorm=True) \
+            if cfg.predictor else None
+
+    def loss(self, x1, x2):
+        z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
+        p1, p2 = (self.predictor(z1), self.predictor(z2)) if self.predictor is not None else (z1, z2)
+        t1, t2 = (z1.detach(), z2.detach()) if self.cfg.stop_grad else (z1, z2)
+        return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
+
+    def param_groups(self, lr):
+        if self.predictor is None:
+            return super().param_groups(lr)
+        return [{"params": list(self.encoder.parameters()), "lr": lr},
+                {"params": list(self.predictor.parameters()), "lr": lr * self.cfg.predictor_lr_scale}]

@@ -1,0 +1,40 @@
+"""Triplet loss with another sample of the batch as the negative (paper §2.2, eq. 6).
+
+Default margin: the paper's limit α → ∞, L = ½(‖z_a − z_p‖² − ‖z_a − z_n‖²) with no hinge;
+a finite margin gives the usual max(0, ‖z_a − z_p‖² − ‖z_a − z_n‖² + α).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lab import geometry as geo
+from lab.methods.base import Method, register
+
+
+@dataclass(frozen=True)
+class TripletConfig:
+    margin: float = math.inf
+
+    def __post_init__(self):
+        if not (self.margin > 0):
+            raise ValueError(f"margin must be > 0 (inf: the paper's limit), got {self.margin!r}")
+
+
+def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, margin: float) -> torch.Tensor:
+    """za, zp, zn: (K, B, D) normalised anchor, positive, negative -> (K,)."""
+    gap = (za - zp).square().sum(-1) - (za - zn).square().sum(-1)
+    return (0.5 * gap if math.isinf(margin) else torch.relu(gap + margin)).mean(-1)
+
+
+@register
+class Triplet(Method):
+    name = "triplet"
+    Config = TripletConfig
+    collapse_loss = "0 (or the margin, with a hinge)"
+
+    def loss(self, x1, x2):
+        za, zp = geo.normalize(self.encoder(x1)[1]), geo.normalize(self.encoder(x2)[1])
+        return triplet_loss(za, zp, zp.roll(1, dims=1), self.cfg.margin), {}

@@ -1,0 +1,65 @@
+"""Representation metrics beyond the center (pure functions; a leading seed dimension K passes through).
+
+Center metrics live in `lab.geometry`. Here: kNN and linear accuracy, alignment and uniformity
+(Wang & Isola, 2020), effective rank (Roy & Vetterli, 2007).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def knn_accuracy(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor,
+                 k: int = 20, temperature: float = 0.07, n_classes: int | None = None) -> torch.Tensor:
+    """Weighted kNN (cosine similarity, weights exp(sim/T), as in InstDisc/DINO).
+
+    bank: (K, N, D) normalised, bank_y: (N,) or (K, N), query: (K, M, D) normalised,
+    query_y: (M,) or (K, M) -> (K,) accuracy.
+    """
+    kk = bank.shape[0]
+    bank_y, query_y = bank_y.expand(kk, -1), query_y.expand(kk, -1)
+    n_classes = n_classes or int(max(bank_y.max(), query_y.max())) + 1
+    sim = torch.bmm(query, bank.transpose(1, 2))  # (K, M, N)
+    top, idx = sim.topk(min(k, bank.shape[1]), dim=-1)
+    labels = torch.gather(bank_y.unsqueeze(1).expand(-1, idx.shape[1], -1), 2, idx)
+    votes = torch.zeros(*top.shape[:2], n_classes).scatter_add_(-1, labels, (top / temperature).exp())
+    return (votes.argmax(-1) == query_y).float().mean(-1)
+
+
+def linear_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                    ridge: float = 1e-3, n_classes: int | None = None) -> torch.Tensor:
+    """A linear classifier fit in closed form (ridge regression on one-hot labels, with bias).
+
+    train: (K, N, D), train_y: (N,) or (K, N), test: (K, M, D), test_y: (M,) or (K, M) -> (K,) test accuracy.
+    Closed form, so K seeds × epochs stay cheap.
+    """
+    kk = train.shape[0]
+    train_y, test_y = train_y.expand(kk, -1), test_y.expand(kk, -1)
+    n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
+    ones = torch.ones(*train.shape[:2], 1)
+    a = torch.cat([train, ones], -1)
+    target = torch.nn.functional.one_hot(train_y, n_classes).float()
+    gram = a.transpose(1, 2) @ a + ridge * train.shape[1] * torch.eye(a.shape[-1])
+    w = torch.linalg.solve(gram, a.transpose(1, 2) @ target)
+    pred = torch.cat([test, torch.ones(*test.shape[:2], 1)], -1) @ w
+    return (pred.argmax(-1) == test_y).float().mean(-1)
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """E‖z1 − z2‖² over positive pairs (lower: more invariant). (K, N, D) -> (K,)."""
+    return (z1 - z2).square().sum(-1).mean(-1)
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """log E exp(−t‖z_i − z_j‖²) over pairs i ≠ j (lower: more uniform; 0 when collapsed). (K, N, D) -> (K,)."""
+    n = z.shape[1]
+    d2 = (2 - 2 * torch.bmm(z, z.transpose(1, 2))).clamp_min_(0)
+    # Every term is at most 1 and the n diagonal terms are exactly exp(0) = 1: drop them after summing.
+    total = torch.exp(d2.mul_(-t)).sum((1, 2)) - n
+    return torch.log(total.clamp_min(1e-30) / (n * (n - 1)))
+
+
+def effective_rank(z: torch.Tensor) -> torch.Tensor:
+    """exp(entropy of the normalised singular values) of the centered features, in [1, D]. (K, N, D) -> (K,)."""
+    s = torch.linalg.svdvals(z - z.mean(1, keepdim=True))
+    p = s / s.sum(-1, keepdim=True).clamp_min(1e-12)
+    return torch.exp(-(p * p.clamp_min(1e-12).log()).sum(-1))

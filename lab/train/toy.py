@@ -1,0 +1,293 @@
+"""Toy trainer for the method playground: K seeds of one method trained as one batched program.
+
+Seeds are stacked along a leading dimension (see `lab.nn`), so K seeds cost one forward and one
+backward per step, not K. Runs on different datasets with the same method can stack too
+(`train_toys`), which is how the Fig. 3 / Fig. 4 suites answer live.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from lab import geometry as geo
+from lab import metrics as M
+from lab.data.toy import DATASETS, ToyData, make_toy
+from lab.methods import METHOD_NAMES, build_method, method_config
+from lab.methods.base import check_range
+from lab.render.frames import frame_epochs
+
+TRAIN_FIELDS = ("batch_size", "epochs", "lr", "momentum", "weight_decay", "dim", "hidden")
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """One playground setting: a method with its knobs on a dataset, over `seeds` seeds (seed, seed+1, ...).
+
+    Training defaults (SGD with momentum 0.9, lr 0.05, batch 100 of the 600 training points, 250
+    epochs = 1,500 steps, D = 3) are one setting for every method, chosen so that each standard
+    method keeps its center below collapse on blobs and moons (README, "Method playground").
+    """
+
+    method: str = "simsiam"
+    dataset: str = "blobs"
+    params: tuple[tuple[str, Any], ...] = ()
+    seeds: int = 5
+    seed: int = 0
+    data_seed: int = 0
+    batch_size: int = 100
+    epochs: int = 250
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    dim: int = 3  # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (README)
+    hidden: int = 64
+    n_train: int = 200
+    n_test: int = 100
+    max_evals: int = 51
+
+    def __post_init__(self):
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHOD_NAMES)}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
+        object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
+        self.method_config  # validates the method's knobs
+        check_range("seeds", self.seeds, 1, 64)
+        check_range("seed", self.seed, 0, 2**31 - 1)
+        check_range("batch_size", self.batch_size, 2, 3 * self.n_train)
+        check_range("epochs", self.epochs, 0, 100_000)
+        check_range("lr", self.lr, 0.0, 100.0, low_open=True)
+        check_range("momentum", self.momentum, 0.0, 0.999)
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_range("dim", self.dim, 2, 512)
+        check_range("hidden", self.hidden, 2, 4096)
+        check_range("max_evals", self.max_evals, 2, 10_000)
+        for name in ("seeds", "seed", "batch_size", "epochs", "dim", "hidden"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+
+    @property
+    def method_config(self):
+        return method_config(self.method, dict(self.params))
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return (3 * self.n_train) // self.batch_size
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Every parameter that decides the run: the method's knobs and the training settings."""
+        out = asdict(self.method_config)
+        out.update({k: getattr(self, k) for k in TRAIN_FIELDS})
+        out.update(seeds=self.seeds, seed=self.seed, data_seed=self.data_seed)
+        return out
+
+
+def toy_config(method: str, dataset: str, settings: Mapping[str, Any] | None = None) -> ToyConfig:
+    """Split key=value settings into the method's knobs and the training fields (strings parsed)."""
+    train_keys = {f for f in ToyConfig.__dataclass_fields__ if f not in ("method", "dataset", "params")}
+    params, train = {}, {}
+    method_keys = set(method_config(method).__dataclass_fields__) if method in METHOD_NAMES else set()
+    for key, value in (settings or {}).items():
+        if key in train_keys:
+            train[key] = _parse_train(key, value)
+        elif key in method_keys or method not in METHOD_NAMES:
+            params[key] = value
+        else:
+            valid = ", ".join(sorted(method_keys) + sorted(train_keys))
+            raise ValueError(f"unknown parameter {key!r} for {method}; valid: {valid}")
+    return ToyConfig(method=method, dataset=dataset, params=tuple(params.items()), **train)
+
+
+def _parse_train(key: str, value: Any) -> Any:
+    kind = type(ToyConfig.__dataclass_fields__[key].default)
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = kind(value)
+    except ValueError:
+        raise ValueError(f"{key} takes a {kind.__name__}, got {value!r}") from None
+    if isinstance(parsed, float) and not math.isfinite(parsed):
+        raise ValueError(f"{key} must be finite, got {value!r}")
+    return parsed
+
+
+@dataclass
+class ToyRun:
+    """A trained setting. epochs: the evaluated epochs (≤ max_evals, first and last included);
+    z: (T, K, N, D) features of the training points at those epochs; metrics: name -> (T, K)."""
+
+    config: ToyConfig
+    data: ToyData
+    epochs: list[int]
+    z: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+    train_seconds: float
+    diverged: str | None = None
+    s: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        self.s = geo.center_vector(self.z)
+
+    @property
+    def steps(self) -> int:
+        return self.config.epochs * self.config.steps_per_epoch
+
+    def to_json(self) -> dict:
+        """The CLI's output: {method, dataset, params, steps, train_seconds, epoch, metrics: {name: [[per epoch] per seed]}}."""
+        return {
+            "method": self.config.method,
+            "dataset": self.config.dataset,
+            "params": self.config.resolved_params(),
+            "steps": self.steps,
+            "train_seconds": self.train_seconds,
+            "epoch": self.epochs,
+            "metrics": {k: v.T.tolist() for k, v in self.metrics.items()},
+            "diverged": self.diverged,
+        }
+
+
+def _pair_indices(y: torch.Tensor, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """For each anchor index, a random other sample of the same class. y: (N,), anchors: (...,) -> (...,)."""
+    order = torch.argsort(y, stable=True)
+    counts = torch.bincount(y)
+    starts = torch.cumsum(counts, 0) - counts
+    cls = y[anchors]
+    pick = (torch.rand(anchors.shape, generator=g) * counts[cls]).long()
+    return order[starts[cls] + pick]
+
+
+def _evaluate(model, data: list[ToyData], xs_train, xs_test, ys_train, ys_test) -> tuple[torch.Tensor, dict]:
+    model.eval()
+    z = model.embed(xs_train)
+    zt = model.embed(xs_test)
+    pos = model.embed(xs_train[:, _positive_probe(ys_train[0])])
+    out = {
+        "center_norm": geo.center_norm(z),
+        "residual_norm": geo.residual_norm(z),
+        "z_std": geo.z_std(z),
+        "knn_acc": M.knn_accuracy(z, ys_train, zt, ys_test),
+        "linear_acc": M.linear_accuracy(z, ys_train, zt, ys_test),
+        "alignment": M.alignment(z, pos),
+        "uniformity": M.uniformity(zt),  # on the held-out points: 300², not 600², pairs
+        "effective_rank": M.effective_rank(z),
+    }
+    out.update(model.extra_metrics(xs_train))
+    model.train()
+    return z, out
+
+
+_PROBE: dict[int, torch.Tensor] = {}
+
+
+def _positive_probe(y: torch.Tensor) -> torch.Tensor:
+    """A fixed partner of the same class for every training point (for alignment)."""
+    key = hash(tuple(y.tolist()))
+    if key not in _PROBE:
+        _PROBE[key] = _pair_indices(y, torch.arange(len(y)), torch.Generator().manual_seed(12345))
+    return _PROBE[key]
+
+
+def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None) -> list[ToyRun]:
+    c0 = configs[0]
+    seeds = [s for c in configs for s in c.seed_list]
+    datas = [make_toy(c.dataset, c.data_seed, c.n_train, c.n_test) for c in configs for _ in c.seed_list]
+    xs_train = torch.stack([d.x_train for d in datas])
+    xs_test = torch.stack([d.x_test for d in datas])
+    ys_train = torch.stack([d.y_train for d in datas])
+    ys_test = torch.stack([d.y_test for d in datas])
+    k, n = xs_train.shape[:2]
+    torch.manual_seed(seeds[0])
+    model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
+    opt = torch.optim.SGD(model.param_groups(c0.lr), lr=c0.lr, momentum=c0.momentum,
+                          weight_decay=c0.weight_decay)
+    gens = [torch.Generator().manual_seed(s * 1_000_003 + 3) for s in seeds]
+    eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
+    steps, b = c0.steps_per_epoch, c0.batch_size
+    rows = torch.arange(k).view(-1, 1)
+    snaps, logs, epochs, diverged = [], [], [], None
+    start = time.perf_counter()
+
+    def record(epoch: int, loss: torch.Tensor) -> None:
+        z, m = _evaluate(model, datas, xs_train, xs_test, ys_train, ys_test)
+        m["loss"] = loss
+        snaps.append(z), logs.append(m), epochs.append(epoch)
+
+    with torch.no_grad():
+        first_loss = model.loss(xs_train[:, :b], xs_train[rows, _stack_pairs(ys_train, torch.arange(b), gens)])[0]
+    record(0, first_loss)
+    for epoch in range(1, c0.epochs + 1):
+        anchors = torch.stack([torch.randperm(n, generator=g)[: steps * b].view(steps, b) for g in gens], 1)
+        partners = torch.stack([_pair_indices(ys_train[i], anchors[:, i], gens[i]) for i in range(k)], 1)
+        epoch_loss = torch.zeros(k)
+        for step in range(steps):
+            x1, x2 = xs_train[rows, anchors[step]], xs_train[rows, partners[step]]
+            loss, _ = model.loss(x1, x2)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            model.after_step((epoch - 1 + (step + 1) / steps) / c0.epochs)
+            epoch_loss += loss.detach()
+        epoch_loss /= steps
+        if not torch.isfinite(epoch_loss).all():
+            bad = [seeds[i] for i in range(k) if not torch.isfinite(epoch_loss[i])]
+            diverged = f"training diverged at epoch {epoch}: the loss became NaN or infinite (seeds {bad})"
+            break
+        if epoch in eval_at:
+            record(epoch, epoch_loss)
+        if progress:
+            progress(epoch, c0.epochs)
+    seconds = time.perf_counter() - start
+    z = torch.stack(snaps)
+    metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
+    runs, at = [], 0
+    for c in configs:
+        sl = slice(at, at + c.seeds)
+        runs.append(ToyRun(c, datas[at], list(epochs), z[:, sl], {kk: v[:, sl] for kk, v in metrics.items()},
+                           seconds, diverged))
+        at += c.seeds
+    return runs
+
+
+def _stack_pairs(ys: torch.Tensor, anchors: torch.Tensor, gens) -> torch.Tensor:
+    return torch.stack([_pair_indices(ys[i], anchors, g) for i, g in enumerate(gens)])
+
+
+def _stack_key(c: ToyConfig) -> tuple:
+    return (c.method, c.params, c.batch_size, c.epochs, c.lr, c.momentum, c.weight_decay, c.dim, c.hidden,
+            c.n_train, c.n_test, c.max_evals)
+
+
+def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None = None) -> list[ToyRun]:
+    """Train several settings; those that differ only in dataset and seeds share one stacked program.
+
+    progress(done_epochs, total_epochs) over all programs. Returns runs in the order of `configs`.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(configs):
+        groups.setdefault(_stack_key(c), []).append(i)
+    total = sum(configs[idx[0]].epochs for idx in groups.values())
+    done = 0
+    out: list[ToyRun | None] = [None] * len(configs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads cost more than they give
+    try:
+        for idx in groups.values():
+            tick = (lambda e, t, base=done: progress(base + e, total)) if progress else None
+            for i, run in zip(idx, _train_stack([configs[i] for i in idx], tick)):
+                out[i] = run
+            done += configs[idx[0]].epochs
+    finally:
+        torch.set_num_threads(threads)
+    return out  # type: ignore[return-value]
+
+
+def train_toy(config: ToyConfig, progress: Callable[[int, int], None] | None = None) -> ToyRun:
+    return train_toys([config], progress)[0]
