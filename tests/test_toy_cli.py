@@ -37,12 +37,7 @@ BAD = {  # args -> words the one error line must contain
                  ["n_prototypes", "int"]),
     "zero test points": (["--method", "simsiam", "--dataset", "blobs", "--set", "n_test=0"], ["n_test", "[1, "]),
 }
-KNOWN_BUGS = {  # case -> what is wrong; strict xfail: the test fails loudly once fixed, then drop the entry
-    "lr nan": "lab/train/toy.py _parse_train rejects nan/inf with 'lr must be finite' before ToyConfig's "
-              "check_range can name the range (0.0, 100.0]",
-    "zero test points": "ToyConfig does not range-check n_train/n_test; make_toy raises inside train_toy, "
-                        "outside the CLI's try: traceback and exit status 1",
-}
+KNOWN_BUGS: dict[str, str] = {}  # case -> what is wrong; strict xfail: fails loudly once fixed
 
 
 def cases(names):
