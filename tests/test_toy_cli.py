@@ -110,7 +110,7 @@ def test_simsiam_json_contract(results):
     assert data["method"] == "simsiam" and data["dataset"] == "blobs"
     p = data["params"]
     assert p["lr"] == 0.03 and p["predictor"] is False and p["epochs"] == EPOCHS and p["seeds"] == SEEDS
-    for key in ("batch_size", "stop_grad", "predictor_lr_scale", "predictor_hidden", "momentum", "weight_decay",
+    for key in ("batch_size", "stop_grad", "predictor_lr_scale", "predictor_hidden", "sgd_momentum", "weight_decay",
                 "dim", "hidden"):
         assert key in p, key
     assert p["stop_grad"] is True  # defaults are resolved too
@@ -162,3 +162,10 @@ def test_bad_input_is_one_line_and_exit_2_in_a_real_process(results, case):
 @pytest.mark.parametrize("case", cases(BAD))
 def test_bad_input_is_one_line_and_exit_2(in_process, case):
     check_one_line_exit_2(in_process(case, BAD[case][0] + ["--epochs", "1"]), case)
+
+
+def test_byol_momentum_is_the_ema_knob_not_the_optimizer():
+    from lab.train.toy import toy_config
+
+    c = toy_config("byol", "blobs", {"momentum": "0.9", "sgd_momentum": "0.5"})
+    assert c.method_config.momentum == 0.9 and c.sgd_momentum == 0.5

@@ -20,7 +20,7 @@ from lab.methods import METHOD_NAMES, build_method, method_config
 from lab.methods.base import check_range
 from lab.render.frames import frame_epochs
 
-TRAIN_FIELDS = ("batch_size", "epochs", "lr", "momentum", "weight_decay", "dim", "hidden")
+TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class ToyConfig:
     batch_size: int = 100
     epochs: int = 250
     lr: float = 0.05
-    momentum: float = 0.9
+    sgd_momentum: float = 0.9  # not `momentum`: that name is BYOL's EMA knob (DESIGN §4)
     weight_decay: float = 1e-4
     dim: int = 3  # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (README)
     hidden: int = 64
@@ -61,7 +61,7 @@ class ToyConfig:
         check_range("batch_size", self.batch_size, 2, 3 * self.n_train)
         check_range("epochs", self.epochs, 0, 100_000)
         check_range("lr", self.lr, 0.0, 100.0, low_open=True)
-        check_range("momentum", self.momentum, 0.0, 0.999)
+        check_range("sgd_momentum", self.sgd_momentum, 0.0, 0.999)
         check_range("weight_decay", self.weight_decay, 0.0, 1.0)
         check_range("dim", self.dim, 2, 512)
         check_range("hidden", self.hidden, 2, 4096)
@@ -206,7 +206,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     k, n = xs_train.shape[:2]
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
-    opt = torch.optim.SGD(model.param_groups(c0.lr), lr=c0.lr, momentum=c0.momentum,
+    opt = torch.optim.SGD(model.param_groups(c0.lr), lr=c0.lr, momentum=c0.sgd_momentum,
                           weight_decay=c0.weight_decay)
     gens = [torch.Generator().manual_seed(s * 1_000_003 + 3) for s in seeds]
     eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
@@ -265,7 +265,7 @@ def _stack_pairs(ys: torch.Tensor, anchors: torch.Tensor, gens) -> torch.Tensor:
 
 
 def _stack_key(c: ToyConfig) -> tuple:
-    return (c.method, c.params, c.batch_size, c.epochs, c.lr, c.momentum, c.weight_decay, c.dim, c.hidden,
+    return (c.method, c.params, c.batch_size, c.epochs, c.lr, c.sgd_momentum, c.weight_decay, c.dim, c.hidden,
             c.n_train, c.n_test, c.max_evals)
 
 
