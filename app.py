@@ -66,3 +66,11 @@ st.page_link("pages/1_Collapse_on_the_circle.py", label="Collapse on the circle 
              icon=":material/radio_button_unchecked:")
 st.caption("Every knob of the B.1 toy: mini-batch vs batch SGD, centered vs shifted augmentations, learning "
            "rate, epochs, seed, circle or sphere; the center magnitudes per epoch or per step; a GIF to download.")
+st.page_link("pages/2_Method_playground.py", label="Method playground: nine SSL methods and their knobs",
+             icon=":material/tune:")
+st.caption("SimSiam, BYOL, DINO, SwAV, Barlow Twins, SimCLR, triplet, the paper's simplified objective and "
+           "invariance only, on toy data, several seeds at once; the whole setting lives in the link.")
+st.page_link("pages/3_Compare.py", label="Compare: the paper's Figs. 3 and 4, or any two settings",
+             icon=":material/compare:")
+st.page_link("pages/4_Claims.py", label="Claims: which of the paper's claims hold on toy data",
+             icon=":material/fact_check:")
