@@ -1,0 +1,518 @@
+"""Streamlit glue shared by the toy pages (Method playground, Compare). No science here.
+
+- `ToyForm`: the widgets of one toy setting, generated from the method's Config dataclass (bool → toggle,
+  int/float → a slider over sensible stops, or a number box), plus the training knobs; the same
+  setting read from and written to the page's URL query parameters, with one-line errors for bad values.
+- `train_cached`: train settings once per server (an LRU store shared by sessions) with a progress bar.
+
+URL scheme (one key per setting, values as text): `method`, `dataset`, each knob of the method under its
+own name (`predictor=false`, `lam=-1`, `momentum=0.99`, ...), the training knobs `seeds`, `epochs`, `lr`,
+`batch_size`, `dim`, `seed`, `sgd_momentum` (the optimizer's, to keep BYOL's `momentum` for the EMA),
+`weight_decay`, `hidden`, and view settings the page adds. A form with a `url_prefix` (Compare's `a.`,
+`b.`) reads and writes its keys with that prefix.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import streamlit as st
+
+from lab.data.toy import DATASETS
+from lab.methods import METHOD_NAMES, method_class, method_config
+from lab.train.toy import ToyConfig, ToyRun, train_toys
+
+METHOD_LABELS = {
+    "invariance": "Invariance only (collapses)",
+    "simplified": "Simplified (paper §3.1)",
+    "simsiam": "SimSiam",
+    "byol": "BYOL",
+    "dino": "DINO",
+    "swav": "SwAV",
+    "barlow": "Barlow Twins",
+    "simclr": "SimCLR (InfoNCE)",
+    "triplet": "Triplet",
+}
+DATASET_LABELS = {"blobs": "blobs (2-D)", "moons": "moons (2-D)", "circles": "circles (2-D)",
+                  "blobs3d": "blobs (3-D input)"}
+
+# Slider stops per knob: (method, name) first, then name. The default is always added.
+# A Config field may carry its own: dataclasses.field(metadata={"choices": (...)}).
+KNOB_STOPS: dict[Any, tuple] = {
+    ("simplified", "lam"): (-5.0, -2.0, -1.0, -0.5, -0.2, -0.1, 0.0, 0.1, 0.5, 1.0),
+    ("barlow", "lam"): (0.0, 0.001, 0.002, 0.0051, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
+    ("byol", "momentum"): (0.0, 0.5, 0.9, 0.95, 0.99, 0.996, 0.999, 1.0),
+    ("simclr", "temperature"): (0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+    "temperature": (0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    "predictor_lr_scale": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+    "predictor_hidden": (2, 4, 8, 16, 32, 64),
+    "center_momentum": (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0),
+    "teacher_momentum": (0.0, 0.9, 0.99, 0.996, 0.999, 1.0),
+    "teacher_temperature": (0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 0.5, 1.0),
+    "n_prototypes": (2, 3, 4, 8, 16, 32, 64, 128),
+    "epsilon": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    "sinkhorn_iters": (0, 1, 2, 3, 5, 10),
+    "margin": (0.1, 0.2, 0.5, 1.0, 2.0, math.inf),
+}
+KNOB_LABELS: dict[Any, str] = {
+    ("simplified", "lam"): "λ: center penalty weight",
+    ("barlow", "lam"): "λ: off-diagonal weight",
+    ("byol", "momentum"): "EMA momentum ε",
+    "predictor": "Predictor",
+    "stop_grad": "Stop-gradient",
+    "predictor_lr_scale": "Predictor learning rate (× lr)",
+    "predictor_hidden": "Predictor hidden width",
+    "centering": "Centering",
+    "center_momentum": "Center momentum",
+    "temperature": "Temperature τ",
+    "teacher_temperature": "Teacher temperature",
+    "teacher_momentum": "Teacher EMA momentum",
+    "n_prototypes": "Prototypes",
+    "fixed_prototypes": "Fixed prototypes",
+    "epsilon": "Sinkhorn ε",
+    "sinkhorn_iters": "Sinkhorn iterations",
+    "batchnorm": "BatchNorm",
+    "margin": "Margin α",
+}
+KNOB_HELP: dict[Any, str] = {
+    ("simplified", "lam"): "L = 0.5 (L_inv − λ‖s‖); the paper's λ = −1 adds ‖s‖ as a penalty. λ ≥ 0 lets it collapse.",
+    ("barlow", "lam"): "Weight of the off-diagonal (redundancy) term; 0 keeps only the invariance term.",
+    ("byol", "momentum"): "EMA of the teacher: lower → the teacher follows the student faster (paper Fig. 7).",
+    "predictor": "The predictor MLP on the online branch. SimSiam without it collapses (paper Fig. 4).",
+    "stop_grad": "No gradient through the target branch. SimSiam without it collapses (paper Fig. 4).",
+    "predictor_lr_scale": "The predictor's learning rate as a fraction of lr (paper Fig. B.6: 1 %…100 %).",
+    "centering": "Subtract an EMA of the teacher's batch mean. DINO without it collapses (paper Fig. B.4).",
+    "fixed_prototypes": "Keep the prototypes at their random start (paper Fig. 6).",
+    "sinkhorn_iters": "0 = no Sinkhorn-Knopp equipartition.",
+    "batchnorm": "Standardise each feature over the batch before the cross-correlation.",
+    "margin": "∞ = the paper's limit, no hinge.",
+}
+
+# The training knobs: (URL key, ToyConfig field, label, stops or None for a number box, page limits, help).
+TRAIN_SPECS = (
+    ("seeds", "seeds", "Seeds", (1, 2, 3, 4, 5), (1, 5),
+     "Seeds seed, seed+1, … trained together as one batched program; curves show their mean and spread."),
+    ("epochs", "epochs", "Epochs", (10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000), (1, 2000),
+     "Passes over the 600 training points."),
+    ("lr", "lr", "Learning rate", (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), None,
+     "SGD learning rate."),
+    ("batch_size", "batch_size", "Batch size", (10, 20, 30, 50, 100, 150, 200, 300, 600), None,
+     "Of the 600 training points (200 per class); a positive pair is two points of one class."),
+    ("dim", "dim", "Feature dimension D", (2, 3, 4, 8, 16, 32, 64, 128), None,
+     "2: the circle, 3: the sphere; above 3 the animation shows the first 3 coordinates."),
+    ("seed", "seed", "First seed", None, None, "Seeds used: seed, seed + 1, …"),
+)
+ADVANCED_SPECS = (
+    ("sgd_momentum", "sgd_momentum", "SGD momentum", (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), None, None),
+    ("weight_decay", "weight_decay", "Weight decay", (0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2), None, None),
+    ("hidden", "hidden", "Hidden width", (8, 16, 32, 64, 128, 256), None, "Width of the two-layer MLP backbone."),
+)
+RESERVED = ("lock", "lesson", "hide")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One setting: its URL key (`name`), widget, default and where it goes (`target`)."""
+
+    name: str
+    label: str
+    kind: type
+    default: Any
+    target: str  # "method" | "dataset" | "knob:<field>" | "train:<field>" | "view"
+    stops: tuple | None = None  # select_slider stops (or selectbox/radio options); None: a number box
+    limits: tuple | None = None  # the page's own [low, high], beyond the config's checks
+    help: str | None = None
+    group: str = "setting"  # "setting" | "training" | "advanced" | "view"
+    widget: str = "auto"  # "auto" | "selectbox" | "radio"
+    format: Callable[[Any], str] | None = field(default=None, compare=False)
+    # The options as a function of the values drawn before this one (e.g. which seed to show: < seeds).
+    options_from: Callable[[Mapping[str, Any]], tuple] | None = field(default=None, compare=False)
+
+    def show(self, value: Any) -> str:
+        return self.format(value) if self.format else fmt(value)
+
+
+# ---------------------------------------------------------------- values as text
+
+
+def fmt(value: Any) -> str:
+    """A value as a person reads it (and as the URL carries it, except bools: on/off here)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return "∞" if math.isinf(value) and value > 0 else f"{value:.6g}"
+    return str(value)
+
+
+def encode(value: Any) -> str:
+    """A value as URL text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) and value > 0 else f"{value:.6g}"
+    return str(value)
+
+
+def decode(p: Param, text: str) -> Any:
+    """URL text -> the param's type; ValueError naming the param and what it takes."""
+    text = text.strip()
+    if p.kind is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{p.name} takes true or false")
+    if p.kind is str:
+        if p.stops and text not in p.stops:
+            raise ValueError(f"{p.name} takes one of {', '.join(map(str, p.stops))}")
+        return text
+    try:
+        value = p.kind(text) if p.kind is int else float(text.replace("∞", "inf"))
+    except ValueError:
+        raise ValueError(f"{p.name} takes {'an integer' if p.kind is int else 'a number'}") from None
+    if p.kind is float and (math.isnan(value) or value == -math.inf):
+        raise ValueError(f"{p.name} takes a finite number")
+    return value
+
+
+def _lookup(table: Mapping, method: str, name: str, fallback=None):
+    return table.get((method, name), table.get(name, fallback))
+
+
+# ---------------------------------------------------------------- the form
+
+
+def method_params(method: str) -> list[Param]:
+    """The method's knobs as Params, generated from its Config dataclass."""
+    out = []
+    train_keys = {spec[0] for spec in TRAIN_SPECS + ADVANCED_SPECS}
+    for f in fields(method_class(method).Config):
+        kind = {"bool": bool, "int": int, "float": float}.get(str(f.type), f.type if isinstance(f.type, type) else str)
+        stops = f.metadata.get("choices") or _lookup(KNOB_STOPS, method, f.name)
+        if kind is bool:
+            stops = None
+        elif stops is not None:
+            stops = tuple(sorted(set(stops) | {f.default}))
+        url = f.name if f.name not in train_keys and f.name not in RESERVED else f"{method}_{f.name}"
+        out.append(Param(url, _lookup(KNOB_LABELS, method, f.name, f.name.replace("_", " ").capitalize()), kind,
+                         f.default, f"knob:{f.name}", stops, help=_lookup(KNOB_HELP, method, f.name)))
+    return out
+
+
+def _train_param(spec, group: str, defaults: Mapping[str, Any]) -> Param:
+    url, target, label, stops, limits, help_ = spec
+    default = defaults.get(url, ToyConfig.__dataclass_fields__[target].default)
+    kind = type(ToyConfig.__dataclass_fields__[target].default)
+    formatter = {"dim": lambda d: {2: "2 · circle", 3: "3 · sphere"}.get(d, str(d))}.get(url)
+    if stops is not None:
+        stops = tuple(sorted(set(stops) | {default}))
+    return Param(url, label, kind, default, f"train:{target}", stops, limits, help_, group, format=formatter)
+
+
+class ParamForm:
+    """Widgets of a list of Params: one session-state key each (`{prefix}{name}`), one URL key each
+    (`{url_prefix}{name}`); loaded from the URL with one-line errors, drawn, written back."""
+
+    def __init__(self, prefix: str, params: Sequence[Param] = (), url_prefix: str = ""):
+        self.prefix, self.url_prefix, self._params = prefix, url_prefix, list(params)
+
+    def params(self, method: str | None = None) -> list[Param]:
+        return self._params
+
+    def key(self, p: Param, method: str = "") -> str:
+        return f"{self.prefix}{p.name}"
+
+    def load(self, query: Mapping[str, str]) -> list[str]:
+        """Set every widget from the URL (absent keys: defaults); one-line errors for bad values."""
+        errors: list[str] = []
+        self.extra_stops.clear()
+        for p in self.params():
+            self._load_one(p, query.get(f"{self.url_prefix}{p.name}"), "", errors)
+        return errors
+
+    def widget(self, box, name: str, values: dict | None = None) -> Any:
+        """Draw the param `name` into `box`; returns its value."""
+        p = next(p for p in self.params() if p.name == name)
+        return self._render_one(box, p, "", set(), False, {} if values is None else values)
+
+    def query(self, values: Mapping[str, Any]) -> dict[str, str]:
+        return {f"{self.url_prefix}{p.name}": encode(values[p.name]) for p in self.params() if p.name in values}
+
+    # -------------------------------------------------------------- state
+    @property
+    def memory(self) -> dict:
+        return st.session_state.setdefault(f"{self.prefix}memory", {})
+
+    @property
+    def extra_stops(self) -> dict:
+        """Values loaded from a URL that are not slider stops: added to that slider's stops."""
+        return st.session_state.setdefault(f"{self.prefix}extra_stops", {})
+
+    def _set(self, key: str, value: Any) -> None:
+        st.session_state[key] = value
+        self.memory[key] = value
+
+    def _load_one(self, p: Param, raw: str | None, method: str, errors: list[str]) -> Any:
+        value = p.default
+        if raw is not None:
+            try:
+                value = self._validate(p, decode(p, raw), method)
+            except ValueError as err:
+                errors.append(f"URL parameter `{self.url_prefix}{p.name}={raw}`: {err}; "
+                              f"using the default {p.show(p.default)}.")
+                value = p.default
+        key = self.key(p, method)
+        self._set(key, value)
+        if p.stops and p.kind is not str and value not in p.stops:
+            self.extra_stops[key] = value
+        return value
+
+    def _validate(self, p: Param, value: Any, method: str) -> Any:
+        if p.kind is str and p.stops and value not in p.stops:
+            raise ValueError(f"{p.name} takes one of {', '.join(map(str, p.stops))}")
+        if p.limits and not (p.limits[0] <= value <= p.limits[1]):
+            raise ValueError(f"{p.name} must be in [{p.limits[0]}, {p.limits[1]}] here, got {fmt(value)}")
+        if p.target.startswith("knob:"):
+            method_config(method, {p.target[5:]: value})
+        elif p.target.startswith("train:"):
+            ToyConfig(method=method, **{p.target[6:]: value})
+        elif p.target == "view" and p.stops and not p.limits and value not in p.stops:
+            raise ValueError(f"{p.name} takes one of {', '.join(map(fmt, p.stops))}")
+        return value
+
+    def _render_one(self, box, p: Param, method: str, locked: set, hidden: bool, values: dict) -> Any:
+        key = self.key(p, method)
+        if key not in st.session_state:
+            st.session_state[key] = self.memory.get(key, p.default)
+        if hidden or p.name in locked or "all" in locked:
+            value = self.memory.get(key, st.session_state[key])
+            if not hidden:
+                box.markdown(f"🔒 {p.label}: **{p.show(value)}**", help="Fixed by this link.")
+            values[p.name] = value
+            return value
+        kw = dict(key=key, help=p.help)
+        if p.kind is bool:
+            value = box.toggle(p.label, **kw)
+        elif p.widget == "selectbox":
+            value = box.selectbox(p.label, p.stops, format_func=p.show, **kw)
+        elif p.widget == "radio":
+            stops = p.options_from(values) if p.options_from else p.stops
+            if st.session_state[key] not in stops:
+                st.session_state[key] = stops[0]
+            value = box.radio(p.label, stops, format_func=p.show, horizontal=True, **kw)
+        elif p.stops:
+            stops = p.stops
+            extra = self.extra_stops.get(key)
+            if extra is not None:
+                stops = tuple(sorted(set(stops) | {extra}))
+            if st.session_state[key] not in stops:  # e.g. a value typed into an earlier version of the page
+                st.session_state[key] = p.default
+            value = box.select_slider(p.label, stops, format_func=p.show, **kw)
+        elif p.kind is int:
+            value = box.number_input(p.label, min_value=0, step=1, **kw)
+        else:
+            value = box.number_input(p.label, step=0.01, format="%g", **kw)
+        self.memory[key] = value
+        values[p.name] = value
+        return value
+
+
+class ToyForm(ParamForm):
+    """The widgets of one toy setting; `prefix` makes widget keys unique (`pg_` → `pg_lr`,
+    `pg_simsiam_predictor`), `url_prefix` the URL keys (`a.` → `a.lr`).
+
+    Widget keys: {prefix}method, {prefix}dataset, {prefix}{method}_{knob}, {prefix}{url key} for training
+    and view params. Values live in session state under those keys; `{prefix}memory` keeps every value
+    last shown (a knob of a method not on screen, a locked control), since Streamlit drops the state
+    of widgets that are not drawn.
+    """
+
+    def __init__(self, prefix: str, url_prefix: str = "", defaults: Mapping[str, Any] | None = None,
+                 view: Sequence[Param] = (), advanced: bool = True, method: str = "simsiam",
+                 dataset: str = "blobs"):
+        self.prefix, self.url_prefix = prefix, url_prefix
+        self.defaults = dict(defaults or {})
+        self.method_param = Param("method", "Method", str, self.defaults.get("method", method), "method",
+                                  METHOD_NAMES, widget="selectbox", format=lambda m: METHOD_LABELS.get(m, m))
+        self.dataset_param = Param("dataset", "Dataset", str, self.defaults.get("dataset", dataset), "dataset",
+                                   tuple(DATASETS), widget="selectbox",
+                                   format=lambda d: DATASET_LABELS.get(d, d))
+        self.train = [_train_param(s, "training", self.defaults) for s in TRAIN_SPECS]
+        self.advanced = [_train_param(s, "advanced", self.defaults) for s in ADVANCED_SPECS] if advanced else []
+        self.view = list(view)
+
+    def key(self, p: Param, method: str) -> str:
+        if p.target in ("method", "dataset"):
+            return f"{self.prefix}{p.target}"
+        if p.target.startswith("knob:"):
+            return f"{self.prefix}{method}_{p.target[5:]}"
+        return f"{self.prefix}{p.name}"
+
+    def current_method(self) -> str:
+        key = self.key(self.method_param, "")
+        return st.session_state.get(key, self.memory.get(key, self.method_param.default))
+
+    def params(self, method: str) -> list[Param]:
+        return [self.method_param, self.dataset_param] + method_params(method) + self.train + self.advanced + self.view
+
+    # -------------------------------------------------------------- URL -> state
+    def load(self, query: Mapping[str, str]) -> list[str]:
+        """Set every widget from the URL (absent keys: defaults). Returns one-line errors for bad values;
+        a bad value falls back to the default."""
+        q = {k[len(self.url_prefix):]: v for k, v in query.items() if k.startswith(self.url_prefix)}
+        errors: list[str] = []
+        self.extra_stops.clear()
+        method = self._load_one(self.method_param, q.get("method"), "", errors)
+        ps = self.params(method)
+        known = {p.name for p in ps}
+        for name in q:
+            if name not in known and (self.url_prefix or name not in RESERVED):
+                valid = ", ".join(sorted(known))
+                errors.append(f"Unknown URL parameter `{self.url_prefix}{name}` for {method}; valid: {valid}.")
+        loaded = {"method": method}
+        for p in ps[1:]:
+            loaded[p.name] = self._load_one(p, q.get(p.name), method, errors)
+            if p.options_from and loaded[p.name] not in p.options_from(loaded):
+                options = p.options_from(loaded)
+                errors.append(f"URL parameter `{self.url_prefix}{p.name}={q.get(p.name)}`: {p.name} takes one of "
+                              f"{', '.join(map(fmt, options))} here; using {p.show(options[0])}.")
+                loaded[p.name] = options[0]
+                self._set(self.key(p, method), options[0])
+        return errors
+
+    # -------------------------------------------------------------- widgets
+    def render(self, box, locked: Iterable[str] = (), hidden: bool = False, groups: Sequence[str] | None = None,
+               method: str | None = None) -> dict[str, Any]:
+        """Draw the widgets into `box` (the sidebar, a column). locked: URL keys shown as text, not widgets
+        ("all" locks all); hidden: draw nothing. Returns {URL key: value} for every param."""
+        locked = set(locked)
+        values: dict[str, Any] = {}
+        method = self._render_one(box, self.method_param, "", locked, hidden, values) if method is None else method
+        values["method"] = method
+        heads = {"training": "Training", "advanced": None, "view": "View"}
+        adv = None
+        for p in self.params(method)[1:]:
+            if groups is not None and p.group not in groups:
+                values[p.name] = self.memory.get(self.key(p, method), p.default)
+                continue
+            target = box
+            if p.group == "advanced":
+                if adv is None and not hidden:
+                    adv = box.expander("Optimizer details")
+                target = adv
+            elif p.group in heads and heads[p.group] and not hidden:
+                box.markdown(f"**{heads.pop(p.group)}**")
+            self._render_one(target, p, method, locked, hidden, values)
+        return values
+
+    # -------------------------------------------------------------- state -> config, URL
+    def config(self, values: Mapping[str, Any]) -> ToyConfig:
+        """ValueError (one line, from ToyConfig) if the combination is invalid."""
+        method = values["method"]
+        knobs = {p.target[5:]: values[p.name] for p in method_params(method)}
+        train = {p.target[6:]: values[p.name] for p in self.train + self.advanced}
+        return ToyConfig(method=method, dataset=values["dataset"], params=tuple(knobs.items()), **train)
+
+    def query(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """{URL key: text} of the whole setting (every param, so a link survives changed defaults)."""
+        names = [p.name for p in self.params(values["method"])]
+        return {f"{self.url_prefix}{n}": encode(values[n]) for n in names if n in values}
+
+    def summary(self, values: Mapping[str, Any], names: Iterable[str] | None = None) -> str:
+        """One line: 'SimSiam on moons · Predictor off · Learning rate 0.03 · …' (all or the given params)."""
+        ps = {p.name: p for p in self.params(values["method"])}
+        head = f"{METHOD_LABELS.get(values['method'], values['method'])} on {values['dataset']}"
+        rest = [f"{ps[n].label} {ps[n].show(values[n])}" for n in (names or ps) if n in ps
+                and n not in ("method", "dataset")]
+        return " · ".join([head] + rest)
+
+
+def sync_url(forms_load: Callable[[Mapping[str, str]], list[str]], state_key: str) -> list[str]:
+    """Load the page from its URL when the URL is new to this session (first visit, a pasted or
+    clicked link); not after our own writes. Returns the load's errors (shown once)."""
+    query = {k: st.query_params[k] for k in st.query_params}
+    if st.session_state.get(state_key) == query:
+        return []
+    errors = forms_load(query)
+    st.session_state[state_key] = query
+    return errors
+
+
+def write_url(query: Mapping[str, str], state_key: str) -> None:
+    """Replace the URL's query with `query` (no rerun), remembering it as our own."""
+    query = dict(query)
+    current = {k: st.query_params[k] for k in st.query_params}
+    if current != query:
+        st.query_params.from_dict(query)
+    st.session_state[state_key] = query
+
+
+def parse_lock(query: Mapping[str, str], known: Iterable[str]) -> tuple[set[str], bool, list[str]]:
+    """lock=a,b (or all), lesson=1 / hide=all -> (locked URL keys, lesson view, errors)."""
+    errors = []
+    known = set(known)
+    locked = {x.strip() for x in query.get("lock", "").split(",") if x.strip()}
+    bad = sorted(locked - known - {"all"})
+    if bad:
+        errors.append(f"URL parameter `lock`: unknown control(s) {', '.join(bad)}; valid: all, "
+                      f"{', '.join(sorted(known))}.")
+        locked -= set(bad)
+    lesson = query.get("lesson", "").strip().lower() in ("1", "true", "yes", "on")
+    hide = query.get("hide", "").strip().lower()
+    if hide == "all":
+        lesson = True
+    elif hide:
+        errors.append(f"URL parameter `hide={hide}`: takes all (the same as lesson=1).")
+    return locked, lesson, errors
+
+
+# ---------------------------------------------------------------- training, cached per server
+
+_LOCK = threading.Lock()
+STORE_SIZE = 64
+
+
+@st.cache_resource(show_spinner=False)
+def _store() -> OrderedDict:
+    """Runs and figures by key, shared by every session of this server (least recently used dropped)."""
+    return OrderedDict()
+
+
+def memo(key: Any, make: Callable[[], Any]) -> Any:
+    """The value stored under `key`, made once per server."""
+    store = _store()
+    with _LOCK:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    value = make()
+    with _LOCK:
+        store[key] = value
+        while len(store) > STORE_SIZE:
+            store.popitem(last=False)
+    return value
+
+
+def train_cached(configs: Sequence[ToyConfig], label: str = "Training") -> list[ToyRun]:
+    """Train the settings not trained yet on this server (stacked by `train_toys`), with a progress bar."""
+    store = _store()
+    with _LOCK:
+        missing = list(dict.fromkeys(c for c in configs if ("run", c) not in store))
+    if missing:
+        bar = st.progress(0.0, text=f"{label}…")
+        shown = [-1]
+
+        def tick(done: int, total: int) -> None:
+            pct = int(100 * done / max(total, 1))
+            if pct != shown[0]:  # one message per percent, not per epoch
+                shown[0] = pct
+                bar.progress(pct / 100, text=f"{label}… epoch {done} of {total}")
+
+        for c, run in zip(missing, train_toys(missing, tick)):
+            memo(("run", c), lambda run=run: run)
+        bar.empty()
+    return [memo(("run", c), lambda c=c: train_toys([c])[0]) for c in configs]
