@@ -8,6 +8,7 @@ are safe to build in Streamlit scripts and worker threads.
 - `fig_b1`: the paper's Fig. B.1, center vector magnitude against epoch (or step) for the settings.
 - `final_frames_grid`: the paper's Fig. B.2, the last frame of each run tiled in a grid.
 - `summary_table`: final ‖s‖ and the first epoch past a threshold, as fixed-width text.
+- `fig_bands`: the paper's Figs. 3 and 4, per metric the mean over seeds with a min–max band per setting.
 - `save_png`: write a Figure or a PIL image to PNG atomically.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image, ImageDraw
@@ -198,6 +200,100 @@ def summary_table(
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+
+
+# The paper's Fig. 3/4 colours where they name a colour (SimSiam blue, no predictor red, no
+# stop-gradient pink, simplified green), in Okabe-Ito hues; other labels take the fallback colours.
+BAND_COLORS = {
+    "simsiam": "#0072B2",
+    "no predictor": "#D55E00",
+    "no stop-gradient": "#CC79A7",
+    "simplified": "#009E73",
+}
+
+BAND_METRIC_LABELS = {
+    "center_norm": "center vector magnitude ‖s‖",
+    "residual_norm": "residual magnitude",
+    "z_std": "std of z per dimension",
+    "knn_acc": "kNN accuracy (held-out points)",
+    "linear_acc": "linear accuracy (held-out points)",
+    "alignment": "alignment",
+    "uniformity": "uniformity",
+    "effective_rank": "effective rank",
+    "loss": "loss",
+}
+_UNIT_RANGE = ("center_norm", "center_norm_pre_bn", "center_norm_post_bn", "knn_acc", "linear_acc")
+
+
+def fig_bands(
+    runs: Mapping[str, object],
+    metrics: Sequence[str] | str = ("center_norm", "knn_acc"),
+    title: str | None = None,
+) -> Figure:
+    """The paper's Figs. 3 and 4: one subplot per metric; per run, the mean over seeds against epoch
+    (solid line) with a shaded band from the seeds' minimum to their maximum.
+
+    runs: {label: lab.train.toy.ToyRun} (reads `.epochs` and `.metrics[name]`, a (T, K) tensor of
+    T evaluated epochs by K seeds). Labels in `BAND_COLORS` get the paper's colours. center_norm gets
+    a dotted line at 1 ("collapse"); center norms and accuracies share the y range [0, 1.02].
+    The mean line of run `label` for metric `m` has gid f"{label}:{m}", its band f"{label}:{m}:band".
+    """
+    if not runs:
+        raise ValueError("runs is empty: give at least one run")
+    if not isinstance(runs, Mapping):
+        raise TypeError(f"runs must be a mapping {{label: run}}, got {type(runs).__name__}")
+    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
+    if not metrics:
+        raise ValueError("metrics is empty: name at least one metric")
+    for label, run in runs.items():
+        missing = [m for m in metrics if m not in run.metrics]
+        if missing:
+            raise ValueError(f"run {label!r} has no metric {', '.join(map(repr, missing))}; "
+                             f"available: {', '.join(sorted(run.metrics))}")
+    labels = list(runs)
+    colors, spare = {}, iter(_FALLBACK_COLORS * (1 + len(labels) // len(_FALLBACK_COLORS)))
+    for label in labels:
+        colors[label] = BAND_COLORS.get(label) or next(spare)
+    # Each later run a little thinner, so a curve drawn over another (two collapsed runs at ‖s‖ = 1)
+    # leaves the earlier one's edges visible.
+    widths = {label: max(1.2, 2.6 - 0.6 * i) for i, label in enumerate(labels)}
+
+    fig = Figure(figsize=(4.6 * len(metrics) + 0.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    x_max, seed_counts = 0.0, []
+    for ax, metric in zip(axes, metrics):
+        for label in labels:
+            run = runs[label]
+            values = run.metrics[metric]
+            values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+            if values.ndim == 1:  # a single seed
+                values = values[:, None]
+            xs = [float(e) for e in run.epochs]
+            if len(xs) != values.shape[0]:
+                raise ValueError(f"run {label!r}: {len(run.epochs)} epochs but {values.shape[0]} {metric} values")
+            x_max = max([x_max, *xs])
+            seed_counts.append(values.shape[1])
+            mean, low, high = values.mean(axis=1), values.min(axis=1), values.max(axis=1)
+            ax.fill_between(xs, low, high, color=colors[label], alpha=0.2, linewidth=0, gid=f"{label}:{metric}:band")
+            ax.plot(xs, mean, color=colors[label], linewidth=widths[label], label=label, gid=f"{label}:{metric}")
+        if metric == "center_norm":
+            ax.axhline(1.0, color="#777777", linestyle=":", linewidth=1.2, zorder=0)
+            ax.annotate("collapse", xy=(0.99, 1.0), xycoords=("axes fraction", "data"), xytext=(0, -3),
+                        textcoords="offset points", va="top", ha="right", color="#555555", fontsize=9)
+        if metric in _UNIT_RANGE:
+            ax.set_ylim(0.0, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(BAND_METRIC_LABELS.get(metric, metric))
+        ax.set_title(metric, fontsize=10)
+        ax.grid(True, color="#e5e5e5", linewidth=0.8)
+        ax.set_axisbelow(True)
+    for ax in axes:
+        ax.set_xlim(0.0, x_max if x_max > 0 else 1.0)
+    seeds = "/".join(str(n) for n in sorted(set(seed_counts)))
+    fig.suptitle(title if title is not None else f"Mean over {seeds} seeds; band: min to max over the seeds")
+    fig.legend(handles=[Line2D([], [], color=colors[n], linewidth=widths[n], label=n) for n in labels],
+               loc="outside lower center", ncols=min(len(labels), 4), frameon=False, fontsize=9)
+    return fig
 
 
 def save_png(fig_or_image: Figure | Image.Image, path: str | os.PathLike, dpi: int = 120) -> Path:
