@@ -124,7 +124,8 @@ CLAIMS: tuple[Claim, ...] = (
 CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
-def _numbers(run: ToyRun) -> Numbers:
+def summarize(run: ToyRun) -> Numbers:
+    """Final-epoch mean and std over seeds of center_norm and knn_acc."""
     c, k = run.metrics["center_norm"][-1], run.metrics["knn_acc"][-1]
     return Numbers(c.mean().item(), c.std(unbiased=False).item(), k.mean().item(), k.std(unbiased=False).item(),
                    run.diverged)
@@ -153,9 +154,15 @@ def run_claims(keys: Sequence[str] | None = None, seeds: int = 5, epochs: int | 
     claims = [c for c in CLAIMS if keys is None or c.key in keys]
     configs = claim_configs(claims, seeds, epochs, datasets)
     runs = dict(zip(configs, train_toys(list(configs.values()), progress)))
+    return judge(claims, runs, datasets)
+
+
+def judge(claims: Sequence[Claim], runs: Mapping[tuple[str, str, tuple], ToyRun],
+          datasets: Sequence[str] = DATASETS) -> list[Result]:
+    """Verdicts for claims on runs already trained, keyed like `claim_configs` ((method, dataset, params))."""
     results = []
     for claim in claims:
-        numbers = {ds: {label: _numbers(runs[(m, ds, p)]) for label, m, p in claim.variants} for ds in datasets}
+        numbers = {ds: {label: summarize(runs[(m, ds, p)]) for label, m, p in claim.variants} for ds in datasets}
         per_dataset = {ds: claim.check(numbers[ds]) for ds in datasets}
         held = [ok for ok, _ in per_dataset.values()]
         verdict = "held" if all(held) else "did not hold" if not any(held) else "mixed"
