@@ -95,3 +95,9 @@ def test_center_curves(runs):
     assert len(fig.data) == 6 and list(fig.data[0].x) == metrics["a"]["step"]
     with pytest.raises(ValueError):
         center_curves_figure(metrics, x="time")
+
+
+def test_gif_of_a_run_with_no_training_has_one_frame():
+    run = train_b1([paper_config("mini_batch_sgd_centered_augmentation", epochs=0)])[0]
+    im = Image.open(io.BytesIO(gif_bytes(run, size=100)))
+    assert im.n_frames == 1

@@ -254,8 +254,9 @@ def gif_bytes(
     frame_ms = max(20, int(round(100.0 / fps)) * 10)
     durations = [frame_ms] * len(epochs)
     durations[-1] += int(hold_last * 1000)
+    # Pillow takes a list of durations only for several frames (a run of 0 epochs has one).
     return iio.imwrite("<bytes>", frames, extension=".gif", mode="L", palette=palette(),
-                       duration=durations, loop=loop, optimize=False)
+                       duration=durations if len(durations) > 1 else durations[0], loop=loop, optimize=False)
 
 
 def write_gif(path: str | Path, run, **kwargs) -> Path:
