@@ -56,12 +56,15 @@ def fig3_fig4():
 
 
 def test_fig4_ablations_collapse_and_simsiam_does_not(fig3_fig4):
-    # What the lab measures at the defaults (seeds 0-4): the ‖s‖ part of Fig. 4 holds on both datasets.
+    # What the lab measures at the defaults (seeds 0-4): both ablations collapse on both datasets and
+    # standard SimSiam does not. (On moons its center drifts to ~0.8, so the paper's 0.2 gap is not
+    # met there and the verdict is "mixed": README.)
     r = fig3_fig4["fig4"]
-    assert r.verdict == "held", C.results_table([r])
     for ds in ("blobs", "moons"):
-        assert r.numbers[ds]["no predictor"].center_norm > 0.9
-        assert r.numbers[ds]["no stop-gradient"].center_norm > 0.9
+        assert r.numbers[ds]["no predictor"].center_norm > 0.9, C.results_table([r])
+        assert r.numbers[ds]["no stop-gradient"].center_norm > 0.9, C.results_table([r])
+        assert r.numbers[ds]["simsiam"].center_norm < 0.9, C.results_table([r])
+    assert r.per_dataset["blobs"][0], C.results_table([r])
 
 
 def test_fig3_simplified_keeps_the_center_small(fig3_fig4):
