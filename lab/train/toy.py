@@ -164,11 +164,90 @@ def _pair_indices(y: torch.Tensor, anchors: torch.Tensor, g: torch.Generator) ->
     return order[starts[cls] + pick]
 
 
-def _evaluate(model, data: list[ToyData], xs_train, xs_test, ys_train, ys_test) -> tuple[torch.Tensor, dict]:
+class _Batches:
+    """Every seed's batch order and positive partners, drawn from that seed's own generator.
+
+    Per seed and epoch: a permutation of the training points cut into `steps` batches, then for each
+    anchor a random sample of its class (`_pair_indices`, vectorised over seeds: the class tables are
+    built once). The two views of a whole epoch are gathered in one indexing op.
+    """
+
+    def __init__(self, xs: torch.Tensor, ys: torch.Tensor, seeds: Sequence[int], steps: int, batch: int):
+        self.xs, self.ys, self.steps, self.batch = xs, ys, steps, batch
+        self.gens = [torch.Generator().manual_seed(s * 1_000_003 + 3) for s in seeds]
+        k, n = ys.shape
+        self.rows = torch.arange(k).view(k, 1, 1)
+        self.order = torch.argsort(ys, dim=1, stable=True)
+        self.counts = torch.nn.functional.one_hot(ys).sum(1)  # (K, C)
+        self.starts = torch.cumsum(self.counts, 1) - self.counts
+
+    def partners(self, anchors: torch.Tensor) -> torch.Tensor:
+        """anchors: (K, S, B) -> (K, S, B) partner indices; one draw of shape (S, B) per seed's generator."""
+        rows = self.rows
+        u = torch.stack([torch.rand(anchors.shape[1:], generator=g) for g in self.gens])
+        cls = self.ys[rows, anchors]
+        pick = (u * self.counts[rows, cls]).long()
+        return self.order[rows, self.starts[rows, cls] + pick]
+
+    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `batch` points of each seed with partners: for the loss before training. -> 2 × (K, B, d)."""
+        anchors = torch.arange(self.batch).expand(len(self.gens), 1, -1)
+        return self.xs[:, : self.batch], self.xs[self.rows, self.partners(anchors)][:, 0]
+
+    def epoch(self) -> torch.Tensor:
+        """The next epoch's views: (2, S, K, B, d), [0] anchors, [1] partners; [v, step] is contiguous."""
+        n, s, b = self.ys.shape[1], self.steps, self.batch
+        anchors = torch.stack([torch.randperm(n, generator=g)[: s * b].view(s, b) for g in self.gens])
+        idx = torch.stack([anchors, self.partners(anchors)]).transpose(1, 2)  # (2, S, K, B)
+        return self.xs[self.rows.view(1, 1, -1, 1), idx]
+
+
+class _FlatSGD:
+    """torch.optim.SGD (weight decay, momentum, no dampening or Nesterov) on flat parameters.
+
+    Each group's parameters become views into one flat tensor, and their gradients views into
+    another, so a step is four ops on a few thousand numbers instead of four per parameter tensor
+    (at this size the per-tensor dispatch costs more than the arithmetic). The arithmetic is
+    torch.optim.SGD's, in the same order; the plain reference uses torch.optim.SGD itself and the
+    tests compare the two. One difference in kind: a parameter that gets no gradient in a step is
+    updated with a zero gradient (weight decay, momentum) where torch.optim.SGD would skip it; every
+    method's trainable parameters take part in its loss.
+    """
+
+    def __init__(self, groups: list[dict], momentum: float, weight_decay: float):
+        self.momentum, self.weight_decay, self.groups = momentum, weight_decay, []
+        for group in groups:
+            params = list(group["params"])
+            if not params:
+                continue
+            flat = torch.cat([p.detach().reshape(-1) for p in params])
+            grad = torch.zeros_like(flat)
+            at = 0
+            for p in params:
+                p.data = flat[at: at + p.numel()].view_as(p)
+                p.grad = grad[at: at + p.numel()].view_as(p)  # backward accumulates into these views
+                at += p.numel()
+            self.groups.append((flat, grad, torch.zeros_like(flat), group["lr"]))
+
+    def zero_grad(self) -> None:
+        for _, grad, _, _ in self.groups:
+            grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for flat, grad, buf, lr in self.groups:
+            d = grad.add(flat, alpha=self.weight_decay) if self.weight_decay else grad
+            if self.momentum:
+                d = buf.mul_(self.momentum).add_(d)  # first step: 0·m + d = d, as SGD's buffer clone
+            flat.add_(d, alpha=-lr)
+
+
+def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe) -> tuple[torch.Tensor, dict]:
+    """probe: (K, N) a fixed same-class partner of every training point, per seed (`_positive_probes`)."""
     model.eval()
     z = model.embed(xs_train)
     zt = model.embed(xs_test)
-    pos = model.embed(xs_train[:, _positive_probe(ys_train[0])])
+    pos = z[torch.arange(len(z)).view(-1, 1), probe]  # the partners are training points: already embedded
     out = {
         "center_norm": geo.center_norm(z),
         "residual_norm": geo.residual_norm(z),
@@ -187,12 +266,16 @@ def _evaluate(model, data: list[ToyData], xs_train, xs_test, ys_train, ys_test) 
 _PROBE: dict[int, torch.Tensor] = {}
 
 
-def _positive_probe(y: torch.Tensor) -> torch.Tensor:
-    """A fixed partner of the same class for every training point (for alignment)."""
-    key = hash(tuple(y.tolist()))
-    if key not in _PROBE:
-        _PROBE[key] = _pair_indices(y, torch.arange(len(y)), torch.Generator().manual_seed(12345))
-    return _PROBE[key]
+def _positive_probes(ys: torch.Tensor) -> torch.Tensor:
+    """A fixed partner of the same class for every training point (for alignment), from each seed's own
+    labels: stacked runs on different datasets have different classes. ys: (K, N) -> (K, N)."""
+    out = []
+    for y in ys:
+        key = hash(tuple(y.tolist()))
+        if key not in _PROBE:
+            _PROBE[key] = _pair_indices(y, torch.arange(len(y)), torch.Generator().manual_seed(12345))
+        out.append(_PROBE[key])
+    return torch.stack(out)
 
 
 def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None) -> list[ToyRun]:
@@ -203,39 +286,37 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     xs_test = torch.stack([d.x_test for d in datas])
     ys_train = torch.stack([d.y_train for d in datas])
     ys_test = torch.stack([d.y_test for d in datas])
-    k, n = xs_train.shape[:2]
+    k = len(seeds)
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
-    opt = torch.optim.SGD(model.param_groups(c0.lr), lr=c0.lr, momentum=c0.sgd_momentum,
-                          weight_decay=c0.weight_decay)
-    gens = [torch.Generator().manual_seed(s * 1_000_003 + 3) for s in seeds]
+    opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
+    batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
-    steps, b = c0.steps_per_epoch, c0.batch_size
-    rows = torch.arange(k).view(-1, 1)
+    steps = c0.steps_per_epoch
+    probe = _positive_probes(ys_train)
+    ones = torch.ones(k)  # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
     snaps, logs, epochs, diverged = [], [], [], None
     start = time.perf_counter()
 
     def record(epoch: int, loss: torch.Tensor) -> None:
-        z, m = _evaluate(model, datas, xs_train, xs_test, ys_train, ys_test)
+        z, m = _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe)
         m["loss"] = loss
         snaps.append(z), logs.append(m), epochs.append(epoch)
 
     with torch.no_grad():
         # Peek at the loss before training without moving any state (DINO's center, BN statistics).
         saved = [t.clone() for t in model.buffers()]
-        first_loss = model.loss(xs_train[:, :b], xs_train[rows, _stack_pairs(ys_train, torch.arange(b), gens)])[0]
+        first_loss = model.loss(*batches.first())[0]
         for t, old in zip(model.buffers(), saved):
             t.copy_(old)
     record(0, first_loss)
     for epoch in range(1, c0.epochs + 1):
-        anchors = torch.stack([torch.randperm(n, generator=g)[: steps * b].view(steps, b) for g in gens], 1)
-        partners = torch.stack([_pair_indices(ys_train[i], anchors[:, i], gens[i]) for i in range(k)], 1)
+        views = batches.epoch()
         epoch_loss = torch.zeros(k)
         for step in range(steps):
-            x1, x2 = xs_train[rows, anchors[step]], xs_train[rows, partners[step]]
-            loss, _ = model.loss(x1, x2)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            loss, _ = model.loss(views[0, step], views[1, step])
+            opt.zero_grad()
+            loss.backward(ones)
             opt.step()
             model.after_step((epoch - 1 + (step + 1) / steps) / c0.epochs)
             epoch_loss += loss.detach()
@@ -258,10 +339,6 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
                            seconds, diverged))
         at += c.seeds
     return runs
-
-
-def _stack_pairs(ys: torch.Tensor, anchors: torch.Tensor, gens) -> torch.Tensor:
-    return torch.stack([_pair_indices(ys[i], anchors, g) for i, g in enumerate(gens)])
 
 
 def _stack_key(c: ToyConfig) -> tuple:
