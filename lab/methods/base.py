@@ -43,6 +43,11 @@ class Encoder(nn.Module):
         return h, self.projector(h)
 
 
+def predictor_head(gens: Sequence[torch.Generator], dim: int, hidden: int, enabled: bool) -> nn.Module | None:
+    """SimSiam/BYOL predictor D → hidden (BN, ReLU) → D, or None when the knob turns it off."""
+    return seed_mlp(gens, [dim, hidden, dim], batchnorm=True) if enabled else None
+
+
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """-cos(p, z) averaged over samples. p, z: (K, N, D) -> (K,). Collapse value: -1."""
     return -(geo.normalize(p) * geo.normalize(z)).sum(-1).mean(-1)

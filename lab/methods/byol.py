@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lab.methods.base import Method, check_range, negative_cosine, register
-from lab.nn import ema_update, seed_mlp
+from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
+from lab.nn import ema_update
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,7 @@ class BYOL(Method):
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
         super().__init__(cfg, seeds, in_dim, dim, hidden)
-        self.predictor = seed_mlp(self.head_gens, [dim, cfg.predictor_hidden, dim], batchnorm=True) \
-            if cfg.predictor else None
+        self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
 
     def loss(self, x1, x2):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.methods.base import Method, check_range, negative_cosine, register
-from lab.nn import seed_mlp
+from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,7 @@ class SimSiam(Method):
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
         super().__init__(cfg, seeds, in_dim, dim, hidden)
-        self.predictor = seed_mlp(self.head_gens, [dim, cfg.predictor_hidden, dim], batchnorm=True) \
-            if cfg.predictor else None
+        self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]

@@ -91,6 +91,24 @@ def _outline(dim: int) -> list:
                        showscale=False, hoverinfo="skip", colorscale=[[0, "#888"], [1, "#888"]])]
 
 
+def animation_controls(frame_names: Sequence[str], frame_ms: int, redraw: bool) -> dict:
+    """Layout entries for a client-side animation: ▶ Play / ❚❚ Pause above the plot, an epoch slider below.
+
+    frame_names: the frames' names, which are their epochs; redraw: needed for 3-D scenes.
+    """
+    play = dict(frame=dict(duration=frame_ms, redraw=redraw), fromcurrent=True, transition=dict(duration=0))
+    pause = dict(mode="immediate", frame=dict(duration=0, redraw=False))
+    jump = dict(mode="immediate", frame=dict(duration=0, redraw=redraw), transition=dict(duration=0))
+    return dict(
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.02, xanchor="left", yanchor="bottom",
+                          showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
+                                   dict(label="❚❚ Pause", method="animate", args=[[None], pause])])],
+        sliders=[dict(active=0, currentvalue=dict(prefix="epoch "), pad=dict(t=30),
+                      steps=[dict(label=name, method="animate", args=[[name], jump]) for name in frame_names])],
+    )
+
+
 def feature_animation(
     run,
     max_frames: int = 60,
@@ -114,21 +132,12 @@ def feature_animation(
                    name=str(e))
               for e in epochs]
     fig = go.Figure(data=static + first, frames=frames, _validate=False)
-    play = dict(frame=dict(duration=frame_ms, redraw=dim == 3), fromcurrent=True, transition=dict(duration=0))
     fig.update_layout(
         # Legend at the side and the title above the buttons: below the plot they collide with the slider.
         height=height, title=dict(text=title, y=0.99, yanchor="top") if title else None,
         margin=dict(l=10, r=10, t=70 if title else 40, b=10),
         legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, font=dict(size=11)),
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.02, xanchor="left", yanchor="bottom",
-                          showactive=False,
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ Pause", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, currentvalue=dict(prefix="epoch "), pad=dict(t=30),
-                      steps=[dict(label=str(e), method="animate",
-                                  args=[[str(e)], dict(mode="immediate", frame=dict(duration=0, redraw=dim == 3),
-                                                       transition=dict(duration=0))]) for e in epochs])],
+        **animation_controls([str(e) for e in epochs], frame_ms, redraw=dim == 3),
     )
     if dim == 2:
         fig.update_xaxes(range=[-1.25, 1.25], zeroline=False, showgrid=False, visible=False)

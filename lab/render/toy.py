@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from lab.render import style
 from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font, frame_epochs
-from lab.render.interactive import _outline, _segments
+from lab.render.interactive import _outline, _segments, animation_controls
 
 CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange, purple: none is the center's green
 RESIDUAL_COLOR = (150, 150, 150)
@@ -153,24 +153,13 @@ def toy_animation(
     frames = [dict(data=traces(t, False), traces=moving, name=str(run.epochs[t])) for t in frames_at]
     fig = go.Figure(data=static + first, frames=frames, _validate=False)
     heading = " · ".join(x for x in (title, note) if x) or None
-    play = dict(frame=dict(duration=frame_ms, redraw=three), fromcurrent=True, transition=dict(duration=0))
     fig.update_layout(
         # As in lab.render.interactive: title at the very top, buttons under it, legend at the side,
         # the epoch slider alone below the plot.
         height=height, title=dict(text=heading, y=0.99, yanchor="top", font=dict(size=14)) if heading else None,
         margin=dict(l=10, r=10, t=70 if heading else 40, b=10),
         legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, font=dict(size=11), itemsizing="constant"),
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=1.02, xanchor="left", yanchor="bottom",
-                          showactive=False,
-                          buttons=[dict(label="▶ Play", method="animate", args=[None, play]),
-                                   dict(label="❚❚ Pause", method="animate",
-                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])],
-        sliders=[dict(active=0, currentvalue=dict(prefix="epoch "), pad=dict(t=30),
-                      steps=[dict(label=str(run.epochs[t]), method="animate",
-                                  args=[[str(run.epochs[t])], dict(mode="immediate",
-                                                                   frame=dict(duration=0, redraw=three),
-                                                                   transition=dict(duration=0))])
-                             for t in frames_at])],
+        **animation_controls([str(run.epochs[t]) for t in frames_at], frame_ms, redraw=three),
     )
     if three:
         axis = dict(range=[-1.15, 1.15], visible=False)
