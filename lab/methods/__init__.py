@@ -30,8 +30,8 @@ def method_config(name: str, params: Mapping[str, Any] | None = None):
 
 
 def build_method(name: str, params: Mapping[str, Any] | None, seeds: Sequence[int], in_dim: int, dim: int,
-                 hidden: int = 64) -> Method:
-    return method_class(name)(method_config(name, params), list(seeds), in_dim, dim, hidden)
+                 hidden: int = 64, encoder=None) -> Method:
+    return method_class(name)(method_config(name, params), list(seeds), in_dim, dim, hidden, encoder=encoder)
 
 
 __all__ = ["METHOD_NAMES", "REGISTRY", "Method", "build_method", "method_class", "method_config"]

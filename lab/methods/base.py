@@ -70,10 +70,13 @@ class Method(nn.Module):
     Config: ClassVar[type]
     collapse_loss: ClassVar[str | None] = None
 
-    def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64):
+    def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64,
+                 encoder: nn.Module | None = None):
         super().__init__()
         self.cfg, self.k, self.dim = cfg, len(seeds), dim
-        self.encoder = Encoder(seed_generators(seeds, 1), in_dim, hidden, dim)
+        # The toy MLP unless the caller brings its own (the ImageNet trainer: ResNet-18 + projector,
+        # K = 1); any module mapping x -> (h (K, N, F), y (K, N, dim)) fits.
+        self.encoder = encoder if encoder is not None else Encoder(seed_generators(seeds, 1), in_dim, hidden, dim)
         self.head_gens = seed_generators(seeds, 2)  # for the heads subclasses add
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -32,8 +32,8 @@ class BYOL(Method):
     Config = BYOLConfig
     collapse_loss = "-1"
 
-    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
-        super().__init__(cfg, seeds, in_dim, dim, hidden)
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
+        super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
 

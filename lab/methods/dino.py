@@ -63,8 +63,8 @@ class DINO(Method):
     Config = DINOConfig
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
 
-    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
-        super().__init__(cfg, seeds, in_dim, dim, hidden)
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
+        super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.head = DINOHead(self.head_gens, dim, cfg.n_prototypes)
         self.teacher = copy.deepcopy(nn.ModuleDict({"encoder": self.encoder, "head": self.head}))
         self.teacher.requires_grad_(False)

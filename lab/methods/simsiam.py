@@ -28,8 +28,8 @@ class SimSiam(Method):
     Config = SimSiamConfig
     collapse_loss = "-1"
 
-    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
-        super().__init__(cfg, seeds, in_dim, dim, hidden)
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
+        super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
 
     def loss(self, x1, x2):

@@ -61,8 +61,8 @@ class SwAV(Method):
     Config = SwAVConfig
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
 
-    def __init__(self, cfg, seeds, in_dim, dim, hidden=64):
-        super().__init__(cfg, seeds, in_dim, dim, hidden)
+    def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
+        super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         start = torch.stack([torch.randn(dim, cfg.n_prototypes, generator=g) for g in self.head_gens])
         self.prototypes = nn.Parameter(geo.normalize(start.transpose(1, 2)).transpose(1, 2),
                                        requires_grad=not cfg.fixed_prototypes)
