@@ -6,11 +6,12 @@ correlates the raw projector outputs instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from lab import geometry as geo
+from lab.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import Method, check_range, register
 
 
@@ -18,9 +19,13 @@ from lab.methods.base import Method, check_range, register
 class BarlowConfig:
     lam: float = 0.0051
     batchnorm: bool = True
+    # A constant factor on the loss (solo-learn's scale_loss, 0.1 in its ImageNet-100 recipe): with LARS
+    # it shifts the balance between the gradient and the weight decay.
+    scale: float = field(default=1.0, metadata={"scale": "imagenet"})
 
     def __post_init__(self):
         check_range("lam", self.lam, 0.0, 100.0)
+        check_range("scale", self.scale, 0.0, 1000.0, low_open=True)
 
 
 def batch_standardize(y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -28,9 +33,24 @@ def batch_standardize(y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (y - y.mean(1, keepdim=True)) / (y.var(1, unbiased=False, keepdim=True) + eps).sqrt()
 
 
+def global_batch_standardize(y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """`batch_standardize` with the mean and variance of every rank's batch (DDP). y: (K, B, D) -> (K, B, D)."""
+    n = y.shape[1] * world_size()
+    mean = all_reduce_sum(y.sum(1, keepdim=True)) / n
+    var = all_reduce_sum((y - mean).square().sum(1, keepdim=True)) / n
+    return (y - mean) / (var + eps).sqrt()
+
+
+def cross_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """C = aᵀb / N over the global batch (all ranks under DDP). a, b: (K, B, D) -> (K, D, D)."""
+    if not is_dist():
+        return torch.bmm(a.transpose(1, 2), b) / a.shape[1]
+    return all_reduce_sum(torch.bmm(a.transpose(1, 2), b)) / (a.shape[1] * world_size())
+
+
 def barlow_loss(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
     """a, b: (K, B, D) (batch-normalised) views -> (K,)."""
-    c = torch.bmm(a.transpose(1, 2), b) / a.shape[1]
+    c = cross_correlation(a, b)
     diag = torch.diagonal(c, dim1=1, dim2=2)
     off = c.square().sum((1, 2)) - diag.square().sum(-1)
     return (1 - diag).square().sum(-1) + lam * off
@@ -44,10 +64,13 @@ class Barlow(Method):
 
     def _view(self, x):
         y = self.encoder(x)[1]
-        return batch_standardize(y) if self.cfg.batchnorm else y
+        if not self.cfg.batchnorm:
+            return y
+        return global_batch_standardize(y) if is_dist() else batch_standardize(y)
 
     def loss(self, x1, x2):
-        return barlow_loss(self._view(x1), self._view(x2), self.cfg.lam), {}
+        loss = barlow_loss(self._view(x1), self._view(x2), self.cfg.lam)
+        return (loss if self.cfg.scale == 1.0 else loss * self.cfg.scale), {}
 
     @torch.no_grad()
     def extra_metrics(self, x):

@@ -83,6 +83,10 @@ class Method(nn.Module):
         """x1, x2: (K, B, d) the two views -> (loss per seed (K,), logs of (K,) tensors)."""
         raise NotImplementedError
 
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`loss`, so that a DistributedDataParallel wrapper (which hooks `forward`) can run a step."""
+        return self.loss(x1, x2)
+
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups; methods with a separate learning rate (SimSiam's predictor) override."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

@@ -7,11 +7,12 @@ larger center.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
+from lab.imagenet.schedules import cosine_to_one
 from lab.nn import ema_update
 
 
@@ -20,10 +21,13 @@ class BYOLConfig:
     momentum: float = 0.99
     predictor: bool = True
     predictor_hidden: int = 16
+    # BYOL's cosine schedule of the EMA momentum from `momentum` to 1 over training (the ImageNet recipe);
+    # off: `momentum` throughout.
+    momentum_schedule: bool = field(default=False, metadata={"scale": "imagenet"})
 
     def __post_init__(self):
         check_range("momentum", self.momentum, 0.0, 1.0)
-        check_range("predictor_hidden", self.predictor_hidden, 1, 4096)
+        check_range("predictor_hidden", self.predictor_hidden, 1, 65536)
 
 
 @register
@@ -44,5 +48,8 @@ class BYOL(Method):
             t1, t2 = self.target(x1)[1], self.target(x2)[1]
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
 
+    def target_momentum(self, progress: float) -> float:
+        return cosine_to_one(progress, self.cfg.momentum) if self.cfg.momentum_schedule else self.cfg.momentum
+
     def after_step(self, progress):
-        ema_update(self.target, self.encoder, self.cfg.momentum)
+        ema_update(self.target, self.encoder, self.target_momentum(progress))

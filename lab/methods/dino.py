@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from lab import geometry as geo
+from lab.dist import all_reduce_sum, is_dist, world_size
+from lab.imagenet.schedules import cosine_to_one, linear_warmup
 from lab.methods.base import Method, check_range, register
 from lab.nn import SeedLinear, ema_update
 
@@ -27,6 +29,12 @@ class DINOConfig:
     teacher_temperature: float = 0.04
     teacher_momentum: float = 0.996
     n_prototypes: int = 32
+    # The ImageNet recipe's schedules (all off by default): teacher EMA momentum cosine to 1, and the
+    # teacher temperature from `teacher_temperature` linearly to `teacher_temperature_final` over the
+    # first `teacher_temperature_warmup` of training (a fraction; 0 = constant `teacher_temperature`).
+    teacher_momentum_schedule: bool = field(default=False, metadata={"scale": "imagenet"})
+    teacher_temperature_final: float = field(default=0.07, metadata={"scale": "imagenet"})
+    teacher_temperature_warmup: float = field(default=0.0, metadata={"scale": "imagenet"})
 
     def __post_init__(self):
         check_range("center_momentum", self.center_momentum, 0.0, 1.0)
@@ -34,6 +42,8 @@ class DINOConfig:
         check_range("teacher_temperature", self.teacher_temperature, 0.0, 10.0, low_open=True)
         check_range("teacher_momentum", self.teacher_momentum, 0.0, 1.0)
         check_range("n_prototypes", self.n_prototypes, 2, 65536)
+        check_range("teacher_temperature_final", self.teacher_temperature_final, 0.0, 10.0, low_open=True)
+        check_range("teacher_temperature_warmup", self.teacher_temperature_warmup, 0.0, 1.0)
 
 
 class DINOHead(nn.Module):
@@ -45,6 +55,14 @@ class DINOHead(nn.Module):
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return torch.bmm(geo.normalize(y), geo.normalize(self.last.weight.transpose(1, 2)).transpose(1, 2))
+
+
+def teacher_batch_mean(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+    """Mean teacher logit over both views and, under DDP, over every rank's batch. t: (K, B, P) -> (K, 1, P)."""
+    t = torch.cat([t1, t2], dim=1)
+    if not is_dist():
+        return t.mean(1, keepdim=True)
+    return all_reduce_sum(t.sum(1, keepdim=True)) / (t.shape[1] * world_size())
 
 
 def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor, tau_s: float,
@@ -69,6 +87,17 @@ class DINO(Method):
         self.teacher = copy.deepcopy(nn.ModuleDict({"encoder": self.encoder, "head": self.head}))
         self.teacher.requires_grad_(False)
         self.register_buffer("center", torch.zeros(self.k, 1, cfg.n_prototypes))
+        self.progress = 0.0  # of training, as the last after_step saw it (the temperature schedule)
+
+    @property
+    def teacher_temp(self) -> float:
+        c = self.cfg
+        return linear_warmup(self.progress, c.teacher_temperature, c.teacher_temperature_final,
+                             c.teacher_temperature_warmup)
+
+    def teacher_ema(self, progress: float) -> float:
+        c = self.cfg
+        return cosine_to_one(progress, c.teacher_momentum) if c.teacher_momentum_schedule else c.teacher_momentum
 
     def _teacher_logits(self, x):
         return self.teacher["head"](self.teacher["encoder"](x)[1])
@@ -77,22 +106,23 @@ class DINO(Method):
         s1, s2 = self.head(self.encoder(x1)[1]), self.head(self.encoder(x2)[1])
         with torch.no_grad():
             t1, t2 = self._teacher_logits(x1), self._teacher_logits(x2)
-        c, ts, tt = self.center, self.cfg.temperature, self.cfg.teacher_temperature
+        c, ts, tt = self.center, self.cfg.temperature, self.teacher_temp
         loss = 0.5 * (dino_loss(s1, t2, c, ts, tt) + dino_loss(s2, t1, c, ts, tt))
         if self.cfg.centering:
             with torch.no_grad():
-                batch_mean = torch.cat([t1, t2], dim=1).mean(1, keepdim=True)
-                self.center.lerp_(batch_mean, 1.0 - self.cfg.center_momentum)
+                self.center.lerp_(teacher_batch_mean(t1, t2), 1.0 - self.cfg.center_momentum)
         return loss, {}
 
     def after_step(self, progress):
-        ema_update(self.teacher["encoder"], self.encoder, self.cfg.teacher_momentum)
-        ema_update(self.teacher["head"], self.head, self.cfg.teacher_momentum)
+        self.progress = progress
+        m = self.teacher_ema(progress)
+        ema_update(self.teacher["encoder"], self.encoder, m)
+        ema_update(self.teacher["head"], self.head, m)
 
     @torch.no_grad()
     def extra_metrics(self, x):
         """teacher_entropy: entropy of the mean teacher distribution over x (ln K = uniform, 0 = one prototype)."""
-        t = torch.softmax((self._teacher_logits(x) - self.center) / self.cfg.teacher_temperature, dim=-1)
+        t = torch.softmax((self._teacher_logits(x) - self.center) / self.teacher_temp, dim=-1)
         mean = t.mean(1)
         return {"teacher_entropy": -(mean * mean.clamp_min(1e-12).log()).sum(-1),
                 "teacher_entropy_max": torch.full((self.k,), math.log(self.cfg.n_prototypes))}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from lab import geometry as geo
+from lab.dist import all_gather_cat, is_dist, rank, world_size
 from lab.methods.base import Method, check_range, register
 
 
@@ -25,10 +26,27 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
     z = geo.normalize(torch.cat([z1, z2], dim=1))
     b2 = z.shape[1]
     sim = torch.bmm(z, z.transpose(1, 2)) / temperature
-    sim = sim.masked_fill(torch.eye(b2, dtype=torch.bool), float("-inf"))
+    sim = sim.masked_fill(torch.eye(b2, dtype=torch.bool, device=z.device), float("-inf"))
     partner = (torch.arange(b2) + b2 // 2) % b2
     logp = torch.log_softmax(sim, dim=-1)
     return -logp[:, torch.arange(b2), partner].mean(-1)
+
+
+def info_nce_global(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent with the samples of every rank as negatives (DDP). z1, z2: (K, B, D) -> (K,), the mean over
+    this rank's 2B anchors; the mean over ranks is the loss of the global batch."""
+    b = z1.shape[1]
+    w, r = world_size(), rank()
+    z = geo.normalize(torch.cat([z1, z2], dim=1))  # this rank's anchors
+    everyone = geo.normalize(torch.cat([all_gather_cat(z1, 1), all_gather_cat(z2, 1)], dim=1))  # (K, 2WB, D)
+    sim = torch.bmm(z, everyone.transpose(1, 2)) / temperature  # (K, 2B, 2WB)
+    local = torch.arange(b, device=z.device) + r * b  # global index of this rank's view-1 samples
+    own = torch.cat([local, local + w * b])
+    partner = torch.cat([local + w * b, local])
+    sim = sim.masked_fill(own.view(1, -1, 1) == torch.arange(2 * w * b, device=z.device).view(1, 1, -1),
+                          float("-inf"))
+    logp = torch.log_softmax(sim, dim=-1)
+    return -logp[:, torch.arange(2 * b, device=z.device), partner].mean(-1)
 
 
 @register
@@ -38,4 +56,5 @@ class SimCLR(Method):
     collapse_loss = "ln(2B − 1) (every sample equally similar)"
 
     def loss(self, x1, x2):
-        return info_nce(self.encoder(x1)[1], self.encoder(x2)[1], self.cfg.temperature), {}
+        nce = info_nce_global if is_dist() else info_nce
+        return nce(self.encoder(x1)[1], self.encoder(x2)[1], self.cfg.temperature), {}

@@ -5,7 +5,7 @@ rate as the rest (their "fixed lr for the predictor" is 1.0 × base; the paper h
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
 
@@ -16,10 +16,13 @@ class SimSiamConfig:
     stop_grad: bool = True
     predictor_lr_scale: float = 1.0
     predictor_hidden: int = 16  # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here
+    # SimSiam's ImageNet recipe keeps the predictor's lr fixed while the rest follows the schedule
+    # (the trainer honours the group's `fixed_lr`); the toy trainer has no schedule.
+    predictor_fixed_lr: bool = field(default=False, metadata={"scale": "imagenet"})
 
     def __post_init__(self):
         check_range("predictor_lr_scale", self.predictor_lr_scale, 0.0, 100.0, low_open=True)
-        check_range("predictor_hidden", self.predictor_hidden, 1, 4096)
+        check_range("predictor_hidden", self.predictor_hidden, 1, 65536)
 
 
 @register
@@ -41,5 +44,7 @@ class SimSiam(Method):
     def param_groups(self, lr):
         if self.predictor is None:
             return super().param_groups(lr)
-        return [{"params": list(self.encoder.parameters()), "lr": lr},
-                {"params": list(self.predictor.parameters()), "lr": lr * self.cfg.predictor_lr_scale}]
+        head = {"params": list(self.predictor.parameters()), "lr": lr * self.cfg.predictor_lr_scale}
+        if self.cfg.predictor_fixed_lr:
+            head["fixed_lr"] = True
+        return [{"params": list(self.encoder.parameters()), "lr": lr}, head]

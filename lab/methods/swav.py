@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lab import geometry as geo
+from lab.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
 from lab.methods.base import Method, check_range, register
 
 
@@ -38,12 +39,26 @@ def sinkhorn(scores: torch.Tensor, epsilon: float, iters: int) -> torch.Tensor:
     """
     if iters == 0:
         return torch.softmax(scores / epsilon, dim=-1)
+    if is_dist():
+        return _sinkhorn_global(scores, epsilon, iters)
     q = torch.exp((scores - scores.amax(dim=(1, 2), keepdim=True)) / epsilon)
     q = q / q.sum(dim=(1, 2), keepdim=True)
     b, p = q.shape[1], q.shape[2]
     for _ in range(iters):
         q = q / (q.sum(1, keepdim=True) * p)  # each prototype gets 1/P of the mass
         q = q / (q.sum(2, keepdim=True) * b)  # each sample 1/B
+    return q * b
+
+
+def _sinkhorn_global(scores: torch.Tensor, epsilon: float, iters: int) -> torch.Tensor:
+    """Sinkhorn over the batch of all ranks (as the SwAV repo does): the sums over samples and the
+    shift for stability are all-reduced; each rank keeps the codes of its own samples. (K, B, P) -> (K, B, P)."""
+    q = torch.exp((scores - all_reduce_max(scores.amax(dim=(1, 2), keepdim=True))) / epsilon)
+    q = q / all_reduce_sum(q.sum(dim=(1, 2), keepdim=True))
+    b, p = q.shape[1] * world_size(), q.shape[2]
+    for _ in range(iters):
+        q = q / (all_reduce_sum(q.sum(1, keepdim=True)) * p)
+        q = q / (q.sum(2, keepdim=True) * b)
     return q * b
 
 
