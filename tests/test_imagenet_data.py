@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +286,20 @@ def test_cache_skips_corrupt_files(fake, tmp_path):
     assert loader.n_corrupt == 1 and sum(len(y) for _, y in loader) == CLASSES * VAL
 
 
+def _stalled_build(data: Path, out: Path, env) -> tuple[subprocess.Popen, Path]:
+    """Start the cache CLI and return once it is mid-build (its temporary images.u8 exists)."""
+    proc = subprocess.Popen([sys.executable, "-m", "lab.imagenet.cache", "--data", str(data), "--split", "train",
+                             "--size", "16", "--out", str(out), "--workers", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp_dir = out.parent / f".{out.name}.tmp-{socket.gethostname()}-{proc.pid}"
+    deadline = time.time() + 40
+    while not (tmp_dir / "images.u8").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    return proc, tmp_dir
+
+
 def test_interrupted_cache_build_leaves_no_valid_cache(fake, tmp_path, subprocess_env):
     data = tmp_path / "data"
     shutil.copytree(fake / "train", data / "train")
@@ -292,15 +307,11 @@ def test_interrupted_cache_build_leaves_no_valid_cache(fake, tmp_path, subproces
     fifo = data / "train" / class_name(CLASSES - 1) / "zzz_blocks.jpg"
     os.mkfifo(fifo)
     out = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, "-m", "lab.imagenet.cache", "--data", str(data), "--split", "train",
-                             "--size", "16", "--out", str(out), "--workers", "0"], env=subprocess_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tmp_dir = tmp_path / f".cache.tmp-{proc.pid}"
-    deadline = time.time() + 40
-    while not (tmp_dir / "images.u8").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert proc.poll() is None, proc.communicate()
+    proc, tmp_dir = _stalled_build(data, out, subprocess_env)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not tmp_dir.exists() and not out.exists(), "SIGTERM: the build cleans up after itself"
+    proc, tmp_dir = _stalled_build(data, out, subprocess_env)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert tmp_dir.exists() and not out.exists()

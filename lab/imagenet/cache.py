@@ -15,6 +15,8 @@ import json
 import os
 import queue
 import shutil
+import signal
+import socket
 import sys
 import threading
 import time
@@ -41,9 +43,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _tmp_name(out: Path, pid: int | str = "*") -> Path:
+    # The host is in the name so that builds on a shared file system never judge each other's pids.
+    return out.parent / f".{out.name}.tmp-{socket.gethostname()}-{pid}"
+
+
 def _remove_stale_builds(out: Path) -> None:
     """Temporary folders of builds on this machine whose process is gone (killed): they can be large."""
-    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+    for tmp in out.parent.glob(_tmp_name(out).name):
         pid = tmp.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -72,7 +79,7 @@ def build_cache(root, split: str, size: int, out_dir, workers: int = 2, overwrit
         raise DataError(f"{out}: already exists; remove it or rebuild with overwrite (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    tmp = _tmp_name(out, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -171,21 +178,22 @@ def open_cache(cache, root, split: str, size: int, prefetch: int = 2) -> tuple["
 
 
 class CacheSource:
-    """Batches gathered from the memmap. A background thread gathers the next `prefetch` batches
-    (torch.index_select releases the GIL, so page faults and copies overlap the training step)."""
+    """Batches gathered from the memmap with numpy's take (it releases the GIL; torch.index_select on a
+    uint8 memmap measured ~100x slower), straight into a pinned tensor when CUDA is there. A background
+    thread gathers the next `prefetch` batches, so page faults and copies overlap the training step."""
 
     def __init__(self, path: Path, labels: np.ndarray, n: int, size: int, prefetch: int = 2):
-        # mode "c" (copy-on-write) gives a writable array, so torch.from_numpy does not warn; nothing writes.
-        self.images = torch.from_numpy(np.memmap(path, dtype=np.uint8, mode="c", shape=(n, 3, size, size)))
+        self.images = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, 3, size, size))
         self.labels = torch.from_numpy(labels.astype(np.int64))
         self.prefetch = prefetch
         self.pin = torch.cuda.is_available()
 
     def gather(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """idx (B,) sorted -> images (B, 3, S, S) uint8, labels (B,) int64, no corrupt files."""
-        t = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
-        images = torch.index_select(self.images, 0, t)
-        return (images.pin_memory() if self.pin else images), self.labels[t], []
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        images = torch.empty((len(idx),) + self.images.shape[1:], dtype=torch.uint8, pin_memory=self.pin)
+        np.take(self.images, idx, axis=0, out=images.numpy(), mode="clip")  # "clip": unbuffered; idx is valid
+        return images, self.labels[torch.from_numpy(idx)], []
 
     def iterate(self, batches: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
         if self.prefetch <= 0:
@@ -252,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"argument --size: expected an integer in 8..1024, got {a.size}")
     if not 0 <= a.workers <= 256:
         p.error(f"argument --workers: expected an integer in 0..256, got {a.workers}")
+    # SIGTERM becomes SystemExit, so the build's cleanup removes its temporary folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     start = time.perf_counter()
     try:
         out = build_cache(a.data, a.split, a.size, a.out, workers=a.workers, overwrite=a.overwrite)

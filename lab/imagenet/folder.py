@@ -97,19 +97,22 @@ class JpegDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, samples: list[tuple[Path, int]], size: int, substitute: bool = True):
-        self.samples, self.size, self.substitute = samples, size, substitute
+        # numpy arrays, not a list of Paths: forked workers read them without touching refcounts, so
+        # the pages stay shared (a list of 100k+ objects would be copied into every worker).
+        self.paths = np.array([os.fsencode(p) for p, _ in samples])
+        self.labels = np.array([label for _, label in samples], dtype=np.int64)
+        self.size, self.substitute = size, substitute
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.paths)
 
     def __getitem__(self, i: int):
         bad = []
         for k in range(MAX_SUBSTITUTES + 1 if self.substitute else 1):
-            j = (i + k) % len(self.samples)
-            path, label = self.samples[j]
-            img = try_decode(path, self.size)
+            j = (i + k) % len(self.paths)
+            img = try_decode(os.fsdecode(self.paths[j]), self.size)
             if img is not None:
-                return img, label, bad
+                return img, int(self.labels[j]), bad
             bad.append(j)
         return None, -1, bad
 
