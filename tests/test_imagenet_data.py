@@ -399,9 +399,6 @@ def test_subset_links_class_folders_and_names_a_missing_one(fake, tmp_path, subp
     with pytest.raises(DataError, match=r"train/n\d{8}: class folder missing \(and 96 more\)"):
         build_subset(full, tmp_path / "in100")
     assert not (tmp_path / "in100").exists(), "nothing half built"
-    done = subprocess.run([sys.executable, "-m", "lab.imagenet.subset", "--imagenet", str(full), "--out",
-                           str(tmp_path / "cli")], capture_output=True, text=True, env=subprocess_env, timeout=60)
-    assert done.returncode == 2 and "class folder missing" in _one_line(done.stderr)
     shutil.rmtree(full / "val" / wnids[2])
     classes_file = tmp_path / "three.txt"
     classes_file.write_text("\n".join(wnids))
