@@ -14,7 +14,7 @@ from torch import nn
 
 from lab.imagenet import dist as idist
 from lab.imagenet.knn import weighted_knn
-from lab.imagenet.model import build_model, resolved_method_params
+from lab.imagenet.model import build_model, enable_autocast, resolved_method_params
 from lab.imagenet.optim import LARS, build_optimizer, is_vector_like, set_lr
 from lab.imagenet.presets import PRESETS, preset_runs
 from lab.imagenet.recipes import RECIPES
@@ -76,6 +76,21 @@ def test_every_method_builds_trains_one_step_with_imagenet_heads(method):
     assert not torch.equal(before, model.encoder.backbone.conv1.weight)
     # the 4-D input form gives the same features
     assert torch.allclose(model.encoder(x1[0])[0], model.encoder(x1)[0])
+
+
+@pytest.mark.parametrize("method", ["dino", "byol"])
+def test_autocast_runs_the_encoders_in_bf16_and_hands_float32_to_the_heads(method):
+    model = build_model(method)
+    x1, x2 = _views(size=64)
+    h32, y32 = model.encoder(x1)
+    enable_autocast(model)
+    encoders = [m for m in model.modules() if type(m).__name__ == "ResNetEncoder"]
+    assert len(encoders) == 2 and all(m.autocast_dtype == torch.bfloat16 for m in encoders)  # + teacher/target
+    h, y = model.encoder(x1)
+    assert h.dtype == y.dtype == torch.float32
+    assert not torch.equal(y, y32) and torch.allclose(y, y32, atol=0.1 * y32.abs().max().item())
+    loss, _ = model.loss(x1, x2)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss).all()
 
 
 def test_heads_get_the_recipe_sizes():
@@ -348,3 +363,45 @@ def test_loss_collectives_on_two_processes_equal_one_process_on_the_whole_batch(
     # and the halves alone would not have matched: the collectives did the work
     alone = _results({k: (v[:4] if k.startswith("img") else v[:, :4]) for k, v in _data().items()})
     assert not close(alone["barlow"], whole["barlow"]) and not close(alone["dino_center"], whole["dino_center"])
+
+
+_STEP_METHODS = ("barlow", "simsiam", "simclr")
+
+
+def _model_grads(method: str, x1: torch.Tensor, x2: torch.Tensor, ddp: bool) -> dict:
+    """Loss and gradients of one step of the ImageNet model, every BatchNorm over the global batch."""
+    model = idist.sync_batchnorm(build_model(method, seed=0), "cpu")
+    step = nn.parallel.DistributedDataParallel(model) if ddp else model
+    loss, _ = step(x1, x2)
+    loss.sum().backward()
+    named = dict(model.named_parameters())
+    keep = ("encoder.backbone.conv1.weight", "encoder.backbone.layer4.1.bn2.weight", "encoder.projector.0.weight")
+    return {"loss": loss.detach(), **{k: named[k].grad.clone() for k in keep}}
+
+
+def _ddp_model_worker(rank: int, store: str, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        x1, x2 = _views(n=8, size=40, seed=5)
+        out = {m: _model_grads(m, x1[:, rank * 4:(rank + 1) * 4], x2[:, rank * 4:(rank + 1) * 4], True)
+               for m in _STEP_METHODS}
+        torch.save(out, os.path.join(out_dir, f"model{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_ddp_step_of_the_model_on_two_processes_equals_one_process_on_the_whole_batch():
+    # sync_batchnorm + the losses' collectives + DDP's gradient average: the same gradients as one
+    # process on the global batch (SimSiam/SimCLR losses are per-rank means, whose average is the global one)
+    x1, x2 = _views(n=8, size=40, seed=5)
+    whole = {m: _model_grads(m, x1, x2, False) for m in _STEP_METHODS}
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_ddp_model_worker, args=(os.path.join(tmp, "store"), tmp), nprocs=2, join=True)
+        r = [torch.load(os.path.join(tmp, f"model{i}.pt")) for i in range(2)]
+    for m in _STEP_METHODS:
+        assert torch.allclose((r[0][m]["loss"] + r[1][m]["loss"]) / 2, whole[m]["loss"], rtol=1e-4, atol=1e-5), m
+        for k, g in whole[m].items():
+            if k != "loss":
+                assert torch.allclose(r[0][m][k], r[1][m][k]), (m, k)  # DDP: the same gradient on every rank
+                assert torch.allclose(r[0][m][k], g, rtol=1e-3, atol=1e-3 * g.abs().max().item()), (m, k)

@@ -42,20 +42,38 @@ class ResNetEncoder(nn.Module):
     """ResNet-18 backbone + the recipe's projector, in the toy Encoder's shapes with K = 1.
 
     x: (1, N, 3, H, W) or (N, 3, H, W) -> h: (1, N, 512) backbone features, y: (1, N, D) projector output.
+    With `autocast_dtype` set (see `enable_autocast`) the backbone and projector run under autocast and
+    h, y come back as float32, so the heads and losses after them keep full precision.
     """
 
     def __init__(self, rec: Recipe, zero_init_residual: bool = False):
         super().__init__()
         self.backbone = resnet18(zero_init_residual)
         self.projector = projector(rec)
+        self.autocast_dtype: torch.dtype | None = None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() == 5:
             if x.shape[0] != 1:
                 raise ValueError(f"the ImageNet encoder trains one seed (K = 1), got K = {x.shape[0]}")
             x = x[0]
-        h = self.backbone(x)
-        return h.unsqueeze(0), self.projector(h).unsqueeze(0)
+        if self.autocast_dtype is None:
+            h = self.backbone(x)
+            return h.unsqueeze(0), self.projector(h).unsqueeze(0)
+        with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+            h = self.backbone(x)
+            y = self.projector(h)
+        return h.float().unsqueeze(0), y.float().unsqueeze(0)
+
+
+def enable_autocast(model: nn.Module, dtype: torch.dtype | None = torch.bfloat16) -> nn.Module:
+    """Run every ResNetEncoder in `model` (online, EMA target, teacher) under autocast to `dtype`; the heads
+    and losses stay float32 (DINO's teacher softmax at T = 0.04 and Barlow's 2048² correlation need
+    it). None turns it off. Call it instead of wrapping `model.loss` in torch.autocast."""
+    for m in model.modules():
+        if isinstance(m, ResNetEncoder):
+            m.autocast_dtype = dtype
+    return model
 
 
 class FlatBatchNorm(nn.Module):
