@@ -327,21 +327,33 @@ def _results(d: dict) -> dict:
 
 
 def _ddp_worker(rank: int, store: str, out_dir: str) -> None:
+    """One gloo process of two: the loss collectives on its half of `_data()`, then a DDP model step."""
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         half = {k: (v[rank * 4:(rank + 1) * 4] if k.startswith("img") else v[:, rank * 4:(rank + 1) * 4])
                 for k, v in _data().items()}
         torch.save(_results(half), os.path.join(out_dir, f"rank{rank}.pt"))
+        x1, x2 = _views(n=8, size=40, seed=5)
+        out = {m: _model_grads(m, x1[:, rank * 4:(rank + 1) * 4], x2[:, rank * 4:(rank + 1) * 4], True)
+               for m in _STEP_METHODS}
+        torch.save(out, os.path.join(out_dir, f"model{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
 
-def test_loss_collectives_on_two_processes_equal_one_process_on_the_whole_batch():
-    whole = _results(_data())
+@pytest.fixture(scope="module")
+def two_ranks():
+    """What the two processes computed: {"losses": [rank0, rank1], "model": [rank0, rank1]}."""
     with tempfile.TemporaryDirectory() as tmp:
         mp.spawn(_ddp_worker, args=(os.path.join(tmp, "store"), tmp), nprocs=2, join=True)
-        r = [torch.load(os.path.join(tmp, f"rank{i}.pt")) for i in range(2)]
+        return {"losses": [torch.load(os.path.join(tmp, f"rank{i}.pt")) for i in range(2)],
+                "model": [torch.load(os.path.join(tmp, f"model{i}.pt")) for i in range(2)]}
+
+
+def test_loss_collectives_on_two_processes_equal_one_process_on_the_whole_batch(two_ranks):
+    whole = _results(_data())
+    r = two_ranks["losses"]
 
     def close(x, y):
         return torch.allclose(x, y, atol=1e-5, rtol=1e-4)
@@ -379,26 +391,12 @@ def _model_grads(method: str, x1: torch.Tensor, x2: torch.Tensor, ddp: bool) -> 
     return {"loss": loss.detach(), **{k: named[k].grad.clone() for k in keep}}
 
 
-def _ddp_model_worker(rank: int, store: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        x1, x2 = _views(n=8, size=40, seed=5)
-        out = {m: _model_grads(m, x1[:, rank * 4:(rank + 1) * 4], x2[:, rank * 4:(rank + 1) * 4], True)
-               for m in _STEP_METHODS}
-        torch.save(out, os.path.join(out_dir, f"model{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_a_ddp_step_of_the_model_on_two_processes_equals_one_process_on_the_whole_batch():
+def test_a_ddp_step_of_the_model_on_two_processes_equals_one_process_on_the_whole_batch(two_ranks):
     # sync_batchnorm + the losses' collectives + DDP's gradient average: the same gradients as one
     # process on the global batch (SimSiam/SimCLR losses are per-rank means, whose average is the global one)
     x1, x2 = _views(n=8, size=40, seed=5)
     whole = {m: _model_grads(m, x1, x2, False) for m in _STEP_METHODS}
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_ddp_model_worker, args=(os.path.join(tmp, "store"), tmp), nprocs=2, join=True)
-        r = [torch.load(os.path.join(tmp, f"model{i}.pt")) for i in range(2)]
+    r = two_ranks["model"]
     for m in _STEP_METHODS:
         assert torch.allclose((r[0][m]["loss"] + r[1][m]["loss"]) / 2, whole[m]["loss"], rtol=1e-4, atol=1e-5), m
         for k, g in whole[m].items():
