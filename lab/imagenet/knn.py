@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 PROTOCOL = {"kind": "weighted_knn", "similarity": "cosine", "k": 20, "temperature": 0.07,
-            "features": "backbone (512-d, after global average pool), eval mode", "reference": "DINO (Caron et al., 2021)"}
+            "features": "backbone (512-d, after global average pool), eval mode",
+            "reference": "DINO (Caron et al., 2021)"}
 
 
 @torch.no_grad()
