@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "FULL_DIR/train and FULL_DIR/val must both be in class-folder layout "
                             "(FULL_DIR/val/<wnid>/*.JPEG): the raw ILSVRC2012 val folder is flat and must "
                             "first be sorted into class folders (e.g. with the widely used valprep.sh).")
-    p.add_argument("--imagenet", required=True, type=Path, help="full ImageNet root holding train/<wnid> and val/<wnid>")
-    p.add_argument("--out", required=True, type=Path, help="where to create train/<wnid> and val/<wnid> links")
-    p.add_argument("--classes", type=Path, help="a file of wnids to use instead (whitespace separated)")
+    p.add_argument("--imagenet", required=True, type=Path, metavar="FULL_DIR", help="full ImageNet root holding train/<wnid> and val/<wnid>")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to create train/<wnid> and val/<wnid> links")
+    p.add_argument("--classes", type=Path, metavar="FILE", help="a file of wnids to use instead (whitespace separated)")
     a = p.parse_args(argv)
     try:
         wnids = a.classes.read_text().split() if a.classes else None
