@@ -24,6 +24,7 @@ from lab.methods import METHOD_NAMES, build_method
 from lab.methods.barlow import barlow_loss, batch_standardize, global_batch_standardize
 from lab.methods.dino import teacher_batch_mean
 from lab.methods.simclr import info_nce, info_nce_global
+from lab.methods.simplified import simplified_loss
 from lab.methods.swav import sinkhorn, swav_loss
 
 
@@ -313,6 +314,10 @@ def _results(d: dict) -> dict:
     loss = (info_nce_global if idist.is_dist() else info_nce)(a, b, 0.2).sum()
     loss.backward()
     out["simclr"], out["simclr_ga"], out["simclr_gb"] = loss.detach(), a.grad, b.grad
+    a, b = d["a"].clone().requires_grad_(), d["b"].clone().requires_grad_()
+    loss = simplified_loss(a, b, -1.0).sum()
+    loss.backward()
+    out["simplified"], out["simplified_ga"] = loss.detach(), a.grad
     q1, q2 = sinkhorn(d["s1"], 0.05, 3), sinkhorn(d["s2"], 0.05, 3)
     out["swav_q"], out["swav"] = q1, swav_loss(d["s1"], d["s2"], q1, q2, 0.1)
     out["dino_center"] = teacher_batch_mean(d["s1"], d["s2"])
@@ -367,6 +372,8 @@ def test_loss_collectives_on_two_processes_equal_one_process_on_the_whole_batch(
     assert close(cat("barlow_ga") / 2, whole["barlow_ga"])
     assert close((r[0]["simclr"] + r[1]["simclr"]) / 2, whole["simclr"])
     assert close(cat("simclr_ga") / 2, whole["simclr_ga"]) and close(cat("simclr_gb") / 2, whole["simclr_gb"])
+    assert close((r[0]["simplified"] + r[1]["simplified"]) / 2, whole["simplified"])
+    assert close(cat("simplified_ga") / 2, whole["simplified_ga"])
     assert close(cat("swav_q"), whole["swav_q"])
     assert close((r[0]["swav"] + r[1]["swav"]) / 2, whole["swav"])
     assert close(r[0]["dino_center"], whole["dino_center"]) and close(r[1]["dino_center"], whole["dino_center"])

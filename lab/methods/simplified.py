@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from lab import geometry as geo
+from lab.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import Method, check_range, register, squared_distance
 
 
@@ -22,7 +23,9 @@ class SimplifiedConfig:
 
 def simplified_loss(z1: torch.Tensor, z2: torch.Tensor, lam: float) -> torch.Tensor:
     """0.5 (E‖z1 − z2‖² − λ ‖s‖), s the center of both views. z1, z2: (K, B, D) -> (K,)."""
-    s = geo.center_vector(torch.cat([geo.normalize(z1), geo.normalize(z2)], dim=-2))
+    z = torch.cat([geo.normalize(z1), geo.normalize(z2)], dim=-2)
+    # under DDP the center of the global batch, as one process would see it
+    s = all_reduce_sum(z.sum(-2)) / (z.shape[-2] * world_size()) if is_dist() else geo.center_vector(z)
     return 0.5 * (squared_distance(z1, z2) - lam * s.norm(dim=-1))
 
 
