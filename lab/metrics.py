@@ -37,7 +37,7 @@ def linear_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tens
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
     ones = torch.ones(*train.shape[:2], 1)
     a = torch.cat([train, ones], -1)
-    target = torch.nn.functional.one_hot(train_y, n_classes).float()
+    target = torch.nn.functional.one_hot(train_y, n_classes).to(train.dtype)
     gram = a.transpose(1, 2) @ a + ridge * train.shape[1] * torch.eye(a.shape[-1])
     w = torch.linalg.solve(gram, a.transpose(1, 2) @ target)
     pred = torch.cat([test, torch.ones(*test.shape[:2], 1)], -1) @ w

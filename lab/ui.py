@@ -191,6 +191,8 @@ def method_params(method: str) -> list[Param]:
     out = []
     train_keys = {spec[0] for spec in TRAIN_SPECS + ADVANCED_SPECS}
     for f in fields(method_class(method).Config):
+        if f.metadata.get("scale") == "imagenet":
+            continue  # schedules of the ImageNet recipes: no meaning at toy scale (lab/imagenet/recipes.py)
         kind = {"bool": bool, "int": int, "float": float}.get(str(f.type), f.type if isinstance(f.type, type) else str)
         stops = f.metadata.get("choices") or _lookup(KNOB_STOPS, method, f.name)
         if kind is bool:

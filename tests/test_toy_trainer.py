@@ -26,8 +26,11 @@ def _close(a: torch.Tensor, b: torch.Tensor, name: str = "") -> bool:
 def test_stacked_seeds_match_plain_per_seed_runs(method):
     # simsiam/byol: BatchNorm in the predictor; byol/dino: EMA teachers; swav: prototypes renormalised
     # after each step; barlow: batch-standardised views. K = 3 seeds in one program vs one seed at a time.
+    # Autograd for every method here: the hand-written step of simsiam/simplified/invariance is the same
+    # maths (tests/test_fused.py, in float64), but its float32 rounding differs from autograd's, and the
+    # predictor's BatchNorm grows that to ~2e-4 in 30 steps.
     config = ToyConfig(method=method, dataset="moons", seeds=3, seed=4, epochs=5)
-    run = train_toys([config])[0]
+    run = train_toys([config], use_fused=False)[0]
     plain = train_toy_plain(config)
     assert run.diverged is None and plain["diverged"] == [None] * 3
     assert run.epochs == plain["epochs"] == list(range(6))

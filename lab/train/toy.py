@@ -19,6 +19,8 @@ from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_config
 from lab.methods.base import check_range
 from lab.render.frames import frame_epochs
+from lab.train import fused
+from lab.train.fused import FusedStep
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
@@ -201,6 +203,12 @@ class _Batches:
         idx = torch.stack([anchors, self.partners(anchors)]).transpose(1, 2)  # (2, S, K, B)
         return self.xs[self.rows.view(1, 1, -1, 1), idx]
 
+    def epoch_joined(self) -> torch.Tensor:
+        """The same draws as `epoch`, both views of a step side by side: (S, K, 2B, d), [..., :B, :] anchors."""
+        views = self.epoch()
+        s, k, b = views.shape[1], views.shape[2], views.shape[3]
+        return views.permute(1, 2, 0, 3, 4).reshape(s, k, 2 * b, -1)
+
 
 class _FlatSGD:
     """torch.optim.SGD (weight decay, momentum, no dampening or Nesterov) on flat parameters.
@@ -278,7 +286,8 @@ def _positive_probes(ys: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None) -> list[ToyRun]:
+def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None,
+                 use_fused: bool = True) -> list[ToyRun]:
     c0 = configs[0]
     seeds = [s for c in configs for s in c.seed_list]
     datas = [make_toy(c.dataset, c.data_seed, c.n_train, c.n_test) for c in configs for _ in c.seed_list]
@@ -290,6 +299,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
     opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
+    fused_step = FusedStep(model) if use_fused and fused.supports(model) else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
     steps = c0.steps_per_epoch
@@ -311,12 +321,16 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             t.copy_(old)
     record(0, first_loss)
     for epoch in range(1, c0.epochs + 1):
-        views = batches.epoch()
+        views = batches.epoch_joined() if fused_step else batches.epoch()
         epoch_loss = torch.zeros(k)
         for step in range(steps):
-            loss, _ = model.loss(views[0, step], views[1, step])
-            opt.zero_grad()
-            loss.backward(ones)
+            if fused_step:
+                with torch.no_grad():
+                    loss = fused_step(views[step])
+            else:
+                loss, _ = model.loss(views[0, step], views[1, step])
+                opt.zero_grad()
+                loss.backward(ones)
             opt.step()
             model.after_step((epoch - 1 + (step + 1) / steps) / c0.epochs)
             epoch_loss += loss.detach()
@@ -346,10 +360,13 @@ def _stack_key(c: ToyConfig) -> tuple:
             c.n_train, c.n_test, c.max_evals)
 
 
-def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None = None) -> list[ToyRun]:
+def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None = None,
+               use_fused: bool = True) -> list[ToyRun]:
     """Train several settings; those that differ only in dataset and seeds share one stacked program.
 
     progress(done_epochs, total_epochs) over all programs. Returns runs in the order of `configs`.
+    use_fused=False trains every method through autograd (the hand-written step of `lab.train.fused`
+    covers simsiam, simplified and invariance; the tests compare the two).
     """
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
@@ -362,7 +379,7 @@ def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None
     try:
         for idx in groups.values():
             tick = (lambda e, t, base=done: progress(base + e, total)) if progress else None
-            for i, run in zip(idx, _train_stack([configs[i] for i in idx], tick)):
+            for i, run in zip(idx, _train_stack([configs[i] for i in idx], tick, use_fused)):
                 out[i] = run
             done += configs[idx[0]].epochs
     finally:
