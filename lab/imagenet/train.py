@@ -271,20 +271,24 @@ class ViewRecorder:
                 "z_std_healthy": 1.0 / math.sqrt(d), "n_views": int(n)}
 
 
-def collapse_value(model: nn.Module, params: Mapping[str, Any], per_rank_batch: int) -> float | None:
-    """The loss a collapsed model reaches, as a number where the method has one."""
-    text = getattr(type(model), "collapse_loss", None)
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    name = getattr(type(model), "name", "")
-    if name in ("dino", "swav") and "n_prototypes" in params:
+def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batch: int) -> float | None:
+    """The loss a collapsed model reaches (every feature one point), as a number: the method's
+    `collapse_loss` text evaluated at these settings; None for a method this does not know."""
+    if method in ("simsiam", "byol"):
+        return -1.0
+    if method in ("dino", "swav"):  # codes / teacher uniform over the K prototypes
         return math.log(int(params["n_prototypes"]))
-    if name == "simclr":
-        return math.log(2 * per_rank_batch - 1)
+    if method == "simclr":  # negatives gathered over ranks: 2B − 1 candidates, all equally similar
+        return math.log(2 * global_batch - 1)
+    if method == "barlow":  # C = 0: Σ (1 − 0)² = D, times the recipe's loss scale
+        return float(params.get("scale", 1.0)) * dim
+    if method == "simplified":  # invariance met, ‖s‖ = 1: 0.5 (0 − λ)
+        return -0.5 * float(params["lam"])
+    if method == "triplet":  # gap 0: ½·0 without a hinge, the margin with one
+        margin = float(params.get("margin", math.inf))
+        return 0.0 if math.isinf(margin) else margin
+    if method == "invariance":
+        return 0.0
     return None
 
 
@@ -514,7 +518,8 @@ def prepare(cfg: TrainConfig) -> Run:
     return Run(cfg=cfg, recipe=recipe, params=dict(params), device=device, rank=rank, world=world, out=out,
                files=files, loader=loader, knn_loaders=knn_loaders, model=model, ddp=ddp, optimizer=optimizer,
                augment=augment, base_lr=base_lr, group_scales=scales, steps_per_epoch=steps, total_steps=total,
-               warmup_steps=warmup, collapse_loss=collapse_value(model, params, per_rank), start=start)
+               warmup_steps=warmup, start=start,
+               collapse_loss=collapse_value(cfg.method, params, recipe.dim, cfg.batch_size))
 
 
 def _load_start(cfg: TrainConfig, out: Path, device: torch.device) -> dict:

@@ -1,0 +1,215 @@
+"""The ImageNet trainer on a tiny fake ImageFolder of real JPEGs (4 classes, 8 per class, 40 px), on CPU.
+
+Every method trains an epoch through `train()`; the command line is run as a real subprocess for bad
+input, kill -9 + resume, and SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lab.imagenet.fake import write_fake_imagefolder
+from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
+from lab.methods import METHOD_NAMES
+
+TINY = dict(batch_size=8, image_size=32, load_size=40, device="cpu", workers=0, max_steps_per_epoch=2, epochs=1,
+            knn_every=1, log_every_steps=1, progress=False)
+CLI_TINY = ["--batch-size", "8", "--image-size", "32", "--load-size", "40", "--device", "cpu", "--workers", "0",
+            "--log-every", "1", "--knn-every", "0", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_fake_imagefolder(tmp_path_factory.mktemp("fake"), classes=4, per_class=8, size=40, val_per_class=2)
+
+
+def epochs_of(run: Path) -> list[dict]:
+    return [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "epoch"]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lab.imagenet.train", *args]
+
+
+@pytest.fixture(scope="module")
+def env(subprocess_env) -> dict:
+    return {**subprocess_env, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_trains_an_epoch(data, tmp_path, method):
+    result = train(TrainConfig(data=str(data), method=method, out=str(tmp_path), **TINY))
+    assert result["status"] == "finished" and result["step"] == 2
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["kind"] for r in rows] == ["step", "step", "epoch", "end"]
+    epoch = rows[2]
+    assert set(EPOCH_KEYS) <= set(epoch), set(EPOCH_KEYS) - set(epoch)
+    assert math.isfinite(epoch["loss"]) and 0.0 <= epoch["center_norm"] <= 1.0
+    # ‖s‖² + Σ_d Var(z_d) = 1 on the sphere: the RMS residual is sqrt(1 − ‖s‖²)
+    assert epoch["residual_norm"] == pytest.approx(math.sqrt(1 - epoch["center_norm"] ** 2))
+    assert 0.0 < epoch["z_std"] <= epoch["z_std_healthy"] * 1.0001
+    assert 0.0 <= epoch["knn_acc"] <= 1.0 and epoch["knn_acc"] in {i / 8 for i in range(9)}
+    assert epoch["lr"] > 0 and epoch["images_per_s"] > 0 and epoch["n_corrupt"] == 0
+    assert epoch["collapsed"] is False
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["world_size"] == 1 and config["knn_protocol"]["k"] == 20
+    assert isinstance(config["method_params"], dict) and config["recipe"]["source"]
+    d = config["recipe"]["proj_dims"][-1]
+    assert epoch["z_std_healthy"] == pytest.approx(1 / math.sqrt(d))
+    expected_collapse = {"simsiam": -1.0, "byol": -1.0, "dino": math.log(4096), "swav": math.log(3000),
+                         "simclr": math.log(15), "invariance": 0.0, "triplet": 0.0, "simplified": 0.5}
+    if method in expected_collapse:
+        assert epoch["collapse_loss"] == pytest.approx(expected_collapse[method])
+    if method == "dino":
+        assert 0 < epoch["teacher_entropy"] <= epoch["teacher_entropy_max"] + 1e-6
+    if method == "barlow":
+        assert epoch["center_norm_post_bn"] < epoch["center_norm_pre_bn"]
+    assert (tmp_path / "checkpoint.pt").exists() and "finished" in (tmp_path / "train.log").read_text()
+
+
+def test_collapse_guard_stops_the_run(data, tmp_path):
+    result = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path),
+                               **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))
+    assert result["status"] == "collapsed" and result["epoch"] == 1
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["kind"] for r in rows if r["kind"] != "step"] == ["epoch", "end"]
+    assert rows[-2]["collapsed"] is True and rows[-1]["status"] == "collapsed"
+    assert rows[-2]["knn_acc"] is None  # knn only at the end, which a collapsed run does not reach
+    assert "collapse guard" in (tmp_path / "train.log").read_text()
+    # the same call again: the run is over, nothing trains
+    again = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path),
+                              **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))
+    assert again["status"] == "collapsed" and len(epochs_of(tmp_path)) == 1
+
+
+def test_resume_refuses_another_run_in_the_same_folder(data, tmp_path):
+    train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path), **{**TINY, "knn_every": 0}))
+    with pytest.raises(ValueError, match="method='simsiam'.*byol"):
+        train(TrainConfig(data=str(data), method="byol", out=str(tmp_path), **TINY))
+
+
+def test_config_validation_names_value_and_range():
+    with pytest.raises(ValueError, match=r"image_size must be in \[16, 1024\], got 8"):
+        TrainConfig(data="x", method="simsiam", image_size=8)
+    with pytest.raises(ValueError, match="unknown method 'nope'; valid: invariance"):
+        TrainConfig(data="x", method="nope")
+    with pytest.raises(ValueError, match="collapse_threshold must be in"):
+        TrainConfig(data="x", method="simsiam", collapse_threshold=1.5)
+
+
+def test_trim_metrics_drops_what_the_checkpoint_does_not_cover(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"kind": "step", "epoch": 1, "step": 1}, {"kind": "epoch", "epoch": 1, "step": 2},
+            {"kind": "step", "epoch": 2, "step": 3}, {"kind": "epoch", "epoch": 2, "step": 4},
+            {"kind": "end", "status": "stopped", "epoch": 2, "step": 4}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"kind": "step", "ep')  # torn last line
+    assert trim_metrics(path, epoch=1, step=2) == 3
+    assert read_metrics(path) == rows[:2] and path.read_text().endswith("}\n")
+
+
+BAD_INPUTS = {
+    "missing data folder": (["--data", "{tmp}/none", "--method", "simsiam"], "data folder not found"),
+    "empty data folder": (["--data", "{tmp}/empty", "--method", "simsiam"], "no class folders"),
+    "unknown method": (["--data", "{data}", "--method", "mocov3"], "unknown method 'mocov3'"),
+    "knob of another method": (["--data", "{data}", "--method", "simsiam", "--set", "lam=0"],
+                               "unknown parameter 'lam' for simsiam"),
+    "bad knob value": (["--data", "{data}", "--method", "byol", "--set", "momentum=2"], "momentum must be in"),
+    "bad epochs": (["--data", "{data}", "--method", "simsiam", "--epochs", "0"], "epochs must be in [1, 100000], got 0"),
+    "unknown preset": (["--preset", "fig99"], "unknown preset 'fig99'"),
+}
+
+
+def test_bad_input_is_one_line_and_exit_2(data, tmp_path, env):
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    procs = {}
+    for name, (args, _) in BAD_INPUTS.items():
+        argv = [a.format(tmp=tmp_path, data=data) for a in args] + ["--out", str(tmp_path / "run"), *CLI_TINY]
+        procs[name] = subprocess.Popen(cli(*argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, (name, err)
+        assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, (name, err)
+        assert BAD_INPUTS[name][1] in err, (name, err)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_preset_prints_its_runs(data, tmp_path, env):
+    proc = subprocess.run(cli("--preset", "b5-simsiam-predictor", "--data", str(data), "--out", str(tmp_path)),
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("python -m lab.imagenet.train --data ") for line in lines)
+    assert any("predictor=false" in line for line in lines) and f"--out {tmp_path}/" in lines[0]
+
+
+def _wait_for(path: Path, predicate, proc: subprocess.Popen, timeout: float = 60.0) -> list[dict]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        rows = read_metrics(path)
+        if predicate(rows):
+            return rows
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting on {path}")
+
+
+def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp_path, env):
+    run = tmp_path / "run"
+    argv = cli("--data", str(data), "--method", "simsiam", "--epochs", "3", "--max-steps-per-epoch", "3",
+               "--out", str(run), *CLI_TINY)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Kill right after epoch 1's metrics line: most likely before its checkpoint is on disk.
+    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == "epoch" for r in rows), proc)
+    proc.kill()
+    proc.wait()
+    assert [r["epoch"] for r in epochs_of(run)] == [1]
+    ckpt = run / "checkpoint.pt"
+    in_window = not ckpt.exists() or torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 0
+    print("killed between epoch 1's metrics line and its checkpoint:", in_window)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]
+    steps = [r["step"] for r in rows if r["kind"] == "step"]
+    assert steps == list(range(1, 10))  # no step twice, none missing
+    assert rows[-1] == {"kind": "end", "status": "finished", "epoch": 3, "step": 9}
+    assert "resuming" in (run / "train.log").read_text() or "training" in (run / "train.log").read_text()
+    # Every step reseeds the augmentation from (seed, step): the resumed run equals an uninterrupted one.
+    torch.set_num_threads(1)
+    straight = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path / "straight"),
+                                 **{**TINY, "epochs": 3, "max_steps_per_epoch": 3, "knn_every": 0}))
+    assert rows[-2]["center_norm"] == pytest.approx(straight["last"]["center_norm"], rel=1e-4, abs=1e-6)
+    assert rows[-2]["loss"] == pytest.approx(straight["last"]["loss"], rel=1e-3, abs=1e-5)
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
+    run = tmp_path / "run"
+    argv = cli("--data", str(data), "--method", "byol", "--epochs", "2", "--max-steps-per-epoch", "4",
+               "--out", str(run), *CLI_TINY)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == "step" for r in rows), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "SIGTERM: stopped after step" in (run / "train.log").read_text()
+    rows = read_metrics(run / "metrics.jsonl")
+    assert rows[-1]["kind"] == "end" and rows[-1]["status"] == "stopped"
+    stopped_at = rows[-1]["step"]
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == stopped_at and 1 <= stopped_at < 8 and state["status"] is None
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = read_metrics(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 9))
+    assert [r["kind"] for r in rows].count("end") == 1 and rows[-1]["status"] == "finished"
+    assert "resuming byol" in (run / "train.log").read_text()
