@@ -712,11 +712,11 @@ class _Stop:
 
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) one run; returns {"status", "epoch", "step", "out", "last"}. Bad input -> ValueError."""
-    run = prepare(cfg)
+    owned = not tdist.is_initialized()  # under torchrun, whoever starts the process group ends it
     try:
-        return _loop(run)
+        return _loop(prepare(cfg))
     finally:
-        if tdist.is_initialized():
+        if owned and tdist.is_initialized():
             tdist.destroy_process_group()
 
 
