@@ -28,14 +28,15 @@ def supports(model: Method) -> bool:
 
 
 def _norm_forward(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """v: (..., D) -> (v / ‖v‖, ‖v‖ (..., 1)), the same clamp as `geometry.normalize`."""
-    n = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    """Feature-major v: (K, D, N) -> (v / ‖v‖, ‖v‖ (K, 1, N)), the clamp of `geometry.normalize`."""
+    # Not v.norm(dim=1): torch's norm over a middle dimension is ~30x slower than this.
+    n = v.square().sum(1, keepdim=True).sqrt_().clamp_min_(1e-12)
     return v / n, n
 
 
 def _norm_backward(u: torch.Tensor, n: torch.Tensor, gu: torch.Tensor) -> torch.Tensor:
-    """Gradient through u = v / ‖v‖: (gu − u (u·gu)) / ‖v‖."""
-    return (gu - u * (u * gu).sum(-1, keepdim=True)) / n
+    """Gradient through u = v / ‖v‖ (feature-major): (gu − u (u·gu)) / ‖v‖."""
+    return (gu - u * (u * gu).sum(1, keepdim=True)) / n
 
 
 def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -43,8 +44,10 @@ def _relu_backward(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return torch.ops.aten.threshold_backward(grad, out, 0)
 
 
-def _mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    return torch.bmm(a, b, out=out) if out is not None else torch.bmm(a, b)
+def _swap_views(t: torch.Tensor) -> torch.Tensor:
+    """(K, F, 2B): the columns of view 1 and view 2 swapped, so column i holds i's partner."""
+    k, f, n2 = t.shape
+    return t.view(k, f, 2, n2 // 2).flip(2).reshape(k, f, n2)
 
 
 class FusedStep:
@@ -65,87 +68,91 @@ class FusedStep:
         self.stop_grad = getattr(model.cfg, "stop_grad", True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        (l1, l2, l3), k, n2 = self.layers, x.shape[0], x.shape[1]
-        b = n2 // 2
+        (l1, l2, l3), b = self.layers, x.shape[1] // 2
         h1 = torch.baddbmm(l1.bias, x, l1.weight).relu_()
         h2 = torch.baddbmm(l2.bias, h1, l2.weight).relu_()
-        # The projector to D = 2 or 3 runs transposed (D rows), as `lab.nn._ThinLinear` does: BLAS is
-        # several times faster that way round.
-        y = torch.baddbmm(l3.bias.transpose(1, 2), l3.weight.transpose(1, 2), h2.transpose(1, 2))
-        y = y.transpose(1, 2).contiguous()  # (K, 2B, D)
-        loss, gy = self._head(y, k, b)
+        # From the projector on, everything is feature-major, (K, D, 2B): with D = 2 or 3 features,
+        # products with D output columns and norms over D-long rows are several times slower on a CPU
+        # than the same work with D rows (as in `lab.nn._ThinLinear` and the B.1 trainer).
+        w3t = l3.weight.transpose(1, 2).contiguous()  # (K, D, H): BLAS is slow on a transposed thin operand
+        yt = torch.baddbmm(l3.bias.transpose(1, 2), w3t, h2.transpose(1, 2))  # (K, D, 2B)
+        loss, gyt = self._head(yt, b)
         # Encoder backward, gradients straight into the optimizer's buffers.
-        l3.weight.grad.copy_(torch.bmm(gy.transpose(1, 2), h2).transpose(1, 2))
-        torch.sum(gy, 1, keepdim=True, out=l3.bias.grad)
-        gh2 = _relu_backward(torch.bmm(gy, l3.weight.transpose(1, 2)), h2)
-        _mm(h1.transpose(1, 2), gh2, l2.weight.grad)
+        l3.weight.grad.copy_(torch.bmm(gyt, h2).transpose(1, 2))
+        torch.sum(gyt, 2, keepdim=True, out=l3.bias.grad.view(-1, l3.bias.shape[2], 1))
+        gh2 = _relu_backward(torch.bmm(gyt.transpose(1, 2), w3t), h2)
+        torch.bmm(h1.transpose(1, 2), gh2, out=l2.weight.grad)
         torch.sum(gh2, 1, keepdim=True, out=l2.bias.grad)
         gh1 = _relu_backward(torch.bmm(gh2, l2.weight.transpose(1, 2)), h1)
-        _mm(x.transpose(1, 2), gh1, l1.weight.grad)
+        torch.bmm(x.transpose(1, 2), gh1, out=l1.weight.grad)
         torch.sum(gh1, 1, keepdim=True, out=l1.bias.grad)
         return loss
 
-    def _head(self, y: torch.Tensor, k: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """y: (K, 2B, D) projector output -> (loss (K,), dL/dy (K, 2B, D))."""
-        name = self.model.name
-        if name == "simsiam":
-            return self._simsiam(y, k, b)
-        zn, nz = _norm_forward(y)
-        z1, z2 = zn[:, :b], zn[:, b:]
-        diff = z1 - z2
-        loss = diff.square().sum(-1).mean(-1)  # squared_distance
-        gz = torch.cat([diff, -diff], 1).mul_(2.0 / b)
-        if name == "simplified":
+    def _head(self, yt: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """yt: (K, D, 2B) projector output -> (loss (K,), dL/dyt (K, D, 2B))."""
+        if self.model.name == "simsiam":
+            return self._simsiam(yt, b)
+        zn, nz = _norm_forward(yt)
+        diff = zn[:, :, :b] - zn[:, :, b:]
+        loss = diff.square().sum((1, 2)) / b  # squared_distance
+        gz = torch.cat([diff, -diff], 2).mul_(2.0 / b)
+        if self.model.name == "simplified":
             lam = self.model.cfg.lam
-            s = zn.mean(1, keepdim=True)
-            s_norm = s.norm(dim=-1)
-            loss = 0.5 * (loss - lam * s_norm.squeeze(-1))
-            gz.mul_(0.5).sub_(s / s_norm.unsqueeze(-1).clamp_min(1e-30), alpha=0.5 * lam / (2 * b))
+            s = zn.mean(2, keepdim=True)  # (K, D, 1)
+            s_norm = s.square().sum(1, keepdim=True).sqrt_()
+            loss = 0.5 * (loss - lam * s_norm.view(-1))
+            gz.mul_(0.5).sub_(s / s_norm.clamp_min(1e-30), alpha=0.5 * lam / (2 * b))
         return loss, _norm_backward(zn, nz, gz)
 
-    def _simsiam(self, y: torch.Tensor, k: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        p, cache = self._predictor_forward(y, k, b) if self.predictor is not None else (y, None)
-        pn, np_ = _norm_forward(p)
-        zn, nz = (pn, np_) if cache is None else _norm_forward(y)
-        target = zn.view(k, 2, b, -1).flip(1).reshape(k, 2 * b, -1)  # view 2's z for view 1's p and back
-        cos = (pn * target).sum(-1)  # (K, 2B)
-        loss = cos.view(k, 2, b).mean(-1).sum(-1).mul_(-0.5)
+    def _simsiam(self, yt: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pt, cache = self._predictor_forward(yt, b) if self.predictor is not None else (yt, None)
+        pn, np_ = _norm_forward(pt)
+        zn, nz = (pn, np_) if cache is None else _norm_forward(yt)
+        target = _swap_views(zn)  # view 2's z for view 1's p and back
+        cos = (pn * target).sum(1)  # (K, 2B)
+        loss = cos.sum(1).mul_(-0.5 / b)
         g = -0.5 / b
         gp = _norm_backward(pn, np_, target * g)
-        gy = self._predictor_backward(gp, cache) if cache is not None else gp
+        gyt = self._predictor_backward(gp, cache) if cache is not None else gp
         if not self.stop_grad:
-            g_target = (pn * g).view(k, 2, b, -1).flip(1).reshape(k, 2 * b, -1)
-            gy = gy + _norm_backward(zn, nz, g_target)
-        return loss, gy
+            gyt = gyt + _norm_backward(zn, nz, _swap_views(pn * g))
+        return loss, gyt
 
-    def _predictor_forward(self, y: torch.Tensor, k: int, b: int):
+    def _predictor_forward(self, yt: torch.Tensor, b: int):
         lin1, bn, _, lin2 = self.predictor
-        q = torch.baddbmm(lin1.bias, y, lin1.weight).view(k, 2, b, -1)  # BN statistics per view
-        mean = q.mean(2, keepdim=True)
-        var = (q - mean).square_().mean(2, keepdim=True)  # not q.var: its Welford pass over a middle dim is slow
+        k = yt.shape[0]
+        w1t = lin1.weight.transpose(1, 2).contiguous()  # (K, P, D)
+        q = torch.baddbmm(lin1.bias.transpose(1, 2), w1t, yt).view(k, -1, 2, b)  # BN statistics per view
+        mean = q.mean(3, keepdim=True)
+        var = (q - mean).square_().mean(3, keepdim=True)
         inv = (var + bn.eps).rsqrt()
         qhat = (q - mean) * inv
-        r = (qhat * bn.weight.unsqueeze(1) + bn.bias.unsqueeze(1)).relu_()
-        m = bn.momentum
-        for v in range(2):  # running statistics as two F.batch_norm calls leave them: view 1, then view 2
-            bn.running_mean.mul_(1 - m).add_(mean[:, v], alpha=m)
-            bn.running_var.mul_(1 - m).add_(var[:, v] * (b / (b - 1)), alpha=m)
-        r = r.view(k, 2 * b, -1)
-        p = torch.baddbmm(lin2.bias, r, lin2.weight)
-        return p, (y, qhat, inv, r)
+        gamma, beta = bn.weight.view(k, -1, 1, 1), bn.bias.view(k, -1, 1, 1)
+        r = torch.addcmul(beta, qhat, gamma).relu_().view(k, -1, 2 * b)
+        # Running statistics as two F.batch_norm calls (view 1, then view 2) leave them, in one update:
+        # r <- (1 - m)^2 r + (1 - m) m v1 + m v2, with the unbiased variance.
+        m, shape = bn.momentum, bn.running_mean.shape
+        mean_v, var_v = mean.view(k, -1, 2).transpose(1, 2), var.view(k, -1, 2).transpose(1, 2)
+        for run, stat, scale in ((bn.running_mean, mean_v, 1.0), (bn.running_var, var_v, b / (b - 1))):
+            run.mul_((1 - m) ** 2).add_(stat[:, :1].view(shape), alpha=(1 - m) * m * scale)
+            run.add_(stat[:, 1:].view(shape), alpha=m * scale)
+        w2t = lin2.weight.transpose(1, 2).contiguous()  # (K, D, P)
+        pt = torch.baddbmm(lin2.bias.transpose(1, 2), w2t, r)
+        return pt, (yt, qhat, inv, r, w1t, w2t, gamma)
 
     def _predictor_backward(self, gp: torch.Tensor, cache) -> torch.Tensor:
+        """gp: (K, D, 2B) -> dL/dyt (K, D, 2B); the predictor's gradients into its buffers."""
         lin1, bn, _, lin2 = self.predictor
-        y, qhat, inv, r = cache
-        k, b = qhat.shape[0], qhat.shape[2]
-        _mm(r.transpose(1, 2), gp, lin2.weight.grad)
-        torch.sum(gp, 1, keepdim=True, out=lin2.bias.grad)
-        gr = _relu_backward(torch.bmm(gp, lin2.weight.transpose(1, 2)), r).view_as(qhat)
-        torch.sum(gr * qhat, (1, 2), keepdim=False, out=bn.weight.grad.view(k, -1))
-        torch.sum(gr, (1, 2), keepdim=False, out=bn.bias.grad.view(k, -1))
-        gq_hat = gr * bn.weight.unsqueeze(1)
-        gq = (gq_hat - gq_hat.mean(2, keepdim=True) - qhat * (gq_hat * qhat).mean(2, keepdim=True)) * inv
-        gq = gq.view(k, 2 * b, -1)
-        _mm(y.transpose(1, 2), gq, lin1.weight.grad)
-        torch.sum(gq, 1, keepdim=True, out=lin1.bias.grad)
-        return torch.bmm(gq, lin1.weight.transpose(1, 2))
+        yt, qhat, inv, r, w1t, w2t, gamma = cache
+        k, b = qhat.shape[0], qhat.shape[3]
+        lin2.weight.grad.copy_(torch.bmm(gp, r.transpose(1, 2)).transpose(1, 2))
+        torch.sum(gp, 2, keepdim=True, out=lin2.bias.grad.view(k, -1, 1))
+        gr = _relu_backward(torch.bmm(w2t.transpose(1, 2), gp), r).view_as(qhat)
+        torch.sum(gr * qhat, (2, 3), out=bn.weight.grad.view(k, -1))
+        torch.sum(gr, (2, 3), out=bn.bias.grad.view(k, -1))
+        gq_hat = gr * gamma
+        gq = (gq_hat - gq_hat.mean(3, keepdim=True) - qhat * (gq_hat * qhat).mean(3, keepdim=True)) * inv
+        gq = gq.view(k, -1, 2 * b)
+        torch.bmm(yt, gq.transpose(1, 2), out=lin1.weight.grad)
+        torch.sum(gq, 2, keepdim=True, out=lin1.bias.grad.view(k, -1, 1))
+        return torch.bmm(w1t.transpose(1, 2), gq)
