@@ -1,4 +1,4 @@
-"""`python -m lab.bench b1|toy`: the lab's trainers (and GIF maker) against plain implementations, as ratios.
+"""`python -m lab.bench b1|toy|imagenet`: the lab's trainers (and GIF maker) against plain implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
 and a 200-frame 480-px GIF ≥ 5× faster than Matplotlib FuncAnimation + PillowWriter.
@@ -83,15 +83,43 @@ def bench_toy(repeats: int, epochs: int | None = None) -> dict:
     return {"toy_fast_s": fast, "toy_steps_only_s": steps_only, "toy_plain_s": plain}
 
 
+def _imagenet(args) -> int:
+    from lab.bench.imagenet import bench_imagenet
+
+    bad = [f"{flag} must be {rule}" for flag, value, ok, rule in (
+        ("--image-size", args.image_size, lambda v: 16 <= v <= 1024, "in [16, 1024]"),
+        ("--batch-size", args.batch_size, lambda v: 2 <= v <= 8192, "in [2, 8192]"),
+        ("--steps", args.steps, lambda v: 1 <= v <= 10_000, "in [1, 10000]"),
+        ("--workers", args.workers, lambda v: 0 <= v <= 256, "in [0, 256]")) if value is not None and not ok(value)]
+    if args.device not in ("cpu", "cuda") and not args.device.startswith("cuda:"):
+        bad.append(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    elif args.device != "cpu" and not torch.cuda.is_available():
+        bad.append(f"--device {args.device}: torch sees no CUDA device")
+    if bad:
+        print(f"error: {bad[0]}", file=sys.stderr)
+        return 2
+    if args.threads != 1:  # --threads' default 1 suits the toy benches; ResNet-18 on CPU takes every core
+        torch.set_num_threads(args.threads)
+    bench_imagenet(args.device, args.image_size, args.batch_size, args.steps, args.workers)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy"], help="which benchmark")
+    parser.add_argument("what", choices=["b1", "toy", "imagenet"], help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny ops)")
     parser.add_argument("--epochs", type=int, help="toy: epochs per setting (default: the toy trainer's)")
+    parser.add_argument("--device", default="cpu", help="imagenet: cpu (default) or cuda")
+    parser.add_argument("--image-size", type=int, help="imagenet: view size (default 224 on cuda, 64 on cpu)")
+    parser.add_argument("--batch-size", type=int, help="imagenet: batch (default 256 on cuda, 32 on cpu)")
+    parser.add_argument("--steps", type=int, help="imagenet: timed training steps (default 20 on cuda, 5 on cpu)")
+    parser.add_argument("--workers", type=int, default=2, help="imagenet: data-loading processes (default 2)")
     args = parser.parse_args(argv)
+    if args.what == "imagenet":
+        return _imagenet(args)
     if args.repeats < 1 or args.frames < 2 or not 64 <= args.size <= 2048 or args.threads < 1 \
             or (args.epochs is not None and args.epochs < 1):
         print("error: --repeats >= 1, --frames >= 2, --size in [64, 2048], --threads >= 1, --epochs >= 1",
