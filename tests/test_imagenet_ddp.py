@@ -14,7 +14,6 @@ mismatch in data order, BatchNorm statistics or gradient averaging moves the sec
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 

@@ -255,6 +255,18 @@ class ViewRecorder:
         if self.sum is not None:
             self.sum, self.sum2 = self.sum.to(self.device), self.sum2.to(self.device)
 
+    def gather_to_rank0(self) -> None:
+        """Put every rank's partial sums on rank 0 (for a mid-epoch checkpoint, which rank 0 writes)."""
+        if not tdist.is_initialized():
+            return
+        d = self.sum.shape[0]
+        packed = _all_sum(torch.cat([self.sum, self.sum2, self.count.view(1)]))
+        if tdist.get_rank() == 0:
+            self.sum, self.sum2, self.count = packed[:d], packed[d:2 * d], packed[-1]
+        else:
+            self.sum, self.sum2 = torch.zeros_like(self.sum), torch.zeros_like(self.sum2)
+            self.count = torch.zeros_like(self.count)
+
     def reset(self) -> None:
         self.sum = self.sum2 = None
         self.count = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -558,7 +570,8 @@ def _write_config(run: Run) -> None:
         return
     cfg = run.cfg
     doc = {"config": _jsonable(dataclasses.asdict(cfg)), "method_params": _jsonable(run.params),
-           "recipe": _jsonable(run.recipe.as_dict() if hasattr(run.recipe, "as_dict") else run.recipe), "world_size": run.world, "device": str(run.device),
+           "recipe": _jsonable(run.recipe.as_dict() if hasattr(run.recipe, "as_dict") else run.recipe),
+           "world_size": run.world, "device": str(run.device),
            "device_name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
            "per_rank_batch": cfg.batch_size // run.world, "aug_groups": cfg.aug_groups or run.world,
            "base_lr": run.base_lr, "lr_scales": run.group_scales, "steps_per_epoch": run.steps_per_epoch,
@@ -567,7 +580,8 @@ def _write_config(run: Run) -> None:
            "knn_protocol": {"description": KNN_PROTOCOL, "k": cfg.knn_k, "temperature": cfg.knn_temperature,
                             "features": "backbone h", "every_epochs": cfg.knn_every,
                             "enabled": run.knn_loaders is not None},
-           "metrics_schema": {"epoch": list(EPOCH_KEYS), "residual_norm": "root mean square ‖z − s‖ over the epoch",
+           "metrics_schema": {"epoch": list(EPOCH_KEYS),
+                              "residual_norm": "root mean square ‖z − s‖ over the epoch",
                               "center_norm": "‖mean of L2-normalised projector outputs over the epoch's training "
                                              "views, all ranks‖"},
            "torch": torch.__version__, "amp": cfg.amp and run.device.type == "cuda"}
@@ -797,7 +811,8 @@ def _epoch_line(row: dict, epochs: int) -> str:
     knn = f" knn {row['knn_acc']:.4f}" if row.get("knn_acc") is not None else ""
     return (f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} center {row['center_norm']:.4f} "
             f"z_std {row['z_std']:.4f} (healthy {row['z_std_healthy']:.4f}){knn} lr {row['lr']:.4g} "
-            f"{row['images_per_s']:,.0f} img/s {row['epoch_seconds']:.1f} s" + (" COLLAPSED" if row["collapsed"] else ""))
+            f"{row['images_per_s']:,.0f} img/s {row['epoch_seconds']:.1f} s"
+            + (" COLLAPSED" if row["collapsed"] else ""))
 
 
 def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorder: ViewRecorder, stop: _Stop,
@@ -807,7 +822,7 @@ def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorde
     run.loader.set_epoch(epoch)
     recorder.reset()
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
-    if acc is not None:
+    if acc is not None and run.rank == 0:  # the checkpoint holds all ranks' partial sums, on rank 0
         recorder.load(acc["views"])
         loss_sum += float(acc["loss_sum"])
     n_steps, lr = run.steps_per_epoch, acc["lr"] if acc else 0.0
@@ -841,8 +856,10 @@ def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorde
         files.progress(epoch + 1, cfg.epochs, i + 1, n_steps, rate, shown_loss)
         if stop.agreed(run, step, force=i + 1 == n_steps):
             if i + 1 < n_steps:
-                return {"step": step, "stopped": True, "step_in_epoch": i + 1,
-                        "acc": {"loss_sum": float(loss_sum), "lr": lr}, "elapsed": elapsed + time.perf_counter() - began}
+                recorder.gather_to_rank0()
+                acc = {"loss_sum": float(_all_sum(loss_sum.clone())), "lr": lr}
+                return {"step": step, "stopped": True, "step_in_epoch": i + 1, "acc": acc,
+                        "elapsed": elapsed + time.perf_counter() - began}
             stopping = True
             break
     else:
