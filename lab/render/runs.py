@@ -184,10 +184,20 @@ def metric_chart(
         yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.25), hovermode="x unified")
     if metric in CENTER_METRICS and not log_y:
         fig.update_yaxes(range=[0, 1.05])
+    _whole_epochs(fig, x, runs, metric)
     if n_points == 0:
         fig.add_annotation(text="no values yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
                            font=dict(size=14, color="#888"))
     return fig
+
+
+def _whole_epochs(fig: go.Figure, x: str, runs: Mapping[str, Rows], metric: str) -> None:
+    """Ticks at whole epochs while there are few (Plotly would write 1.2, 1.4, ... under a 2-epoch run)."""
+    if x != "epoch":
+        return
+    last = max((max(series(rows, metric, x)[0], default=0.0) for rows in runs.values()), default=0.0)
+    if last <= 12:
+        fig.update_xaxes(tick0=1, dtick=1)
 
 
 # ---------------------------------------------------------------- progress and the runs table
@@ -352,7 +362,8 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(ys) <= 30 else "lines", name=label,
                                      legendgroup=name, showlegend=col == 1, line=dict(color=run_color(i), width=2),
                                      marker=dict(size=5)), row=1, col=col)
-            fig.update_xaxes(title_text="epoch", row=1, col=col)
+            whole = {"tick0": 1, "dtick": 1} if max(xs, default=0.0) <= 12 else {}  # see _whole_epochs
+            fig.update_xaxes(title_text="epoch", row=1, col=col, **whole)
             if metric in CENTER_METRICS or metric == "knn_acc":
                 fig.update_yaxes(range=[0, 1.05], row=1, col=col)
     fig.update_layout(height=height, title=dict(text=title, font=dict(size=15)), margin=dict(l=10, r=10, t=70, b=10),

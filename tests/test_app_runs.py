@@ -1,0 +1,152 @@
+"""Headless runs (AppTest) of the Runs page against a temp runs root ($LAB_RUNS_DIR): empty, with a real
+finished run (a tiny CPU training through `lab.runs.launch`, once per module), a launch and stop from the
+form, and bad form input (one-line errors, no exception, no run folder)."""
+import json
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lab import runs as labruns
+from lab.imagenet.fake import write_fake_imagefolder
+from lab.render.runs import LIVE_METRICS
+
+PAGE = "pages/5_Runs.py"
+# A real simsiam run named as the b5 preset's first run, so the page also draws the paper's Fig. B.5 from it.
+FINISHED = "b5-simsiam-predictor-simsiam"
+TINY = ["--workers", "0", "--max-steps-per-epoch", "2", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
+        "--knn-every", "1", "--log-every", "1", "--no-progress"]
+
+
+def wait_done(name: str, root, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = labruns.get_run(name, root=root)
+        if info.status not in ("queued", "running"):
+            return info
+        time.sleep(0.5)
+    raise TimeoutError(f"run {name} still {info.status} after {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_fake_imagefolder(tmp_path_factory.mktemp("data") / "fake", classes=4, per_class=16, size=48)
+
+
+@pytest.fixture(scope="module")
+def finished_root(tmp_path_factory, data):
+    root = tmp_path_factory.mktemp("runs")
+    labruns.launch(FINISHED, ["--data", str(data), "--method", "simsiam", *TINY], root=root, device="cpu")
+    info = wait_done(FINISHED, root)
+    assert info.status == "finished", (info.status, info.message, labruns.log_tail(info.path))
+    return root
+
+
+def run_page(root, runs_root, monkeypatch, **state) -> AppTest:
+    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_root))
+    at = AppTest.from_file(str(root / PAGE), default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> dict:
+    # Element ids read "$$ID-<hash>-<user key>"; the key itself may hold '-'.
+    return {c.proto.id.split("-", 2)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def test_empty_root(root, tmp_path, monkeypatch):
+    at = run_page(root, tmp_path / "runs", monkeypatch)
+    assert [i.value for i in at.info][-1].startswith("No runs yet")
+    assert not at.error and not at.get("plotly_chart")
+    labels = [b.label for b in at.button]
+    assert "CPU demo run" in labels, "this machine has no GPU: the page offers the demo"
+    assert "Launch" in labels
+    assert at.selectbox(key="runs_method").value == "simsiam"
+
+
+def test_finished_run(root, finished_root, monkeypatch):
+    at = run_page(root, finished_root, monkeypatch)
+    table = at.dataframe[0].value
+    row = table[table["name"] == FINISHED].iloc[0]
+    assert row["status"] == "finished" and row["epoch"] == "2/2" and row["progress"] == 1.0 and row["ETA"] == ""
+    assert at.multiselect(key="runs_shown").value == [FINISHED], "the newest run is shown by default"
+    shown = charts(at)
+    assert {f"runs_chart_{m}" for m in LIVE_METRICS} <= set(shown)
+    center = shown["runs_chart_center_norm"]
+    line = [t for t in center["data"] if t["name"] == FINISHED][0]
+    assert line["x"] == [1, 2] and all(0.0 <= y <= 1.0 for y in line["y"])
+    assert len(center["layout"]["shapes"]) == 2  # collapse at 1 and the warning threshold
+    loss = shown["runs_chart_loss"]
+    assert [s["y0"] for s in loss["layout"]["shapes"]] == [-1.0], "SimSiam's collapse value"
+    log = "\n".join(c.value for c in at.code)
+    assert "finished: epoch 2" in log
+    assert at.button(key=f"runs_stop_{FINISHED}").disabled and at.button(key=f"runs_resume_{FINISHED}").disabled
+    assert at.get("download_button"), "the metrics CSV"
+    assert "runs_paper_b5-simsiam-predictor" in shown, "a run of the b5 preset draws Fig. B.5"
+    assert not at.warning, "‖s‖ of a 2-epoch run is far below 0.9"
+
+
+def test_chart_controls_and_warning(root, finished_root, monkeypatch):
+    at = run_page(root, finished_root, monkeypatch)
+    at.radio(key="runs_x").set_value("optimizer step")
+    at.toggle(key="runs_log").set_value(True)
+    at.slider(key="runs_smooth").set_value(0.5)
+    at.slider(key="runs_threshold").set_value(0.01).run()
+    assert not at.exception
+    shown = charts(at)
+    loss = shown["runs_chart_loss"]
+    assert loss["layout"]["yaxis"]["type"] == "log" and loss["layout"]["xaxis"]["title"]["text"] == "optimizer step"
+    assert {t["name"] for t in loss["data"]} == {FINISHED, f"{FINISHED} (raw)"}
+    assert len([t for t in loss["data"] if t["name"] == FINISHED][0]["x"]) == 4, "step lines: 2 epochs x 2 steps"
+    assert [w.value for w in at.warning][0].startswith(f"{FINISHED}: ‖s‖ reached")
+
+
+@pytest.mark.parametrize("form, message", [
+    ({"runs_name": "../escape"}, "run name"),
+    ({"runs_name": "ok", "runs_data": ""}, "data folder is empty"),
+    ({"runs_name": "ok", "runs_data": "/no/such/folder"}, "does not exist"),
+    ({"runs_name": "ok", "runs_knobs": "predictor=maybe"}, "predictor takes true or false, got 'maybe'"),
+    ({"runs_name": "ok", "runs_knobs": "colour=red"}, "unknown parameter 'colour' for simsiam; valid:"),
+    ({"runs_name": "ok", "runs_extra": "--epochz 3"}, "unrecognized arguments: --epochz"),
+    ({"runs_name": "ok", "runs_extra": "--workers 'unclosed"}, "extra arguments:"),
+])
+def test_bad_form_input_is_one_line_error(root, tmp_path, monkeypatch, data, form, message):
+    runs = tmp_path / "runs"
+    at = run_page(root, runs, monkeypatch)
+    at.text_input(key="runs_data").set_value(str(data))
+    for key, value in form.items():
+        at.text_input(key=key).set_value(value)
+    at.button(key="runs_launch").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and message in errors[0] and "\n" not in errors[0], errors
+    assert "Traceback" not in errors[0]
+    assert labruns.list_runs(runs) == []
+
+
+def test_launch_from_form_then_stop(root, tmp_path, monkeypatch, data):
+    runs = tmp_path / "runs"
+    at = run_page(root, runs, monkeypatch)
+    at.text_input(key="runs_name").set_value("form-run")
+    at.text_input(key="runs_data").set_value(str(data))
+    at.selectbox(key="runs_method").set_value("byol")
+    at.text_input(key="runs_knobs").set_value("momentum=0.9")
+    at.number_input(key="runs_epochs").set_value(50)
+    at.number_input(key="runs_batch").set_value(16)
+    at.number_input(key="runs_image_size").set_value(32)
+    at.text_input(key="runs_extra").set_value("--workers 0 --max-steps-per-epoch 2 --device cpu")
+    at.button(key="runs_launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    try:
+        info = labruns.get_run("form-run", root=runs)
+        assert info.method == "byol" and info.epochs == 50
+        assert at.multiselect(key="runs_shown").value == ["form-run"]
+        assert [s.value for s in at.success][0] == "Started form-run"
+        at.button(key="runs_stop_form-run").click().run()
+        assert not at.exception
+    finally:
+        labruns.stop("form-run", root=runs)
+    assert wait_done("form-run", runs, timeout=60).status in ("stopped", "failed", "finished")
