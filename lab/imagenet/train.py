@@ -980,7 +980,11 @@ def config_from_args(args: argparse.Namespace, **over) -> TrainConfig:
 
 _PASSTHROUGH = (("batch_size", "--batch-size"), ("image_size", "--image-size"), ("load_size", "--load-size"),
                 ("device", "--device"), ("seed", "--seed"), ("workers", "--workers"), ("cache", "--cache"),
-                ("lr", "--lr"), ("max_steps_per_epoch", "--max-steps-per-epoch"), ("knn_every", "--knn-every"))
+                ("lr", "--lr"), ("max_steps_per_epoch", "--max-steps-per-epoch"), ("knn_every", "--knn-every"),
+                ("knn_k", "--knn-k"), ("knn_temperature", "--knn-temperature"), ("log_every", "--log-every"),
+                ("collapse_guard", "--collapse-guard"), ("collapse_patience", "--collapse-patience"),
+                ("aug_groups", "--aug-groups"), ("no_amp", "--no-amp"), ("no_channels_last", "--no-channels-last"),
+                ("no_progress", "--no-progress"))
 
 
 def preset_commands(name: str, args: argparse.Namespace) -> list[tuple[dict, list[str]]]:
@@ -1000,7 +1004,9 @@ def preset_commands(name: str, args: argparse.Namespace) -> list[tuple[dict, lis
         for attr, flag in _PASSTHROUGH:
             value = getattr(args, attr)
             default = build_parser().get_default(attr)
-            if value is not None and value != default:
+            if value is True:
+                argv.append(flag)
+            elif value is not None and value is not False and value != default:
                 argv += [flag, str(value)]
         argv += ["--out", str(out / r["name"])]
         result.append((r, argv))
