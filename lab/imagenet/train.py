@@ -1,12 +1,35 @@
 """ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`.
 
-One process (CPU or one GPU) or the same module under `torchrun --nproc_per_node=G` (DDP). `train(cfg)`
-is the plain function behind the command line, a notebook and the runs launcher.
+One process (CPU or one GPU) or the same module under `torchrun --nproc_per_node=G` (DDP: gloo on CPU,
+NCCL on CUDA; per-rank batch = global / G; BatchNorm over the global batch). `train(cfg)` is the plain
+function behind the command line, a notebook and the runs launcher; bad input raises ValueError (the
+command line prints it as one line and exits 2).
 
-A step: uint8 batch -> device -> two augmented views (batched, kornia, on the device) -> `model.loss`
-(K = 1) -> backward -> optimizer step at the warmup-cosine learning rate -> `model.after_step(progress)`.
-Every epoch one JSON line in RUN/metrics.jsonl (schema in `EPOCH_KEYS`), a checkpoint written
-atomically, the collapse guard; SIGTERM/SIGINT finish the step, write a mid-epoch checkpoint and exit 0.
+A step: uint8 batch -> device -> two augmented views (kornia, on the device; each augmentation group
+reseeded from (seed, step), so a resumed run draws the same views) -> `model.loss` (K = 1) -> backward
+-> optimizer step at the warmup-cosine lr (per-group scales kept) -> `model.after_step(progress)`.
+
+RUN/ holds (rank 0 writes):
+- metrics.jsonl, one JSON object per line, each with "kind":
+  {"kind": "step", "epoch": 3, "step": 250, "loss": -0.91, "batch_center_norm": 0.05, "lr": 0.49} every
+  --log-every steps; one "epoch" line per epoch with `EPOCH_KEYS` (plus the method's extra metrics:
+  center_norm_pre_bn / center_norm_post_bn for barlow, teacher_entropy / teacher_entropy_max for dino,
+  and knn_seconds), e.g. {"kind": "epoch", "epoch": 3, "step": 750, "loss": -0.91, "collapse_loss": -1.0,
+  "center_norm": 0.04, "residual_norm": 0.999, "z_std": 0.0221, "z_std_healthy": 0.0221, "knn_acc": 0.41,
+  "lr": 0.49, "images_per_s": 5210.0, "epoch_seconds": 24.3, "knn_seconds": 6.1, "n_corrupt": 0,
+  "collapsed": false}; and a last {"kind": "end", "status": "finished" | "collapsed" | "stopped", "epoch",
+  "step"}. "epoch" counts epochs done (1-based in epoch lines).
+- config.json (resolved config, method params, recipe, world size, kNN protocol), train.log (the human
+  log), checkpoint.pt (model, optimizer, EMA teachers, DINO center, step, RNG states, guard counter).
+
+Resume: the same command with the same --out continues from checkpoint.pt (a checkpoint of other
+settings is an error). The epoch's metrics line is written before its checkpoint, and a resume first
+rewrites metrics.jsonl without the lines the checkpoint does not cover, so no epoch appears twice even
+after kill -9 between the two. SIGTERM / SIGINT: the current step finishes, a mid-epoch checkpoint is
+written (with the epoch's partial metric sums), an "end" line with status "stopped", exit status 0; the
+resume skips the batches already trained (the loader's order is fixed by seed and epoch). Under torchrun
+the ranks agree on stopping every `DDP_STOP_CHECK_EVERY` steps; the workers exit 0, torchrun's own
+agent reports the signal as a failure (its behaviour, not the trainer's).
 """
 from __future__ import annotations
 
