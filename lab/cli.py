@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     survey.add_argument("--lr", type=float, default=DEFAULT_LR)
     survey.add_argument("--noise", type=float, default=DEFAULT_NOISE)
     survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
+    # listed for --help; main() hands `runs ...` to lab.runs.cli, whose args after -- go to the engine
+    sub.add_parser("runs", help="launch, list, show, stop and resume ImageNet runs (python -m lab runs --help)")
     return parser
 
 
@@ -244,6 +246,11 @@ def _write_pictures(args: argparse.Namespace, names: Sequence[str], runs, metric
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["runs"]:
+        from lab.runs.cli import main as runs_main
+
+        return runs_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,0 +1,585 @@
+"""Launch, track, stop and resume ImageNet runs (`lab.imagenet.train`) on this machine or on SLURM.
+
+A run is a folder ROOT/NAME. What the engine writes there: metrics.jsonl, config.json, train.log,
+checkpoint.pt. What the launcher writes (every JSON file atomically: temp file, fsync, rename):
+
+    launch.json   what to run: the engine's argv (train_argv), python, cwd, backend, gpus, device,
+                  preset, started, stop_grace_s, resumed (times), slurm resources
+    queue.json    local: the wrapper process that will start this run (pid + start time)
+    pid.json      the training process and its wrapper (pid, start time, boot id, host), written by
+                  the wrapper when it starts the command
+    exit.json     exit code and end time, written by the wrapper when the command has ended
+    stop.json     a stop request (the wrapper turns it into one SIGTERM)
+    job.json      SLURM: the job id (and earlier ones after a resume); slurm.sbatch: the batch script
+    stdout.log    everything the command and the wrapper printed
+
+The status is derived from those files and process liveness alone, so nothing is lost when the app
+or the launching process dies (the rules are in `_derive`):
+    queued     launched, the command not started yet (local queue, or a pending SLURM job)
+    running    the training process (or its wrapper) is alive / the SLURM job runs
+    finished   exit code 0 and metrics.jsonl ends with {"kind": "end", "status": "finished"}
+    collapsed  exit code 0 and the end line says collapsed (the engine's collapse guard)
+    stopped    stopped on request (stop.json), or the end line says stopped
+    failed     a non-zero exit without a stop request, or the processes are gone with no exit record
+               (kill -9, out of memory, a reboot); `message` then holds the last log lines
+
+Local runs: `python -m lab.runs.wrap RUN...` started with start_new_session=True (a detached session
+that survives the app, its terminal and its restarts); the wrapper starts the command in a process
+group of its own. gpus > 1: `python -m torch.distributed.run --standalone --nproc_per_node=G` (torchrun).
+
+Presets: `launch_preset` launches the preset's runs as PREFIX-<run name>. Locally they form one
+queue (one wrapper runs them one after another): one machine's GPUs or cores are shared, and a
+sweep run side by side would only make every run slower. Each run still has its own folder, files
+and status; stopping one queued run skips it, stopping the running one moves the queue on. On
+SLURM each run is its own job and the scheduler decides.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from lab.runs import proc, slurm as slurm_backend
+from lab.runs.proc import now_iso, read_json, write_json
+from lab.runs.slurm import SlurmSpec
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+STATUSES = ("queued", "running", "finished", "failed", "stopped", "collapsed")
+ACTIVE = ("queued", "running")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+RESERVED_ARGS = ("--out", "--preset", "--run")  # the launcher sets the run folder; presets go through launch_preset
+DEMO_DIR = ".demo-data"  # a leading dot: never a valid run name, so it cannot clash with one
+STOP_GRACE_S = 120.0  # SIGTERM -> SIGKILL: the engine checkpoints at the next step; kNN may take a while
+NEVER_STARTED_S = 60.0  # a launch.json alone for this long: the launcher died before starting the run
+LOG_TAIL_BYTES = 64 * 1024
+
+
+class UnknownRunError(KeyError, ValueError):
+    """No run of that name under the runs root (both a KeyError and a ValueError, one line)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown run"
+
+
+# ----------------------------------------------------------------------------------------- names, root
+
+def runs_root(root: str | Path | None = None) -> Path:
+    """The runs root: root, else $LAB_RUNS_DIR, else ./runs; absolute and created."""
+    path = Path(root or os.environ.get("LAB_RUNS_DIR") or "runs").expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def validate_name(name: str) -> str:
+    """A run name: 1-64 letters, digits, '.', '_', '-', not starting with '.' (so not '.' or '..')."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.startswith("."):
+        raise ValueError(f"bad run name {name!r}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.'")
+    return name
+
+
+def run_path(name: str, root: str | Path | None = None) -> Path:
+    """ROOT/name, checked to be a real folder inside the root when it exists (no symlink escapes)."""
+    validate_name(name)  # before runs_root creates anything
+    base = runs_root(root)
+    path = base / name
+    if path.is_symlink() or (path.exists() and path.resolve() != base / name):
+        raise ValueError(f"run folder {path} is a symlink; run folders must be real folders inside {base}")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
+
+
+# ----------------------------------------------------------------------------------------- reading files
+
+def read_metrics(run_path: str | Path) -> list[dict]:
+    """The JSON objects of RUN/metrics.jsonl. Only newline-terminated lines count: a half-written last
+    line (the engine mid-write, or killed) is left out until it is complete; an unreadable line is skipped."""
+    try:
+        data = (Path(run_path) / "metrics.jsonl").read_bytes()
+    except OSError:
+        return []
+    import json
+
+    rows = []
+    for line in data.split(b"\n")[:-1]:  # the part after the last newline is not complete yet
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def _tail_lines(path: Path, lines: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    out = text.splitlines()
+    if size > LOG_TAIL_BYTES:
+        out = out[1:]  # the first line is probably cut
+    return out[-lines:] if lines > 0 else []
+
+
+def log_tail(run_path: str | Path, lines: int = 20) -> list[str]:
+    """The last lines of RUN/stdout.log (the engine's log lines, tracebacks and the launcher's notes),
+    or of RUN/train.log when there is no stdout.log (a run made without the launcher)."""
+    run_path = Path(run_path)
+    for name in ("stdout.log", "train.log"):
+        if (run_path / name).exists():
+            return _tail_lines(run_path / name, lines)
+    return []
+
+
+# ----------------------------------------------------------------------------------------- run info
+
+@dataclass
+class RunInfo:
+    """One run as its files describe it right now."""
+
+    name: str
+    status: str
+    epoch: int
+    epochs: int | None
+    method: str | None
+    started: str
+    path: Path
+    backend: str = "local"
+    pid: int | None = None
+    job_id: str | None = None
+    exit_code: int | None = None
+    message: str = ""
+    preset: str | None = None
+    last_epoch_metrics: dict = field(default_factory=dict)
+    step: int = 0
+    gpus: int = 1
+    updated: float | None = None  # mtime of metrics.jsonl (seconds since the epoch): for an ETA
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def _arg_value(args: Sequence[str], flag: str) -> str | None:
+    """The last value of --flag V / --flag=V in an argv list (argparse's rule: the last one wins)."""
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def _epochs_method(path: Path, launch: dict) -> tuple[int | None, str | None]:
+    cfg = (read_json(path / "config.json") or {}).get("config") or {}
+    args = launch.get("train_argv") or []
+    method = cfg.get("method") or _arg_value(args, "--method")
+    epochs = cfg.get("epochs")
+    if epochs is None:
+        text = _arg_value(args, "--epochs")
+        epochs = int(text) if text and text.isdigit() else None
+    if epochs is None and method:
+        try:
+            from lab.imagenet.recipes import RECIPES
+
+            epochs = RECIPES[method].epochs if method in RECIPES else None
+        except ImportError:
+            pass
+    return epochs, method
+
+
+def _failure(reason: str, path: Path) -> str:
+    tail = log_tail(path, 8)
+    return reason + ("; last log lines:\n" + "\n".join(tail) if tail else "; no log output")
+
+
+def _derive(path: Path, launch: dict, rows: list[dict]) -> tuple[str, str, int | None, str | None, int | None]:
+    """(status, message, pid, job id, exit code) from the run's files, process liveness and SLURM."""
+    ended = read_json(path / "exit.json")
+    pidf = read_json(path / "pid.json") or {}
+    stop = (path / "stop.json").exists()
+    child = pidf.get("child")
+    pid = child.get("pid") if child else None
+    job_id = None
+    code = ended.get("exit_code") if ended else None
+    if launch.get("backend") == "slurm":
+        job_id = str((read_json(path / "job.json") or {}).get("job_id") or "") or None
+        state, source = slurm_backend.job_state(job_id) if job_id else (None, "no job id recorded")
+        if state in slurm_backend.QUEUED_STATES:
+            return "queued", f"SLURM job {job_id} {state}", pid, job_id, None
+        if state in slurm_backend.RUNNING_STATES:
+            return "running", f"SLURM job {job_id} {state}", pid, job_id, None
+        if ended is None:
+            if state is None:  # no scheduler to ask (another machine, or SLURM gone): the files alone
+                status = "running" if child else "queued"
+                return status, f"SLURM job {job_id}: {source}; status from the run's files", pid, job_id, None
+            if stop:
+                return "stopped", f"stopped; SLURM job {job_id} ended {state}", pid, job_id, None
+            return ("failed", _failure(f"SLURM job {job_id} ended {state} without an exit record", path),
+                    pid, job_id, None)
+    elif ended is None:
+        return (*_derive_local_running(path, launch, pidf, stop), pid, None, None)
+    return (*_from_exit(path, ended, rows, stop), pid, job_id, code)
+
+
+def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool) -> tuple[str, str]:
+    """Status of a local run without an exit record."""
+    child, wrapper = pidf.get("child"), pidf.get("wrapper")
+    queue = (read_json(path / "queue.json") or {}).get("wrapper")
+    if child and not proc.same_host(child):
+        return "running", f"started on host {child.get('host')}; its process cannot be checked from here"
+    if child and (proc.alive(child) or proc.alive(wrapper)):
+        return "running", "stop requested" if stop else ""
+    if not child and queue and proc.alive(queue):
+        return "queued", "stop requested: it will be skipped" if stop else "waiting for the runs before it"
+    if stop:
+        return "stopped", "stopped before it started" if not child else "stopped; its processes ended"
+    if not child:
+        if not queue and _age(launch) < NEVER_STARTED_S:
+            return "queued", "starting"
+        return "failed", "the launcher's process ended before this run started (resume starts it)"
+    return "failed", _failure("the run's processes are gone without an exit record (killed with SIGKILL, "
+                              "out of memory, or the machine restarted)", path)
+
+
+def _from_exit(path: Path, ended: dict, rows: list[dict], stop: bool) -> tuple[str, str]:
+    code = ended.get("exit_code")
+    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+    if code == 0 and end in ("finished", "collapsed", "stopped"):
+        return end, "" if end == "finished" else f"the engine ended the run as {end}"
+    if stop and end in ("finished", "collapsed"):  # the stop came after the last epoch, while exiting
+        return end, f"the engine ended the run as {end}; a stop request came as it exited (exit code {code})"
+    if stop:
+        how = "after the stop grace time, killed with SIGKILL" if ended.get("escalated_to_sigkill") else \
+            f"exit code {code}"
+        return "stopped", f"stopped on request ({how})"
+    if code == 0:
+        return "failed", _failure("exit code 0 but metrics.jsonl has no end line", path)
+    sig = f" ({ended['signal']})" if ended.get("signal") else ""
+    return "failed", _failure(f"exit code {code}{sig}", path)
+
+
+def _age(launch: dict) -> float:
+    try:
+        stamp = (launch.get("resumed") or [launch["started"]])[-1]
+        return time.time() - datetime.fromisoformat(stamp).timestamp()
+    except (KeyError, ValueError, TypeError):
+        return float("inf")
+
+
+def _info(path: Path) -> RunInfo | None:
+    launch = read_json(path / "launch.json")
+    if launch is None:
+        return None
+    rows = read_metrics(path)
+    status, message, pid, job_id, code = _derive(path, launch, rows)
+    epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
+    last = epochs_rows[-1] if epochs_rows else {}
+    epochs, method = _epochs_method(path, launch)
+    steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
+    try:
+        updated = (path / "metrics.jsonl").stat().st_mtime
+    except OSError:
+        updated = None
+    return RunInfo(name=path.name, status=status, epoch=int(last.get("epoch", 0)), epochs=epochs, method=method,
+                   started=launch.get("started", ""), path=path, backend=launch.get("backend", "local"), pid=pid,
+                   job_id=job_id, exit_code=code, message=message, preset=launch.get("preset"),
+                   last_epoch_metrics=dict(last), step=max(steps, default=0), gpus=int(launch.get("gpus", 1)),
+                   updated=updated)
+
+
+def get_run(name: str, root: str | Path | None = None) -> RunInfo:
+    """The run NAME. Unknown -> UnknownRunError (a KeyError and a ValueError); a bad name -> ValueError."""
+    path = run_path(name, root)
+    info = _info(path) if path.is_dir() else None
+    if info is None:
+        known = ", ".join(r.name for r in list_runs(root)[:10]) or "none yet"
+        raise UnknownRunError(f"no run named {name!r} under {runs_root(root)}; runs: {known}")
+    return info
+
+
+def list_runs(root: str | Path | None = None) -> list[RunInfo]:
+    """Every run under the root, newest first. Folders without launch.json, hidden ones and symlinks are skipped."""
+    base = runs_root(root)
+    out = []
+    for path in base.iterdir():
+        if path.name.startswith(".") or path.is_symlink() or not path.is_dir() or not NAME_RE.fullmatch(path.name):
+            continue
+        info = _info(path)
+        if info is not None:
+            out.append(info)
+    return sorted(out, key=lambda r: (r.started, r.name), reverse=True)
+
+
+# ----------------------------------------------------------------------------------------- launching
+
+def build_command(python: str, train_argv: Sequence[str], nproc_per_node: int, *, nodes: int = 1,
+                  rdzv_host: str | None = None, job_id: str | None = None) -> list[str]:
+    """The argv that runs the engine: plain python for one process, torchrun for several per node,
+    and under SLURM with several nodes one torchrun per node (srun) meeting at the first node."""
+    engine = ["-m", "lab.imagenet.train", *train_argv]
+    if nodes > 1:
+        return ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", python, "-m", "torch.distributed.run",
+                f"--nnodes={nodes}", f"--nproc_per_node={nproc_per_node}", "--rdzv_backend=c10d",
+                f"--rdzv_endpoint={rdzv_host}:29500", f"--rdzv_id={job_id or 'lab'}", *engine]
+    if nproc_per_node > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}", *engine]
+    return [python, *engine]
+
+
+def _check_train_args(train_args: Sequence[str], device: str) -> list[str]:
+    if isinstance(train_args, (str, bytes)) or not all(isinstance(a, str) for a in train_args):
+        raise ValueError("train_args must be a list of strings (an argv list, not a command line)")
+    args = list(train_args)
+    for a in args:
+        for flag in RESERVED_ARGS:
+            if a == flag or a.startswith(flag + "="):
+                raise ValueError(f"train args must not contain {flag}: the launcher sets the run folder "
+                                 f"(--out) itself, and presets go through launch_preset / --preset")
+    theirs = _arg_value(args, "--device")
+    if theirs is None:
+        args += ["--device", device]
+    elif device != "auto" and theirs != device:
+        raise ValueError(f"device {device!r} and --device {theirs!r} in the train args disagree; give one")
+    return args
+
+
+def _check_gpus(gpus: int) -> int:
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= 64:
+        raise ValueError(f"gpus must be an integer in [1, 64] (processes per node), got {gpus!r}")
+    return gpus
+
+
+def _create(name: str, train_args: Sequence[str], *, gpus: int, root, slurm: SlurmSpec | None, device: str,
+            preset: str | None, stop_grace_s: float) -> Path:
+    """Validate everything, claim ROOT/NAME (mkdir fails if it exists) and write launch.json."""
+    path = run_path(name, root)
+    gpus = _check_gpus(gpus)
+    if slurm is not None:
+        if not isinstance(slurm, SlurmSpec):
+            raise ValueError(f"slurm must be a SlurmSpec, got {type(slurm).__name__}")
+        if gpus != 1 and slurm.gpus_per_node and gpus != slurm.gpus_per_node:
+            raise ValueError(f"gpus={gpus} disagrees with slurm gpus_per_node={slurm.gpus_per_node}; give one")
+        nproc = slurm.nproc_per_node if slurm.gpus_per_node else gpus
+    else:
+        nproc = gpus
+    args = _check_train_args(train_args, device)
+    if not (isinstance(stop_grace_s, (int, float)) and 0 < stop_grace_s <= 3600):
+        raise ValueError(f"stop_grace_s must be in (0, 3600] seconds, got {stop_grace_s!r}")
+    try:
+        path.mkdir()
+    except FileExistsError:
+        raise ValueError(f"run {name!r} already exists in {path.parent}; pick another name or resume it") from None
+    train_argv = [*args, "--out", str(path)]
+    python = sys.executable
+    launch = {"name": name, "backend": "slurm" if slurm else "local", "gpus": gpus, "nproc_per_node": nproc,
+              "device": _arg_value(args, "--device"), "preset": preset, "started": now_iso(),
+              "train_args": list(train_args), "train_argv": train_argv, "python": python, "cwd": os.getcwd(),
+              "argv": build_command(python, train_argv, nproc, nodes=slurm.nodes if slurm else 1,
+                                    rdzv_host="HEAD_NODE", job_id="JOB_ID"),
+              "slurm": slurm.to_json() if slurm else None, "stop_grace_s": float(stop_grace_s),
+              "env": {"PYTHONPATH": _pythonpath()}, "resumed": []}
+    write_json(path / "launch.json", launch)
+    return path
+
+
+def _pythonpath() -> str:
+    """The project first, so `python -m lab...` works from any working directory."""
+    rest = os.environ.get("PYTHONPATH", "")
+    return str(PROJECT_ROOT) + (os.pathsep + rest if rest else "")
+
+
+def _start_local(paths: Sequence[Path]) -> None:
+    """One detached wrapper (new session: survives the app and its terminal) that runs paths in order."""
+    env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
+    with open(paths[0] / "stdout.log", "ab") as log:
+        wrapper = subprocess.Popen([sys.executable, "-m", "lab.runs.wrap", *map(str, paths)], cwd=str(PROJECT_ROOT),
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, close_fds=True)
+    ident = proc.identity(wrapper.pid)
+    names = [p.name for p in paths]
+    for i, p in enumerate(paths):
+        write_json(p / "queue.json", {"wrapper": ident, "position": i, "queue": names})
+
+
+def _submit(path: Path) -> str:
+    launch = read_json(path / "launch.json")
+    spec = SlurmSpec(**launch["slurm"])
+    script = path / "slurm.sbatch"
+    if not script.exists():
+        script.write_text(slurm_backend.batch_script(spec, path.name, path, launch["python"], PROJECT_ROOT))
+    job = slurm_backend.submit(script, path)
+    old = read_json(path / "job.json") or {}
+    write_json(path / "job.json", {"job_id": job, "submitted": now_iso(),
+                                   "earlier": [*old.get("earlier", []), *([old["job_id"]] if old.get("job_id") else [])]})
+    return job
+
+
+def launch(name: str, train_args: Sequence[str], *, gpus: int = 1, root: str | Path | None = None,
+           slurm: SlurmSpec | None = None, device: str = "auto", preset: str | None = None,
+           stop_grace_s: float = STOP_GRACE_S) -> RunInfo:
+    """Start run NAME: `python -m lab.imagenet.train <train_args> --device D --out ROOT/NAME`, detached
+    (torchrun when gpus > 1), or as a SLURM batch job when slurm is given. An existing name -> ValueError."""
+    path = _create(name, train_args, gpus=gpus, root=root, slurm=slurm, device=device, preset=preset,
+                   stop_grace_s=stop_grace_s)
+    _start_or_remove([path], slurm is not None)
+    return get_run(name, root)
+
+
+def _start_or_remove(paths: Sequence[Path], on_slurm: bool) -> None:
+    """Start the runs; if that fails, remove the folders just made, so the names stay free."""
+    try:
+        if on_slurm:
+            for p in paths:
+                _submit(p)
+        else:
+            _start_local(paths)
+    except Exception:
+        for p in paths:
+            if not (p / "job.json").exists():
+                shutil.rmtree(p, ignore_errors=True)
+        raise
+
+
+def preset_train_args(run: dict, train_args: Sequence[str]) -> list[str]:
+    """One preset run's engine args: its method, knobs and epochs, then the user's args (which may
+    override --epochs and add --set knobs, but not the method)."""
+    if _arg_value(train_args, "--method") is not None:
+        raise ValueError("train args of a preset must not contain --method: each preset run has its own")
+    args = ["--method", run["method"]]
+    for k, v in run.get("set", {}).items():
+        args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    if run.get("epochs"):
+        args += ["--epochs", str(run["epochs"])]
+    return [*args, *train_args]
+
+
+def launch_preset(preset: str, train_args: Sequence[str], *, gpus: int = 1, root: str | Path | None = None,
+                  slurm: SlurmSpec | None = None, prefix: str | None = None, device: str = "auto",
+                  stop_grace_s: float = STOP_GRACE_S) -> list[RunInfo]:
+    """Launch every run of a paper preset as PREFIX-<run name> (prefix defaults to the preset's name).
+    Locally one queue runs them one after another; on SLURM each is its own job. All names are checked
+    free before any run starts."""
+    from lab.imagenet.presets import preset_runs
+
+    runs = preset_runs(preset)
+    prefix = validate_name(prefix or preset)
+    names = [validate_name(f"{prefix}-{r['name']}") for r in runs]
+    taken = [n for n in names if run_path(n, root).exists()]
+    if taken:
+        raise ValueError(f"run {taken[0]!r} already exists; pick another prefix than {prefix!r}")
+    arg_lists = [preset_train_args(r, train_args) for r in runs]
+    for args in arg_lists:
+        _check_train_args(args, device)
+    paths = []
+    try:
+        for n, args in zip(names, arg_lists):
+            paths.append(_create(n, args, gpus=gpus, root=root, slurm=slurm, device=device, preset=preset,
+                                 stop_grace_s=stop_grace_s))
+    except Exception:
+        for p in paths:
+            shutil.rmtree(p, ignore_errors=True)
+        raise
+    _start_or_remove(paths, slurm is not None)
+    return [get_run(n, root) for n in names]
+
+
+# ----------------------------------------------------------------------------------------- stop, resume
+
+def _wait_settled(name: str, root, wait: float) -> RunInfo:
+    deadline = time.monotonic() + max(0.0, wait)
+    info = get_run(name, root)
+    while info.status in ACTIVE and time.monotonic() < deadline:
+        time.sleep(0.2)
+        info = get_run(name, root)
+    return info
+
+
+def stop(name: str, root: str | Path | None = None, *, wait: float = 30.0, kill: bool = False) -> RunInfo:
+    """Ask run NAME to stop: stop.json, which its wrapper turns into one SIGTERM to the run's process
+    group (the engine checkpoints and exits 0); the wrapper escalates to SIGKILL of the group and its
+    descendants after the run's stop_grace_s. A queued run is skipped (local) or cancelled (SLURM).
+    Waits up to `wait` seconds for the run to end. kill=True: SIGKILL now (after a SIGTERM that did
+    not work; loses the progress since the last checkpoint). Not queued/running -> ValueError."""
+    info = get_run(name, root)
+    if info.status not in ACTIVE:
+        raise ValueError(f"run {name!r} is {info.status}; only a queued or running run can be stopped")
+    path = info.path
+    if not (path / "stop.json").exists():
+        write_json(path / "stop.json", {"requested": now_iso(), "by": "lab.runs.stop"})
+    pidf = read_json(path / "pid.json") or {}
+    child, wrapper = pidf.get("child"), pidf.get("wrapper")
+    if info.backend == "slurm":
+        if info.status == "queued" and info.job_id:
+            slurm_backend.cancel(info.job_id)
+        elif kill and info.job_id:
+            slurm_backend.cancel(info.job_id)
+    elif child and proc.same_host(child):
+        if kill:
+            proc.kill_tree(child)
+        elif proc.alive(child) and not proc.alive(wrapper):
+            # nobody left to forward the request: signal the group ourselves (once; the wrapper is gone)
+            proc.signal_group(child["pid"], signal.SIGTERM)
+    return _wait_settled(name, root, wait)
+
+
+def resume(name: str, root: str | Path | None = None) -> RunInfo:
+    """Start a stopped or failed run again with its recorded command and folder; the engine resumes
+    from its checkpoint (no epoch is trained twice). Running, queued, finished, collapsed -> ValueError."""
+    info = get_run(name, root)
+    if info.status not in ("stopped", "failed"):
+        raise ValueError(f"run {name!r} is {info.status}; only a stopped or failed run can be resumed")
+    path = info.path
+    for f in ("exit.json", "stop.json", "pid.json", "queue.json"):
+        (path / f).unlink(missing_ok=True)
+    launch = read_json(path / "launch.json")
+    launch["resumed"] = [*launch.get("resumed", []), now_iso()]
+    write_json(path / "launch.json", launch)
+    if launch.get("backend") == "slurm":
+        _submit(path)
+    else:
+        _start_local([path])
+    return get_run(name, root)
+
+
+# ----------------------------------------------------------------------------------------- demo
+
+def demo_data(root: str | Path | None = None) -> Path:
+    """A small generated ImageFolder (4 classes, 32 train + 8 val JPEGs each, 40 px) under the runs
+    root, made once; concurrent callers are safe (each builds apart, the first rename wins)."""
+    from lab.imagenet.fake import write_fake_imagefolder
+
+    base = runs_root(root)
+    final = base / DEMO_DIR
+    if (final / "val").is_dir():
+        return final
+    tmp = base / f"{DEMO_DIR}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_fake_imagefolder(tmp, classes=4, per_class=32, size=40, val_per_class=8)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another caller finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def demo_train_args(data: str | Path) -> list[str]:
+    """A CPU run of about a minute on demo_data: 32-px images, 4 steps of 16 per epoch, 12 epochs,
+    kNN every 3 epochs, so a chart gets a point every few seconds."""
+    return ["--data", str(data), "--method", "simsiam", "--epochs", "12", "--batch-size", "16", "--image-size", "32",
+            "--workers", "0", "--max-steps-per-epoch", "4", "--knn-every", "3", "--log-every", "1", "--no-progress"]

@@ -1,0 +1,234 @@
+"""lab.runs with real processes: runs launched by the CLI on tiny fake data (32 px, 2 steps per epoch),
+watched through `runs list --json`, stopped, resumed, killed with SIGKILL; names and folders checked.
+
+The slow runs start together once per module (they share the two cores) and each test follows one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.runs import (RunInfo, get_run, launch, list_runs, log_tail, read_metrics, resume, run_path, stop,
+                      validate_name)
+from lab.runs.proc import alive, read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+BAD_NAMES = ["../x", "a/b", "", "a b", ".", "..", ".hidden", "x" * 65, "a\nb", "é"]
+
+
+def train_args(data: Path, epochs: int) -> list[str]:
+    return ["--data", str(data), "--method", "simsiam", "--epochs", str(epochs), "--batch-size", "16",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "2", "--knn-every", "0",
+            "--no-progress"]
+
+
+def wait_for(what, timeout: float = 60.0, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what.__doc__ or what}")
+
+
+class Lab:
+    def __init__(self, root: Path, data: Path, env: dict):
+        self.root, self.data, self.env = root, data, env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        out = subprocess.run([sys.executable, "-m", "lab", "runs", *args], env=self.env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        if check:
+            assert out.returncode == 0, out.stderr
+        return out
+
+    def listed(self) -> dict[str, dict]:
+        return {r["name"]: r for r in json.loads(self.cli("list", "--json").stdout)}
+
+    def info(self, name: str) -> RunInfo:
+        return get_run(name, self.root)
+
+    def epochs_logged(self, name: str) -> list[int]:
+        return [r["epoch"] for r in read_metrics(self.root / name) if r.get("kind") == "epoch"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from lab.imagenet.fake import write_fake_imagefolder
+
+    base = tmp_path_factory.mktemp("runs")
+    data = write_fake_imagefolder(base / "data", classes=4, per_class=16, size=40)
+    root = base / "root"
+    # one thread per run: several runs share two cores
+    env = dict(os.environ, LAB_RUNS_DIR=str(root), OMP_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    lab = Lab(root, data, env)
+    # epochs chosen so that each run is still going when the (sequential) tests reach it
+    for name, epochs in (("finish", 3), ("stopme", 10), ("killme", 50)):
+        lab.cli("launch", name, "--device", "cpu", "--", *train_args(data, epochs))
+    lab.cli("launch", "sweep", "--device", "cpu", "--preset", "b5-simsiam-predictor", "--",
+            *[a for a in train_args(data, 1) if a not in ("--method", "simsiam")])
+    yield lab
+    for info in list_runs(root):  # leave no process behind, whatever failed
+        pidf = read_json(info.path / "pid.json") or {}
+        for ident in (pidf.get("child"), pidf.get("wrapper"), (read_json(info.path / "queue.json") or {}).get("wrapper")):
+            if alive(ident):
+                os.kill(ident["pid"], signal.SIGKILL)
+
+
+# ----------------------------------------------------------------------------------------- no processes
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_names_rejected(name, tmp_path):
+    with pytest.raises(ValueError, match="bad run name"):
+        validate_name(name)
+    with pytest.raises(ValueError, match="bad run name"):
+        launch(name, ["--data", "x", "--method", "simsiam"], root=tmp_path / "root")
+    assert not (tmp_path / "root").exists() or not any((tmp_path / "root").iterdir())
+
+
+def test_bad_name_on_the_command_line_is_one_line(tmp_path):
+    env = dict(os.environ, LAB_RUNS_DIR=str(tmp_path / "root"))
+    for argv in (["launch", "../x", "--", "--data", "d"], ["show", "a/b"], ["launch", "ok", "--gpus", "0"],
+                 ["show", "nosuch"], ["launch", "ok", "--", "--out", "/tmp/elsewhere"]):
+        out = subprocess.run([sys.executable, "-m", "lab", "runs", *argv], env=env, cwd=ROOT, capture_output=True,
+                             text=True)
+        assert out.returncode == 2, argv
+        assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: "), out.stderr
+    assert not (tmp_path / "elsewhere").exists() and not Path("/tmp/elsewhere/launch.json").exists()
+
+
+def test_symlinked_run_folder_outside_the_root_is_rejected(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "launch.json").write_text(json.dumps({"name": "evil", "started": "2026-01-01T00:00:00+00:00"}))
+    root.mkdir()
+    (root / "evil").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match="symlink"):
+        run_path("evil", root)
+    with pytest.raises(ValueError, match="symlink"):
+        get_run("evil", root)
+    with pytest.raises(ValueError):
+        launch("evil", ["--data", "x", "--method", "simsiam"], root=root)
+    assert [r.name for r in list_runs(root)] == []
+    assert sorted(p.name for p in outside.iterdir()) == ["launch.json"]
+
+
+def test_half_written_last_metrics_line_is_ignored(tmp_path):
+    rows = [{"kind": "epoch", "epoch": 1, "step": 2, "loss": 0.5}, {"kind": "epoch", "epoch": 2, "step": 4}]
+    whole = "".join(json.dumps(r) + "\n" for r in rows)
+    torn = json.dumps({"kind": "epoch", "epoch": 3, "step": 6})
+    (tmp_path / "metrics.jsonl").write_text(whole + torn[:20])
+    assert read_metrics(tmp_path) == rows
+    (tmp_path / "metrics.jsonl").write_text(whole + torn)  # complete JSON but no newline yet: still being written
+    assert read_metrics(tmp_path) == rows
+    (tmp_path / "metrics.jsonl").write_text(whole + torn + "\n")
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert read_metrics(tmp_path / "missing") == []
+
+
+# ----------------------------------------------------------------------------------------- real runs
+
+def test_kill_9_shows_failed_with_the_last_log_lines(lab):
+    path = lab.root / "killme"
+    wait_for(lambda: (path / "train.log").exists() and (path / "pid.json").exists(), 90)
+    child = read_json(path / "pid.json")["child"]
+    os.kill(child["pid"], signal.SIGKILL)
+    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, 30)
+    assert info.exit_code == -9 and "SIGKILL" in info.message
+    assert "epoch 1/50" in info.message or "training simsiam" in info.message  # the last log lines come with it
+    assert any("training simsiam" in line for line in log_tail(path, 50))
+
+    # resumed, then wrapper and training process killed together: no exit record at all
+    resume("killme", lab.root)
+    wait_for(lambda: (read_json(path / "pid.json") or {}).get("child"), 60)
+    pidf = read_json(path / "pid.json")
+    for ident in (pidf["wrapper"], pidf["child"]):
+        os.kill(ident["pid"], signal.SIGKILL)
+    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, 30)
+    assert info.exit_code is None and "without an exit record" in info.message, info.message
+
+
+def test_launched_run_lists_running_then_finished_after_the_launcher_exited(lab):
+    seen = []
+
+    def finished():
+        """run 'finish' finished"""
+        row = lab.listed()["finish"]
+        seen.append(row["status"])
+        return row if row["status"] not in ("queued", "running") else None
+
+    row = wait_for(finished, 90, poll=0.5)
+    assert "running" in seen, seen  # the CLI that launched it had exited by then
+    assert row["status"] == "finished", row
+    assert (row["epoch"], row["epochs"], row["method"]) == (3, 3, "simsiam")
+    assert row["started"] and row["exit_code"] == 0 and row["backend"] == "local"
+    assert lab.epochs_logged("finish") == [1, 2, 3]
+    shown = lab.cli("show", "finish").stdout
+    assert "finished" in shown and "epoch 3/3" in shown and "center_norm" in shown and "finished: epoch 3" in shown
+
+
+def test_runs_have_their_own_session_and_files(lab):
+    infos = {n: lab.info(n) for n in ("finish", "stopme", "killme")}
+    for name, info in infos.items():
+        launch_json = read_json(info.path / "launch.json")
+        assert launch_json["train_argv"][-2:] == ["--out", str(info.path)]
+        config = wait_for(lambda: read_json(info.path / "config.json"), 60)
+        assert config["config"]["out"] == str(info.path)
+        others = [str(lab.root / o) for o in infos if o != name]
+        assert not any(o + "\n" in (info.path / "stdout.log").read_text() for o in others)
+    pids = [read_json(i.path / "pid.json")["child"]["pid"] for i in infos.values()]
+    assert len(set(pids)) == 3
+    wrapper = read_json(infos["killme"].path / "pid.json")["wrapper"]
+    if alive(wrapper):  # a session of its own: no terminal or parent can take it down
+        assert os.getsid(wrapper["pid"]) == wrapper["pid"] != os.getsid(0)
+
+
+def test_stop_checkpoints_and_resume_finishes_without_duplicate_epochs(lab):
+    wait_for(lambda: lab.epochs_logged("stopme"), 90)
+    out = lab.cli("stop", "stopme")
+    assert "stopped" in out.stdout
+    info = lab.info("stopme")
+    assert info.status == "stopped" and info.exit_code == 0, info
+    assert (info.path / "checkpoint.pt").exists()
+    assert not alive(read_json(info.path / "pid.json")["child"])
+    assert lab.cli("stop", "stopme", check=False).returncode == 2  # not running any more: one-line error
+    done = len(lab.epochs_logged("stopme"))
+    assert done < 10
+    lab.cli("resume", "stopme")
+    assert lab.info("stopme").status in ("queued", "running")
+    info = wait_for(lambda: (i := lab.info("stopme")).status not in ("queued", "running") and i, 90)
+    assert info.status == "finished", info.message
+    assert lab.epochs_logged("stopme") == list(range(1, 11))
+    assert "resuming" in (info.path / "train.log").read_text()
+    assert lab.cli("resume", "stopme", check=False).returncode == 2  # finished: nothing to resume
+
+
+def test_preset_runs_queue_one_after_another(lab):
+    names = ["sweep-simsiam", "sweep-simsiam-nopred"]
+    infos = [lab.info(n) for n in names]
+    assert [i.preset for i in infos] == ["b5-simsiam-predictor"] * 2
+    assert read_json(infos[1].path / "launch.json")["train_argv"][:4] == ["--method", "simsiam", "--set",
+                                                                           "predictor=false"]
+    statuses = set()
+
+    def both_done():
+        """both preset runs ended"""
+        now = [lab.info(n).status for n in names]
+        statuses.add(tuple(now))
+        return all(s not in ("queued", "running") for s in now) and now
+
+    assert wait_for(both_done, 120, poll=0.3) == ["finished", "finished"]
+    assert not any(s == ("running", "running") for s in statuses), statuses  # never both at once
+    first_end = read_json(infos[0].path / "exit.json")["ended"]
+    second_start = read_json(infos[1].path / "pid.json")["started"]
+    assert second_start >= first_end
+    assert all(lab.epochs_logged(n) == [1] for n in names)
