@@ -205,6 +205,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     stopped_at = rows[-1]["step"]
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert state["step"] == stopped_at and 1 <= stopped_at < 8 and state["status"] is None
+    assert state["step_in_epoch"] == stopped_at % 4  # mid-epoch unless the signal met an epoch's last step
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = read_metrics(run / "metrics.jsonl")
@@ -212,3 +213,13 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 9))
     assert [r["kind"] for r in rows].count("end") == 1 and rows[-1]["status"] == "finished"
     assert "resuming byol" in (run / "train.log").read_text()
+    # The resumed epoch skipped the trained batches and kept the partial sums: the same numbers as a
+    # run never stopped (byol's EMA target and optimizer state came back too).
+    torch.set_num_threads(1)
+    straight = train(TrainConfig(data=str(data), method="byol", out=str(tmp_path / "straight"),
+                                 **{**TINY, "epochs": 2, "max_steps_per_epoch": 4, "knn_every": 0}))
+    resumed = epochs_of(run)
+    straight_rows = epochs_of(tmp_path / "straight")
+    for a, b in zip(resumed, straight_rows):
+        assert a["center_norm"] == pytest.approx(b["center_norm"], rel=1e-4, abs=1e-6)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-5)

@@ -852,9 +852,7 @@ def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorde
     began, images = time.perf_counter(), 0
     i = skip
     shown_loss = None
-    batches = iter(run.loader)
-    for _ in range(skip):  # a mid-epoch resume: the loader's order is fixed by seed and epoch
-        next(batches)
+    batches = _epoch_batches(run.loader, skip)
     for i in range(skip, n_steps):
         images_u8, _ = next(batches)
         lr = _set_lr(run, step)
@@ -893,6 +891,23 @@ def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorde
     if stopping:  # the signal came on the epoch's last step: the epoch is complete, record it, then stop
         return {"step": step, "stopped": False, "row": row, "stop_after": True}
     return {"step": step, "stopped": False, "row": row}
+
+
+def _epoch_batches(loader, skip: int):
+    """An iterator over this epoch's batches from batch `skip` on (a mid-epoch resume; the order is
+    fixed by seed and epoch).
+
+    lab.imagenet.folder.ImageLoader has no public start offset: the first index batches are dropped from
+    its epoch plan so they are not decoded; any other loader has its first batches read and thrown away.
+    """
+    plan = getattr(loader, "_batches", None)
+    if skip and isinstance(plan, list) and len(plan) >= skip:
+        loader._batches = plan[skip:]
+        return iter(loader)
+    it = iter(loader)
+    for _ in range(skip):
+        next(it)
+    return it
 
 
 def _epoch_row(run: Run, epoch: int, step: int, loss_sum: torch.Tensor, recorder: ViewRecorder, lr: float,
