@@ -215,12 +215,12 @@ def per_run_panel(info) -> None:
     if info.backend == "slurm" and info.job_id:
         head += f" · SLURM job {info.job_id}"
     st.markdown(head)
-    if info.message:
-        (st.error if info.status == "failed" else st.caption)(info.message)
+    if info.message:  # a failed run's message: the reason, then its last log lines (shown below anyway)
+        (st.error if info.status == "failed" else st.caption)(info.message.splitlines()[0])
     b1, b2, b3 = st.columns(3)
     if b1.button("Stop", key=f"runs_stop_{info.name}", disabled=not active(info)):
         try:
-            labruns.stop(info.name, root=root)
+            labruns.stop(info.name, root=root, wait=2.0)  # the live view shows the rest of the shutdown
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             st.error(one_line(e))
         else:
@@ -264,10 +264,8 @@ live(shown, any(active(by_name[n]) for n in shown))
 
 presets_seen = {}
 for info in infos:
-    for preset_name in PRESETS:
-        if info.preset == preset_name or (info.preset is None and view.preset_members(preset_name, [info.name])
-                                          and info.name.startswith(preset_name)):
-            presets_seen.setdefault(preset_name, []).append(info)
+    if info.preset in PRESETS:
+        presets_seen.setdefault(info.preset, []).append(info)
 if presets_seen:
     st.subheader("The paper's figures from your runs")
     for preset_name, members in presets_seen.items():

@@ -217,6 +217,12 @@ def _started_seconds(started: Any) -> float | None:
     return when.timestamp()  # a naive time is local time, as datetime.now().isoformat() writes it
 
 
+def _local_time(started: Any) -> str:
+    """An ISO time (UTC or local) as local 'YYYY-mm-dd HH:MM:SS'; the text itself if it is not one."""
+    seconds = _started_seconds(started)
+    return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds is not None else str(started or "")
+
+
 def progress(info: Any, now: float | None = None) -> tuple[float, float | None]:
     """(fraction of epochs done in [0, 1], seconds left or None) of a run (a RunInfo or its to_json()).
 
@@ -263,7 +269,7 @@ def table_rows(infos: Sequence[Any], now: float | None = None) -> list[dict]:
         out.append({"name": _get(info, "name"), "status": _get(info, "status"), "method": _get(info, "method") or "",
                     "progress": fraction, "epoch": f"{_get(info, 'epoch') or 0}/{_get(info, 'epochs') or '?'}",
                     "ETA": format_eta(eta), "‖s‖": None if center is None else round(center, 4),
-                    "started": str(_get(info, "started") or "")[:19].replace("T", " ")})
+                    "started": _local_time(_get(info, "started"))})
     return out
 
 
