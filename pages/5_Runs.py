@@ -48,8 +48,7 @@ st.markdown(
 def launch_demo() -> None:
     with st.spinner("Writing a small image folder and starting the run…"):
         data = labruns.demo_data(root)
-        taken = {r.name for r in labruns.list_runs(root)}
-        name = next(f"demo-{i}" for i in range(1, 10_000) if f"demo-{i}" not in taken)
+        name = next(f"demo-{i}" for i in range(1, 10_000) if not (root / f"demo-{i}").exists())
         info = labruns.launch(name, labruns.demo_train_args(data), root=root, device="cpu")
     st.session_state.runs_shown = [info.name]
     st.session_state.runs_flash = f"Started {info.name}: a CPU run of a few minutes on generated images."
@@ -108,8 +107,9 @@ def check_argv(argv: list[str], preset: str | None) -> None:
 
 with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
     c1, c2, c3 = st.columns(3)
-    name = c1.text_input("Run name", key="runs_name", placeholder="e.g. simsiam-nopred",
-                         help="Letters, digits, '.', '_' and '-'. A preset prefixes its run names with it.")
+    name = c1.text_input("Run name (a preset's: its prefix)", key="runs_name", placeholder="e.g. simsiam-nopred",
+                         help="Letters, digits, '.', '_' and '-'. A preset names its runs <this>-<run>, "
+                              "or <preset>-<run> when this is empty.")
     preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *PRESETS], key="runs_preset",
                           help="A preset launches every run of one figure, with the paper's settings.")
     preset = None if preset == NO_PRESET else preset
@@ -147,7 +147,8 @@ with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
         partition = s6.text_input("Partition", key="runs_partition", placeholder="default")
     if st.button("Launch", type="primary", key="runs_launch"):
         try:
-            run_name = labruns.validate_name(name.strip())
+            # A preset names its runs <prefix>-<run>; the prefix defaults to the preset's name.
+            run_name = labruns.validate_name(name.strip()) if name.strip() or not preset else None
             argv = train_argv(data, None if preset else method, knobs, int(epochs), int(batch), int(image_size), extra)
             check_argv(argv, preset)
             if slurm_on:
@@ -225,7 +226,7 @@ def per_run_panel(info) -> None:
             st.error(one_line(e))
         else:
             st.rerun(scope="app")
-    if b2.button("Resume", key=f"runs_resume_{info.name}", disabled=active(info) or info.status in ("finished",)):
+    if b2.button("Resume", key=f"runs_resume_{info.name}", disabled=info.status not in ("stopped", "failed")):
         try:
             labruns.resume(info.name, root=root)
         except (ValueError, KeyError, OSError, RuntimeError) as e:

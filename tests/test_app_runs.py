@@ -113,11 +113,15 @@ def test_chart_controls_and_warning(root, finished_root, monkeypatch):
     ({"runs_name": "ok", "runs_knobs": "colour=red"}, "unknown parameter 'colour' for simsiam; valid:"),
     ({"runs_name": "ok", "runs_extra": "--epochz 3"}, "unrecognized arguments: --epochz"),
     ({"runs_name": "ok", "runs_extra": "--workers 'unclosed"}, "extra arguments:"),
+    ({"runs_name": "ok", "runs_extra": "--out /elsewhere"}, "must not contain --out"),
+    ({"runs_name": "ok", "runs_partition": "no spaces"}, "slurm partition must be"),
 ])
 def test_bad_form_input_is_one_line_error(root, tmp_path, monkeypatch, data, form, message):
     runs = tmp_path / "runs"
     at = run_page(root, runs, monkeypatch)
     at.text_input(key="runs_data").set_value(str(data))
+    if "runs_partition" in form:  # the SLURM fields appear once the toggle is on
+        at.toggle(key="runs_slurm").set_value(True).run()
     for key, value in form.items():
         at.text_input(key=key).set_value(value)
     at.button(key="runs_launch").click().run()
@@ -152,3 +156,17 @@ def test_launch_from_form_then_stop(root, tmp_path, monkeypatch, data):
     finally:
         if labruns.get_run("form-run", root=runs).status in ("queued", "running"):
             labruns.stop("form-run", root=runs)  # a failed assertion must not leave a training behind
+
+
+def test_failed_run_shows_why(root, tmp_path, monkeypatch):
+    runs, empty = tmp_path / "runs", tmp_path / "empty"
+    empty.mkdir()
+    labruns.launch("broken", ["--data", str(empty), "--method", "simsiam", *TINY], root=runs, device="cpu")
+    assert wait_done("broken", runs).status == "failed"
+    at = run_page(root, runs, monkeypatch)
+    assert at.dataframe[0].value.iloc[0]["status"] == "failed"
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("exit code 2"), errors
+    log = "\n".join(c.value for c in at.code)
+    assert "error:" in log, "the trainer's one-line reason is in the log tail"
+    assert not at.button(key="runs_resume_broken").disabled and at.button(key="runs_stop_broken").disabled
