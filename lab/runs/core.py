@@ -262,6 +262,8 @@ def _from_exit(path: Path, ended: dict, rows: list[dict], stop: bool) -> tuple[s
     end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
     if code == 0 and end in ("finished", "collapsed", "stopped"):
         return end, "" if end == "finished" else f"the engine ended the run as {end}"
+    if stop and end == "stopped":  # torchrun exits 1 after forwarding SIGTERM, though its workers checkpointed
+        return "stopped", f"stopped on request; the engine checkpointed (exit code {code})"
     if stop and end in ("finished", "collapsed"):  # the stop came after the last epoch, while exiting
         return end, f"the engine ended the run as {end}; a stop request came as it exited (exit code {code})"
     if stop:
