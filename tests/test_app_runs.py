@@ -1,6 +1,7 @@
-"""Headless runs (AppTest) of the Runs page against a temp runs root ($LAB_RUNS_DIR): empty, with a real
-finished run (a tiny CPU training through `lab.runs.launch`, once per module), a launch and stop from the
-form, and bad form input (one-line errors, no exception, no run folder)."""
+"""Headless runs (AppTest) of the Runs page against temp runs roots ($LAB_RUNS_DIR): empty; with a real
+finished run and a real failed run (tiny CPU trainings through `lab.runs.launch`, started together once
+per module); the chart controls and the collapse banner; a launch and stop from the form; bad form input
+(one-line errors, no exception, no run folder)."""
 import json
 import time
 
@@ -34,13 +35,23 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def finished_root(tmp_path_factory, data):
-    root = tmp_path_factory.mktemp("runs")
-    labruns.launch(FINISHED, ["--data", str(data), "--method", "simsiam", *TINY], root=root, device="cpu",
-                   preset="b5-simsiam-predictor")
-    info = wait_done(FINISHED, root)
+def launched(tmp_path_factory, data):
+    """Two real runs started together (they overlap on the 2 cores): a finished one and one that fails
+    (an empty data folder), each in its own runs root. -> {"finished": root, "failed": root}"""
+    roots = {"finished": tmp_path_factory.mktemp("runs"), "failed": tmp_path_factory.mktemp("runs")}
+    empty = tmp_path_factory.mktemp("empty")
+    labruns.launch(FINISHED, ["--data", str(data), "--method", "simsiam", *TINY], root=roots["finished"],
+                   device="cpu", preset="b5-simsiam-predictor")
+    labruns.launch("broken", ["--data", str(empty), "--method", "simsiam", *TINY], root=roots["failed"], device="cpu")
+    info = wait_done(FINISHED, roots["finished"])
     assert info.status == "finished", (info.status, info.message, labruns.log_tail(info.path))
-    return root
+    assert wait_done("broken", roots["failed"]).status == "failed"
+    return roots
+
+
+@pytest.fixture(scope="module")
+def finished_root(launched):
+    return launched["finished"]
 
 
 def run_page(root, runs_root, monkeypatch, **state) -> AppTest:
@@ -158,12 +169,8 @@ def test_launch_from_form_then_stop(root, tmp_path, monkeypatch, data):
             labruns.stop("form-run", root=runs)  # a failed assertion must not leave a training behind
 
 
-def test_failed_run_shows_why(root, tmp_path, monkeypatch):
-    runs, empty = tmp_path / "runs", tmp_path / "empty"
-    empty.mkdir()
-    labruns.launch("broken", ["--data", str(empty), "--method", "simsiam", *TINY], root=runs, device="cpu")
-    assert wait_done("broken", runs).status == "failed"
-    at = run_page(root, runs, monkeypatch)
+def test_failed_run_shows_why(root, launched, monkeypatch):
+    at = run_page(root, launched["failed"], monkeypatch)
     assert at.dataframe[0].value.iloc[0]["status"] == "failed"
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and errors[0].startswith("exit code 2"), errors
