@@ -123,22 +123,44 @@ BAD_INPUTS = {
                                "unknown parameter 'lam' for simsiam"),
     "bad knob value": (["--data", "{data}", "--method", "byol", "--set", "momentum=2"], "momentum must be in"),
     "bad epochs": (["--data", "{data}", "--method", "simsiam", "--epochs", "0"], "epochs must be in [1, 100000], got 0"),
+    "batch over world": (["--data", "{data}", "--method", "simsiam", "--epochs", "1", "--batch-size", "64"],
+                         "no full batch of 64"),
     "unknown preset": (["--preset", "fig99"], "unknown preset 'fig99'"),
+    "unknown flag": (["--data", "{data}", "--method", "simsiam", "--bogus"], "unrecognized arguments: --bogus"),
 }
+SUBPROCESS_CASES = ("missing data folder", "unknown method", "knob of another method", "unknown preset")
 
 
-def test_bad_input_is_one_line_and_exit_2(data, tmp_path, env):
+def _bad_argv(name: str, tmp: Path, data: Path) -> list[str]:
+    # the case's flags last: argparse keeps the last value of a repeated flag
+    return [*CLI_TINY, "--out", str(tmp / "run"), *[a.format(tmp=tmp, data=data) for a in BAD_INPUTS[name][0]]]
+
+
+@pytest.fixture
+def bad_tmp(tmp_path) -> Path:
     (tmp_path / "empty" / "train").mkdir(parents=True)
-    procs = {}
-    for name, (args, _) in BAD_INPUTS.items():
-        argv = [a.format(tmp=tmp_path, data=data) for a in args] + ["--out", str(tmp_path / "run"), *CLI_TINY]
-        procs[name] = subprocess.Popen(cli(*argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return tmp_path
+
+
+def test_bad_input_is_one_line_and_exit_2_in_a_real_process(data, bad_tmp, env):
+    procs = {name: subprocess.Popen(cli(*_bad_argv(name, bad_tmp, data)), env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for name in SUBPROCESS_CASES}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 2, (name, err)
         assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, (name, err)
         assert BAD_INPUTS[name][1] in err, (name, err)
-    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (bad_tmp / "run").exists()
+
+
+@pytest.mark.parametrize("name", [n for n in BAD_INPUTS if n not in SUBPROCESS_CASES])
+def test_bad_input_main_returns_2_with_one_line(data, bad_tmp, name, capsys):
+    from lab.imagenet.train import main
+
+    assert main(_bad_argv(name, bad_tmp, data)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and BAD_INPUTS[name][1] in err, err
+    assert not (bad_tmp / "run").exists()
 
 
 def test_preset_prints_its_runs(data, tmp_path, env):

@@ -507,7 +507,6 @@ def prepare(cfg: TrainConfig) -> Run:
     device = _init_dist(device, world)
     _seed_everything(cfg.seed + rank)
     out = Path(cfg.out)
-    files = RunFiles(out, rank, cfg.progress)
     start = _load_start(cfg, out, device)
 
     per_rank = cfg.batch_size // world
@@ -530,6 +529,7 @@ def prepare(cfg: TrainConfig) -> Run:
                                         rank=rank, world_size=world, cache=None if split == "val" else cfg.cache)
                             for split in ("train", "val"))
 
+    files = RunFiles(out, rank, cfg.progress)  # the run folder appears once the input checked out
     model = build_model(cfg.method, params, seed=cfg.seed)
     if world > 1:
         from lab.imagenet.dist import sync_batchnorm
