@@ -4,7 +4,6 @@ Widgets -> lab.runs (launch, list, stop, resume, metrics) and lab.render.runs (f
 The runs root is $LAB_RUNS_DIR (default ./runs). Live parts are fragments that rerun every few seconds
 only while a run they show is queued or running.
 """
-import os
 import shlex
 from pathlib import Path
 
@@ -170,7 +169,7 @@ with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
 
 infos = labruns.list_runs(root)
 if not infos:
-    st.info("No runs yet. Launch one above" + (", or start the CPU demo run." if not torch.cuda.is_available() else "."))
+    st.info("No runs yet. Launch one above" + ("." if torch.cuda.is_available() else ", or start the CPU demo run."))
     st.stop()
 
 
@@ -202,7 +201,8 @@ with st.sidebar:
     smooth = st.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="runs_smooth",
                        help="Exponential moving average of each curve (the raw values stay faint behind).")
     log_y = st.toggle("Log scale (y)", key="runs_log")
-    threshold = st.slider("Collapse warning at ‖s‖ ≥", 0.01, 1.0, view.DEFAULT_THRESHOLD, 0.01, key="runs_threshold",
+    threshold = st.slider("Collapse warning at ‖s‖ ≥", 0.01, 1.0, view.DEFAULT_THRESHOLD, 0.01,
+                          key="runs_threshold",
                           help="A banner names every shown run whose ‖s‖ reached this: an early sign of collapse.")
 if not shown:
     st.info("Pick runs to show in the sidebar.")

@@ -19,10 +19,12 @@ def fake_rows(epochs: int = 6, steps_per_epoch: int = 4, center=lambda e: 0.1 * 
     for e in range(1, epochs + 1):
         for _ in range(steps_per_epoch):
             step += 1
-            rows.append({"kind": "step", "epoch": e, "step": step, "loss": 1.0 / step, "batch_center_norm": 0.05, "lr": 0.1})
+            rows.append({"kind": "step", "epoch": e, "step": step, "loss": 1.0 / step, "batch_center_norm": 0.05,
+                         "lr": 0.1})
         row = {k: None for k in EPOCH_KEYS}
         row.update(kind="epoch", epoch=e, step=step, loss=1.0 / e, collapse_loss=collapse_loss, center_norm=center(e),
-                   residual_norm=0.9, z_std=0.02, z_std_healthy=healthy, knn_acc=0.2 * e if e % knn_every == 0 else None,
+                   residual_norm=0.9, z_std=0.02, z_std_healthy=healthy,
+                   knn_acc=0.2 * e if e % knn_every == 0 else None,
                    lr=0.1, images_per_s=100.0 + e, epoch_seconds=10.0, knn_seconds=2.0 if e % knn_every == 0 else 0.0,
                    n_corrupt=0, collapsed=False, **{k: v(e) if callable(v) else v for k, v in extra.items()})
         rows.append(row)
@@ -70,7 +72,8 @@ def test_reference_lines():
                      teacher_entropy_max=math.log(4096))
     assert references(view.metric_chart({"a": rows}, "loss")) == {"collapse value": -1.0}
     assert references(view.metric_chart({"a": rows}, "z_std")) == {"healthy 1/√D": pytest.approx(1 / 16)}
-    assert references(view.metric_chart({"a": rows}, "teacher_entropy")) == {"ln K (uniform)": pytest.approx(math.log(4096))}
+    entropy = references(view.metric_chart({"a": rows}, "teacher_entropy"))
+    assert entropy == {"ln K (uniform)": pytest.approx(math.log(4096))}
     center = references(view.metric_chart({"a": rows}, "center_norm", threshold=0.8))
     assert center == {"collapse ‖s‖ = 1": 1.0, "warning ‖s‖ = 0.8": 0.8}
     assert references(view.metric_chart({"a": rows}, "center_norm")) == {"collapse ‖s‖ = 1": 1.0}
@@ -153,10 +156,11 @@ def test_progress_and_eta():
     assert view.progress(dict(running, epoch=0), now.timestamp()) == (0.0, None)
     assert view.progress({"status": "queued", "epoch": 0, "epochs": None}) == (0.0, None)
     assert [view.format_eta(s) for s in (None, 12, 250, 3900)] == ["", "12 s", "4 min 10 s", "1 h 05 min"]
-    row = view.table_rows([dict(running, name="r1", method="simsiam", last_epoch_metrics=dict(last, center_norm=0.51234))],
-                          now.timestamp())[0]
+    info = dict(running, name="r1", method="simsiam", last_epoch_metrics=dict(last, center_norm=0.51234))
+    row = view.table_rows([info], now.timestamp())[0]
     assert row == {"name": "r1", "status": "running", "method": "simsiam", "progress": 0.3, "epoch": "3/10",
-                   "ETA": "7 min 00 s", "‖s‖": 0.5123, "started": (now - timedelta(seconds=300)).strftime("%Y-%m-%d %H:%M:%S")}
+                   "ETA": "7 min 00 s", "‖s‖": 0.5123,
+                   "started": (now - timedelta(seconds=300)).strftime("%Y-%m-%d %H:%M:%S")}
 
 
 @pytest.mark.parametrize("preset", list(view.PAPER_FIGURES))
