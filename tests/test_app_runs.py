@@ -143,7 +143,7 @@ def test_bad_form_input_is_one_line_error(root, tmp_path, monkeypatch, data, for
     assert labruns.list_runs(runs) == []
 
 
-def test_launch_from_form_then_stop(root, tmp_path, monkeypatch, data):
+def test_launch_stop_resume_from_the_page(root, tmp_path, monkeypatch, data):
     runs = tmp_path / "runs"
     at = run_page(root, runs, monkeypatch)
     at.text_input(key="runs_name").set_value("form-run")
@@ -164,6 +164,11 @@ def test_launch_from_form_then_stop(root, tmp_path, monkeypatch, data):
         at.button(key="runs_stop_form-run").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         assert wait_done("form-run", runs, timeout=60).status == "stopped"
+        at.run()
+        at.button(key="runs_resume_form-run").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert labruns.get_run("form-run", root=runs).status in ("queued", "running")
+        assert at.button(key="runs_stop_form-run").disabled is False
     finally:
         if labruns.get_run("form-run", root=runs).status in ("queued", "running"):
             labruns.stop("form-run", root=runs)  # a failed assertion must not leave a training behind
