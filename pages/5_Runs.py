@@ -176,7 +176,11 @@ if not infos:
 @st.fragment(run_every=REFRESH_S if any(map(active, infos)) else None)
 def runs_table(was_active: bool) -> None:
     now = labruns.list_runs(root)
-    st.subheader("Runs")
+    head, button = st.columns([6, 1], vertical_alignment="bottom")
+    head.subheader("Runs")
+    # Runs started elsewhere (the CLI, another browser) while nothing here was running: the timer is off.
+    if button.button("Refresh", key="runs_refresh", icon=":material/refresh:", help="Read every run's files again."):
+        st.rerun()  # the whole page: new runs join the charts' choices too
     st.dataframe(view.table_rows(now), hide_index=True, key="runs_table", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         "‖s‖": st.column_config.NumberColumn("last ‖s‖", format="%.3f")})
