@@ -33,8 +33,12 @@ def active(info) -> bool:
     return info.status in view.ACTIVE
 
 
-root = labruns.runs_root()
 st.title("Runs")
+try:
+    root = labruns.runs_root()
+except OSError as e:  # e.g. LAB_RUNS_DIR on a read-only or missing mount
+    st.error(f"Cannot use the runs folder: {one_line(e)}. Set LAB_RUNS_DIR to a writable folder.")
+    st.stop()
 st.markdown(
     "Train the paper's ImageNet-100 experiments and watch the center vector live: `‖s‖` creeping up "
     f"towards 1 is the early sign of collapse. Runs live in `{root}` (set `LAB_RUNS_DIR` to change it); "

@@ -79,6 +79,13 @@ def test_empty_root(root, tmp_path, monkeypatch):
     assert at.selectbox(key="runs_method").value == "simsiam"
 
 
+def test_unusable_runs_root(root, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    at = run_page(root, tmp_path / "file" / "runs", monkeypatch)
+    assert [e.value for e in at.error] == [f"Cannot use the runs folder: [Errno 20] Not a directory: "
+                                           f"'{tmp_path / 'file' / 'runs'}'. Set LAB_RUNS_DIR to a writable folder."]
+
+
 def test_finished_run(root, finished_root, monkeypatch):
     at = run_page(root, finished_root, monkeypatch)
     table = at.dataframe[0].value
