@@ -5,11 +5,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from test_browser import CHROMIUM, TIMEOUT_MS, free_port, wait_healthy
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}"),
+              pytest.mark.skipif(torch.cuda.is_available(), reason="the page offers the CPU demo only without a GPU")]
 
 SHOT = "/tmp/runs_page.png"
 EPOCH_WAIT_MS = 90_000  # a demo epoch takes ~5-12 s on the shared 2-core machine, the first one longer
