@@ -54,7 +54,7 @@ def launch_demo() -> None:
         name = next(f"demo-{i}" for i in range(1, 10_000) if not (root / f"demo-{i}").exists())
         info = labruns.launch(name, labruns.demo_train_args(data), root=root, device="cpu")
     st.session_state.runs_shown = [info.name]
-    st.session_state.runs_flash = f"Started {info.name}: a CPU run of a few minutes on generated images."
+    st.session_state.runs_flash = f"Started {info.name}: a short CPU run on generated images."
 
 
 if not torch.cuda.is_available():
@@ -62,7 +62,7 @@ if not torch.cuda.is_available():
         left, right = st.columns([4, 1])
         left.markdown(
             "**No GPU here.** Try the whole loop on the CPU: a tiny ResNet-18 run on a generated image folder "
-            "(a few minutes), with its charts growing every few seconds."
+            "(a minute or two), its charts growing every few seconds."
         )
         if right.button("CPU demo run", type="primary", key="runs_demo"):
             try:
