@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.runs import (RunInfo, get_run, launch, list_runs, log_tail, read_metrics, resume, run_path, stop,
-                      validate_name)
+from lab.runs import (RunInfo, SlurmSpec, UnknownRunError, demo_data, demo_train_args, get_run, launch,
+                      launch_preset, list_runs, log_tail, read_metrics, resume, run_path, runs_root, stop, validate_name)
 from lab.runs.proc import alive, descendants, read_json, start_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,3 +252,63 @@ def test_preset_runs_queue_one_after_another(lab):
     second_start = read_json(infos[1].path / "pid.json")["started"]
     assert second_start >= first_end
     assert all(lab.epochs_logged(n) == [1] for n in names)
+
+
+def test_launch_refuses_what_the_launcher_owns(tmp_path):
+    root = tmp_path / "root"
+    for args, match in ((["--data", "d", "--out", "x"], "--out"), (["--data", "d", "--out=x"], "--out"),
+                        (["--data", "d", "--preset", "fig5-barlow"], "--preset"), ("--data d", "argv list"),
+                        (["--device", "cpu"], "disagree")):
+        with pytest.raises(ValueError, match=match):
+            launch("ok", args, root=root, device="cuda")
+    with pytest.raises(ValueError, match="gpus"):
+        launch("ok", ["--data", "d"], root=root, gpus=0)
+    assert not (root / "ok").exists()
+    (root / "taken").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        launch("taken", ["--data", "d"], root=root)
+    with pytest.raises(ValueError, match="--method"):
+        launch_preset("b5-simsiam-predictor", ["--method", "byol"], root=root)
+    with pytest.raises(ValueError, match="unknown preset"):
+        launch_preset("nope", [], root=root)
+    with pytest.raises(UnknownRunError) as err:
+        get_run("nosuch", root)
+    assert isinstance(err.value, KeyError) and isinstance(err.value, ValueError)
+    assert str(err.value).startswith("no run named 'nosuch'")
+
+
+def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "env-root"))
+    assert runs_root() == tmp_path / "env-root" and (tmp_path / "env-root").is_dir()
+    assert runs_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("LAB_RUNS_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert runs_root() == tmp_path / "runs"
+
+
+def test_demo_data_is_built_once_and_its_args_parse(tmp_path):
+    from lab.imagenet.train import build_parser, config_from_args
+
+    data = demo_data(tmp_path)
+    assert data.parent == tmp_path and sorted(p.name for p in data.iterdir()) == ["train", "val"]
+    stamp = next((data / "train").rglob("*.jpg")).stat().st_mtime_ns
+    assert demo_data(tmp_path) == data and next((data / "train").rglob("*.jpg")).stat().st_mtime_ns == stamp
+    assert list_runs(tmp_path) == []  # the demo folder is not a run
+    cfg = config_from_args(build_parser().parse_args([*demo_train_args(data), "--out", str(tmp_path / "r")]))
+    assert (cfg.method, cfg.epochs, cfg.image_size, cfg.device) == ("simsiam", 12, 32, "auto")
+
+
+def test_slurm_spec_and_batch_script_are_validated_and_quoted(tmp_path):
+    from lab.runs.slurm import batch_script
+
+    for bad in (dict(nodes=0), dict(gpus_per_node=-1), dict(mem_gb=1.5), dict(time_min=True),
+                dict(partition="gpu; rm -rf /"), dict(partition="")):
+        with pytest.raises(ValueError, match="slurm"):
+            SlurmSpec(**bad)
+    run = tmp_path / "it's a $(folder)" / "r1"
+    text = batch_script(SlurmSpec(gpus_per_node=4, partition="gpu"), "r1", run, "/usr/bin/python3", tmp_path)
+    assert "#SBATCH --gpus-per-node=4" in text and "#SBATCH --partition=gpu" in text
+    last = text.strip().splitlines()[-1]
+    assert shlex.split(last) == ["exec", "/usr/bin/python3", "-m", "lab.runs.wrap", "--slurm", str(run)]
+    with pytest.raises(ValueError, match="gpus_per_node"):
+        launch("x", ["--data", "d"], root=tmp_path / "root", gpus=2, slurm=SlurmSpec(gpus_per_node=4))

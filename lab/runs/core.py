@@ -35,6 +35,7 @@ SLURM each run is its own job and the scheduler decides.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -169,8 +170,11 @@ class RunInfo:
     updated: float | None = None  # mtime of metrics.jsonl (seconds since the epoch): for an ETA
 
     def to_json(self) -> dict:
+        """A JSON-safe dict (path as text; NaN and infinities, e.g. a diverged loss, as null)."""
         data = asdict(self)
         data["path"] = str(self.path)
+        data["last_epoch_metrics"] = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                      for k, v in self.last_epoch_metrics.items()}
         return data
 
 
@@ -260,12 +264,13 @@ def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool) -> t
 def _from_exit(path: Path, ended: dict, rows: list[dict], stop: bool) -> tuple[str, str]:
     code = ended.get("exit_code")
     end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
-    if code == 0 and end in ("finished", "collapsed", "stopped"):
-        return end, "" if end == "finished" else f"the engine ended the run as {end}"
-    if stop and end == "stopped":  # torchrun exits 1 after forwarding SIGTERM, though its workers checkpointed
-        return "stopped", f"stopped on request; the engine checkpointed (exit code {code})"
-    if stop and end in ("finished", "collapsed"):  # the stop came after the last epoch, while exiting
-        return end, f"the engine ended the run as {end}; a stop request came as it exited (exit code {code})"
+    # torchrun exits 1 after passing SIGTERM on, though its workers checkpointed: with a stop request
+    # the end line decides; a stop that came as the run exited after its last epoch keeps its status
+    if end == "stopped" and (code == 0 or stop):
+        why = "stopped on request" if stop else "stopped by a signal from outside the lab"
+        return "stopped", f"{why}; checkpoint written, resume continues it"
+    if end in ("finished", "collapsed") and (code == 0 or stop):
+        return end, "" if end == "finished" else "the collapse guard ended the run (center_norm stayed high)"
     if stop:
         how = "after the stop grace time, killed with SIGKILL" if ended.get("escalated_to_sigkill") else \
             f"exit code {code}"
@@ -580,8 +585,10 @@ def demo_data(root: str | Path | None = None) -> Path:
     return final
 
 
-def demo_train_args(data: str | Path) -> list[str]:
-    """A CPU run of about a minute on demo_data: 32-px images, 4 steps of 16 per epoch, 12 epochs,
-    kNN every 3 epochs, so a chart gets a point every few seconds."""
-    return ["--data", str(data), "--method", "simsiam", "--epochs", "12", "--batch-size", "16", "--image-size", "32",
-            "--workers", "0", "--max-steps-per-epoch", "4", "--knn-every", "3", "--log-every", "1", "--no-progress"]
+def demo_train_args(data: str | Path, *, method: str = "simsiam", epochs: int = 12) -> list[str]:
+    """A CPU run of one to two minutes on demo_data (2 cores): 32-px images, 4 steps of 16 per epoch,
+    12 epochs, kNN every 3 epochs, a step line every step, so a chart grows every few seconds.
+    Add knobs with ["--set", "predictor=false", ...]."""
+    return ["--data", str(data), "--method", method, "--epochs", str(epochs), "--batch-size", "16",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "4", "--knn-every", "3",
+            "--log-every", "1", "--no-progress"]
