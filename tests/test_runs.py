@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from lab.runs import (RunInfo, SlurmSpec, UnknownRunError, demo_data, demo_train_args, get_run, launch,
-                      launch_preset, list_runs, log_tail, read_metrics, resume, run_path, runs_root, stop, validate_name)
+                      launch_preset, list_runs, log_tail, read_metrics, resume, run_path, runs_root, stop,
+                      validate_name)
 from lab.runs.proc import alive, descendants, read_json, start_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,8 +78,9 @@ def lab(tmp_path_factory):
     for name, epochs in (("finish", 3), ("stopme", 8), ("killme", 50)):
         lab.cli("launch", name, "--device", "cpu", "--", *train_args(data, epochs))
     lab.cli("launch", "ddp", "--gpus", "2", "--device", "cpu", "--", *train_args(data, 50))
-    lab.cli("launch", "sweep", "--device", "cpu", "--preset", "b5-simsiam-predictor", "--",
+    lab.cli("launch", "sweep", "--device", "cpu", "--preset", "b6-simsiam-predictor-lr", "--",
             *[a for a in train_args(data, 1) if a not in ("--method", "simsiam")])
+    lab.stopped_queued = stop("sweep-simsiam-predlr100", root, wait=0)  # third in the queue: skipped
     # seen running by `runs list --json` after the CLI that launched it has exited (the run outlives it)
     lab.seen = wait_for(lambda: lab.listed()["finish"]["status"] == "running" and "running", 60)
     pidf = read_json(root / "finish" / "pid.json")
@@ -87,7 +89,8 @@ def lab(tmp_path_factory):
     yield lab
     for info in list_runs(root):  # leave no process behind, whatever failed
         pidf = read_json(info.path / "pid.json") or {}
-        for ident in (pidf.get("child"), pidf.get("wrapper"), (read_json(info.path / "queue.json") or {}).get("wrapper")):
+        queue = (read_json(info.path / "queue.json") or {}).get("wrapper")
+        for ident in (pidf.get("child"), pidf.get("wrapper"), queue):
             if alive(ident):
                 os.kill(ident["pid"], signal.SIGKILL)
 
@@ -233,25 +236,27 @@ def test_launched_run_lists_running_then_finished_after_the_launcher_exited(lab)
 
 
 def test_preset_runs_queue_one_after_another(lab):
-    names = ["sweep-simsiam", "sweep-simsiam-nopred"]
+    names = ["sweep-simsiam-predlr1", "sweep-simsiam-predlr10"]
     infos = [lab.info(n) for n in names]
-    assert [i.preset for i in infos] == ["b5-simsiam-predictor"] * 2
-    assert read_json(infos[1].path / "launch.json")["train_argv"][:4] == ["--method", "simsiam", "--set",
-                                                                           "predictor=false"]
+    assert [i.preset for i in infos] == ["b6-simsiam-predictor-lr"] * 2
+    assert read_json(infos[0].path / "launch.json")["train_argv"][:4] == ["--method", "simsiam", "--set",
+                                                                           "predictor_lr_scale=0.01"]
+    assert (lab.stopped_queued.status, lab.stopped_queued.message) == ("queued", "stop requested: it will be skipped")
     statuses = set()
 
-    def both_done():
-        """both preset runs ended"""
+    def done():
+        """the preset's runs ended"""
         now = [lab.info(n).status for n in names]
         statuses.add(tuple(now))
         return all(s not in ("queued", "running") for s in now) and now
 
-    assert wait_for(both_done, 120, poll=0.3) == ["finished", "finished"]
-    assert not any(s == ("running", "running") for s in statuses), statuses  # never both at once
-    first_end = read_json(infos[0].path / "exit.json")["ended"]
-    second_start = read_json(infos[1].path / "pid.json")["started"]
-    assert second_start >= first_end
+    assert wait_for(done, 120, poll=0.3) == ["finished", "finished"]
+    assert ("running", "running") not in statuses, statuses  # never both at once
+    assert read_json(infos[1].path / "pid.json")["started"] >= read_json(infos[0].path / "exit.json")["ended"]
     assert all(lab.epochs_logged(n) == [1] for n in names)
+    skipped = wait_for(lambda: (i := lab.info("sweep-simsiam-predlr100")).status != "queued" and i, 30)
+    assert skipped.status == "stopped" and not (skipped.path / "pid.json").exists()  # never started
+    assert "not started" in (skipped.path / "stdout.log").read_text()
 
 
 def test_launch_refuses_what_the_launcher_owns(tmp_path):
@@ -312,3 +317,42 @@ def test_slurm_spec_and_batch_script_are_validated_and_quoted(tmp_path):
     assert shlex.split(last) == ["exec", "/usr/bin/python3", "-m", "lab.runs.wrap", "--slurm", str(run)]
     with pytest.raises(ValueError, match="gpus_per_node"):
         launch("x", ["--data", "d"], root=tmp_path / "root", gpus=2, slurm=SlurmSpec(gpus_per_node=4))
+
+
+def test_status_rules_from_files_alone(tmp_path):
+    """Each status from hand-made run folders; our own process stands in for a live run, and the same pid
+    with another start time for a dead one whose pid was reused."""
+    from lab.runs.proc import identity, now_iso, write_json
+
+    me = identity(os.getpid())
+    reused = {**me, "start_time": me["start_time"] - 1}
+    end = {"kind": "end", "epoch": 2, "step": 4}
+    epoch = {"kind": "epoch", "epoch": 2, "step": 4, "loss": float("nan"), "center_norm": 0.97}
+    cases = {  # name: (files, expected status, text in the message)
+        "collapsed": ({"exit.json": {"exit_code": 0}, "end": "collapsed"}, "collapsed", "collapse guard"),
+        "sigterm": ({"exit.json": {"exit_code": 0}, "end": "stopped"}, "stopped", "from outside"),
+        "badargs": ({"exit.json": {"exit_code": 2}, "log": "error: unknown method 'x'"}, "failed", "unknown method"),
+        "noend": ({"exit.json": {"exit_code": 0}}, "failed", "no end line"),
+        "escalated": ({"exit.json": {"exit_code": -9, "escalated_to_sigkill": True}, "stop.json": {}}, "stopped",
+                      "SIGKILL"),
+        "running": ({"pid.json": {"child": me, "wrapper": reused}}, "running", ""),
+        "queued": ({"queue.json": {"wrapper": me}}, "queued", "waiting"),
+        "reused": ({"pid.json": {"child": reused, "wrapper": reused}, "log": "epoch 2/9"}, "failed", "epoch 2/9"),
+        "orphaned": ({"queue.json": {"wrapper": reused}}, "failed", "before this run started"),
+    }
+    for name, (files, status, text) in cases.items():
+        path = tmp_path / name
+        path.mkdir()
+        write_json(path / "launch.json", {"name": name, "started": now_iso(), "backend": "local",
+                                          "train_argv": ["--method", "simsiam", "--epochs", "9"]})
+        for fname, content in files.items():
+            if fname.endswith(".json"):
+                write_json(path / fname, content)
+        rows = [epoch] + ([{**end, "status": files["end"]}] if "end" in files else [])
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (path / "stdout.log").write_text(files.get("log", "") + "\n")
+        info = get_run(name, tmp_path)
+        assert (info.status, info.epoch, info.epochs, info.method) == (status, 2, 9, "simsiam"), (name, info)
+        assert text in info.message, (name, info.message)
+        assert json.loads(json.dumps(info.to_json(), allow_nan=False))["last_epoch_metrics"]["loss"] is None
+    assert {r.name for r in list_runs(tmp_path)} == set(cases)

@@ -167,7 +167,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from lab.runs import stop
 
     info = stop(args.name, args.root, wait=args.wait, kill=args.kill)
-    print(f"{info.name}: {info.status}, {_progress(info)}" + (f" ({info.message.splitlines()[0]})" if info.message else ""))
+    why = f" ({info.message.splitlines()[0]})" if info.message else ""
+    print(f"{info.name}: {info.status}, {_progress(info)}{why}")
     return 0
 
 

@@ -432,8 +432,8 @@ def _submit(path: Path) -> str:
         script.write_text(slurm_backend.batch_script(spec, path.name, path, launch["python"], PROJECT_ROOT))
     job = slurm_backend.submit(script, path)
     old = read_json(path / "job.json") or {}
-    write_json(path / "job.json", {"job_id": job, "submitted": now_iso(),
-                                   "earlier": [*old.get("earlier", []), *([old["job_id"]] if old.get("job_id") else [])]})
+    earlier = [*old.get("earlier", []), *([old["job_id"]] if old.get("job_id") else [])]
+    write_json(path / "job.json", {"job_id": job, "submitted": now_iso(), "earlier": earlier})
     return job
 
 

@@ -114,7 +114,8 @@ def run_one(run: Path, sigs: _Signals, slurm: bool) -> int:
                                    "job_id": os.environ.get("SLURM_JOB_ID")})
     note(run, f"training process exited with code {code}")
     if requeue and not stop and os.environ.get("SLURM_JOB_ID"):
-        note(run, f"requeueing SLURM job {os.environ['SLURM_JOB_ID']} (time limit near); it resumes from the checkpoint")
+        note(run, f"requeueing SLURM job {os.environ['SLURM_JOB_ID']} (time limit near); "
+                  "it resumes from the checkpoint")
         subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
     return code
 
