@@ -339,6 +339,8 @@ def test_status_rules_from_files_alone(tmp_path):
         "queued": ({"queue.json": {"wrapper": me}}, "queued", "waiting"),
         "reused": ({"pid.json": {"child": reused, "wrapper": reused}, "log": "epoch 2/9"}, "failed", "epoch 2/9"),
         "orphaned": ({"queue.json": {"wrapper": reused}}, "failed", "before this run started"),
+        "wrapperkilled": ({"pid.json": {"child": reused, "wrapper": reused}, "end": "finished"}, "finished",
+                          "wrapper process was killed"),
     }
     for name, (files, status, text) in cases.items():
         path = tmp_path / name
@@ -356,3 +358,18 @@ def test_status_rules_from_files_alone(tmp_path):
         assert text in info.message, (name, info.message)
         assert json.loads(json.dumps(info.to_json(), allow_nan=False))["last_epoch_metrics"]["loss"] is None
     assert {r.name for r in list_runs(tmp_path)} == set(cases)
+
+
+def test_bad_train_args_and_an_unstartable_command_fail_with_the_reason(tmp_path):
+    from lab.runs.proc import write_json
+
+    root = tmp_path / "root"
+    launch("bad", ["--data", str(tmp_path / "nodata"), "--method", "simsiam"], root=root)
+    assert read_json(root / "bad" / "launch.json")["cwd"] == os.getcwd()
+    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, 30)
+    assert info.status == "failed" and info.exit_code == 2 and "data folder not found" in info.message, info
+    launch_json = read_json(root / "bad" / "launch.json")
+    write_json(root / "bad" / "launch.json", {**launch_json, "cwd": str(tmp_path / "removed")})
+    resume("bad", root)
+    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, 30)
+    assert info.status == "failed" and info.exit_code == 127 and "could not start" in info.message, info

@@ -7,7 +7,8 @@ checkpoint.pt. What the launcher writes (every JSON file atomically: temp file, 
                   preset, started, stop_grace_s, resumed (times), slurm resources
     queue.json    local: the wrapper process that will start this run (pid + start time)
     pid.json      the training process and its wrapper (pid, start time, boot id, host), written by
-                  the wrapper when it starts the command
+                  the wrapper when it starts the command; the command leads its own session, so its
+                  pid is also its process-group id
     exit.json     exit code and end time, written by the wrapper when the command has ended
     stop.json     a stop request (the wrapper turns it into one SIGTERM)
     job.json      SLURM: the job id (and earlier ones after a resume); slurm.sbatch: the batch script
@@ -237,11 +238,11 @@ def _derive(path: Path, launch: dict, rows: list[dict]) -> tuple[str, str, int |
             return ("failed", _failure(f"SLURM job {job_id} ended {state} without an exit record", path),
                     pid, job_id, None)
     elif ended is None:
-        return (*_derive_local_running(path, launch, pidf, stop), pid, None, None)
+        return (*_derive_local_running(path, launch, pidf, stop, rows), pid, None, None)
     return (*_from_exit(path, ended, rows, stop), pid, job_id, code)
 
 
-def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool) -> tuple[str, str]:
+def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool, rows: list[dict]) -> tuple[str, str]:
     """Status of a local run without an exit record."""
     child, wrapper = pidf.get("child"), pidf.get("wrapper")
     queue = (read_json(path / "queue.json") or {}).get("wrapper")
@@ -257,6 +258,9 @@ def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool) -> t
         if not queue and _age(launch) < NEVER_STARTED_S:
             return "queued", "starting"
         return "failed", "the launcher's process ended before this run started (resume starts it)"
+    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+    if end in ("finished", "collapsed"):  # the engine ended cleanly; only its wrapper was killed
+        return end, "no exit record (its wrapper process was killed), but the engine wrote its end line"
     return "failed", _failure("the run's processes are gone without an exit record (killed with SIGKILL, "
                               "out of memory, or the machine restarted)", path)
 

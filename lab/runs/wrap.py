@@ -82,9 +82,16 @@ def run_one(run: Path, sigs: _Signals, slurm: bool) -> int:
     log = open(run / "stdout.log", "ab")
     restart = os.environ.get("SLURM_RESTART_COUNT")
     note(run, f"starting{' (SLURM restart ' + restart + ')' if restart else ''}: {argv}")
-    child = subprocess.Popen(argv, cwd=launch.get("cwd") or None, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+    try:
+        child = subprocess.Popen(argv, cwd=launch.get("cwd") or None, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:  # a missing working folder or interpreter: an exit record that says why
+        note(run, f"could not start the training command: {e}")
+        write_json(run / "exit.json", {"exit_code": 127, "ended": now_iso(), "stop_requested": False,
+                                       "escalated_to_sigkill": False, "signal": None, "error": str(e)})
+        return 127
+    finally:
+        log.close()
     child_id = identity(child.pid)
     write_json(run / "pid.json", {"child": child_id, "wrapper": identity(os.getpid()), "started": now_iso(),
                                   "job_id": os.environ.get("SLURM_JOB_ID"), "restart": restart})
