@@ -373,3 +373,27 @@ def test_bad_train_args_and_an_unstartable_command_fail_with_the_reason(tmp_path
     resume("bad", root)
     info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, 30)
     assert info.status == "failed" and info.exit_code == 127 and "could not start" in info.message, info
+
+
+def test_a_run_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
+    """The wrapper's escalation, with a stand-in for python that ignores SIGTERM (and has a child)."""
+    from lab.runs.core import _start_local
+    from lab.runs.proc import identity, now_iso, write_json
+
+    stubborn = tmp_path / "stubborn"
+    stubborn.write_text("#!/bin/bash\ntrap '' TERM\nsleep 60 &\necho started\nwait\n")
+    stubborn.chmod(0o755)
+    path = tmp_path / "root" / "stubborn"
+    path.mkdir(parents=True)
+    write_json(path / "launch.json", {"name": "stubborn", "backend": "local", "started": now_iso(),
+                                      "python": str(stubborn), "train_argv": [], "nproc_per_node": 1,
+                                      "stop_grace_s": 1.0, "cwd": str(tmp_path)})
+    _start_local([path])
+    wait_for(lambda: "started" in (path / "stdout.log").read_text(), 30)
+    child = read_json(path / "pid.json")["child"]
+    sleeper = identity(descendants(child["pid"])[0])
+    info = stop("stubborn", tmp_path / "root", wait=30)
+    assert info.status == "stopped" and "SIGKILL" in info.message, info
+    assert read_json(path / "exit.json")["escalated_to_sigkill"] is True
+    assert not alive(child) and not alive(sleeper)
+    assert "SIGKILL sent to" in (path / "stdout.log").read_text()
