@@ -143,3 +143,21 @@ def test_stop_and_resume_a_slurm_run(cluster, data, tmp_path):
     info = wait_for(lambda: (i := get_run("stopped", root)).status not in ("queued", "running") and i, 120)
     assert info.status == "finished", info.message
     assert epochs_logged(info.path) == list(range(1, 5))
+
+
+def test_a_preset_is_one_job_per_run_and_pending_jobs_stop(cluster, data, tmp_path):
+    from lab.runs import SlurmSpec, get_run, launch_preset, stop
+    from lab.runs.slurm import job_state
+
+    root = tmp_path / "root"
+    args = [a for a in train_args(data, 50) if a not in ("--method", "simsiam")]
+    # each job takes both CPUs of the node: one runs, the others wait in the queue
+    infos = launch_preset("b6-simsiam-predictor-lr", args, root=root, prefix="sw",
+                          slurm=SlurmSpec(**{**SPEC, "cpus_per_task": 2}), device="cpu")
+    assert [i.name for i in infos] == ["sw-simsiam-predlr1", "sw-simsiam-predlr10", "sw-simsiam-predlr100"]
+    assert len({i.job_id for i in infos}) == 3
+    wait_for(lambda: [get_run(i.name, root).status for i in infos].count("queued") == 2, 30)
+    for info in infos:
+        assert stop(info.name, root, wait=60).status == "stopped"
+    states = [job_state(i.job_id)[0] for i in infos]
+    assert all(s in ("CANCELLED", "COMPLETED") for s in states), states

@@ -124,7 +124,7 @@ def run_one(run: Path, sigs: _Signals, slurm: bool) -> int:
         note(run, f"requeueing SLURM job {os.environ['SLURM_JOB_ID']} (time limit near); "
                   "it resumes from the checkpoint")
         subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=False)
-    return code
+    return 0 if stop else code  # a requested stop is no failure (SLURM: the job ends COMPLETED)
 
 
 def main(argv: list[str] | None = None) -> int:
