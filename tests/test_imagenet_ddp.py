@@ -4,12 +4,18 @@ Same seed, same data order (the loader strides one permutation over ranks, so th
 step i together are the one-process batch i), and the same views: the one-process run splits its batch
 into aug_groups = 2 groups, each augmented from the random stream rank g uses. BatchNorm uses the global
 batch (SyncBatchNorm's CPU twin) and the losses gather what they need, so both runs compute the same
-numbers up to float32 reduction order.
+numbers up to float32 rounding.
 
-Tolerance: 1e-5 on center_norm (values 0.5-0.75). Measured on this machine: differences of 0.6-2e-7
-(byol, simclr, barlow). A run that got anything real wrong differs far more: one process without the
-matching augmentation groups (same images, other random crops) is already 5e-4 to 3e-3 away, and a
-mismatch in data order, BatchNorm statistics or gradient averaging moves the second step's features.
+Tolerances, from measurements on this machine (27 train / 9 val images, 2 steps of batch 8):
+- step 1, before any update (batch_center_norm): only rounding (BatchNorm sums over ranks vs. one
+  pass): features differ by ~3e-6 relative, the centers by 1e-9 to 2e-8. STEP1_TOL = 1e-5.
+- the epoch (center_norm over both steps): byol 1.2e-7, barlow 5.6e-8, simclr 4.7e-6. After one update
+  the rounding can flip a ReLU whose input is ~1e-5 from 0, which changes that unit's gradient outright
+  (simclr here: 1 of 32,768 projector units, 1 % of that layer's gradient); the loss then moves by up to
+  2e-4 relative. TOLERANCE = 1e-4 on center_norm, rel 1e-3 on the loss.
+A real mismatch is larger: the same images with other random views (one process without the matching
+augmentation groups) move the step-1 center by 1e-4 (barlow) to 6e-3 and the epoch center by 2.5e-3 to
+1e-2, which the last test checks is caught.
 """
 from __future__ import annotations
 
@@ -22,14 +28,16 @@ import pytest
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.imagenet.train import TrainConfig, read_metrics, train
 
-TOLERANCE = 1e-5
+STEP1_TOL = 1e-5
+TOLERANCE = 1e-4
 TINY = dict(batch_size=8, image_size=32, load_size=40, device="cpu", workers=0, max_steps_per_epoch=2, epochs=1,
             knn_every=0, log_every_steps=1, progress=False)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return write_fake_imagefolder(tmp_path_factory.mktemp("fake"), classes=4, per_class=8, size=40, val_per_class=2)
+    # Odd split sizes (27 train, 9 val): the kNN loaders pad the last rank, and the trainer drops the copies.
+    return write_fake_imagefolder(tmp_path_factory.mktemp("fake"), classes=3, per_class=9, size=40, val_per_class=3)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +60,10 @@ def one_process(data: Path, out: Path, method: str, aug_groups: int) -> dict:
     return train(TrainConfig(data=str(data), method=method, out=str(out), aug_groups=aug_groups, **TINY))["last"]
 
 
+def step1_center(run: Path) -> float:
+    return next(r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "step")["batch_center_norm"]
+
+
 def test_cli_under_torchrun_matches_one_process(data, tmp_path, torchrun, env):
     """The real entry point under torchrun: byol (predictor BatchNorm, EMA teacher)."""
     argv = ["-m", "lab.imagenet.train", "--data", str(data), "--method", "byol", "--batch-size", "8",
@@ -62,9 +74,11 @@ def test_cli_under_torchrun_matches_one_process(data, tmp_path, torchrun, env):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = epoch_row(tmp_path / "ddp")
     single = one_process(data, tmp_path / "single", "byol", aug_groups=2)
+    assert abs(step1_center(tmp_path / "ddp") - step1_center(tmp_path / "single")) < STEP1_TOL
     assert abs(ddp["center_norm"] - single["center_norm"]) < TOLERANCE, (ddp["center_norm"], single["center_norm"])
-    assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-5)
-    assert ddp["z_std"] == pytest.approx(single["z_std"], rel=1e-5)
+    assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-3)
+    assert ddp["z_std"] == pytest.approx(single["z_std"], rel=1e-3)
+    assert ddp["knn_acc"] == single["knn_acc"]  # each of the 9 val images once, against each of the 27
     config = (tmp_path / "ddp" / "config.json").read_text()
     assert '"world_size": 2' in config and '"per_rank_batch": 4' in config
     assert not (tmp_path / "ddp" / "metrics.jsonl.tmp").exists()
@@ -101,9 +115,11 @@ def test_train_function_under_torchrun_matches_one_process(data, tmp_path, torch
     for method in methods:
         ddp = epoch_row(tmp_path / "ddp" / method)
         single = one_process(data, tmp_path / "single" / method, method, aug_groups=2)
+        assert abs(step1_center(tmp_path / "ddp" / method) - step1_center(tmp_path / "single" / method)) < STEP1_TOL
         assert abs(ddp["center_norm"] - single["center_norm"]) < TOLERANCE, (method, ddp, single)
-        assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-5), method
+        assert ddp["loss"] == pytest.approx(single["loss"], rel=1e-3), method
+        assert ddp["knn_acc"] == single["knn_acc"], method
     # Without the matching augmentation groups the same images get other views: a difference the
-    # tolerance above would catch (so the test can fail).
-    other = one_process(data, tmp_path / "other", "simclr", aug_groups=1)
-    assert abs(other["center_norm"] - epoch_row(tmp_path / "ddp" / "simclr")["center_norm"]) > 10 * TOLERANCE
+    # tolerances above catch (so the test can fail).
+    one_process(data, tmp_path / "other", "simclr", aug_groups=1)
+    assert abs(step1_center(tmp_path / "other") - step1_center(tmp_path / "ddp" / "simclr")) > 10 * STEP1_TOL

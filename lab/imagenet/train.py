@@ -628,7 +628,27 @@ def _features(run: Run, loader) -> tuple[torch.Tensor, torch.Tensor]:
         labels.append(y.to(run.device))
     f = torch.cat(feats) if feats else torch.zeros(0, 1, device=run.device)
     y = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=run.device)
-    return _gather_rows(f), _gather_rows(y)
+    f, y = _gather_rows(f), _gather_rows(y)
+    keep = _first_copies(loader, run.world, f.shape[0])
+    return (f, y) if keep is None else (f[keep], y[keep])
+
+
+def _first_copies(loader, world: int, gathered: int) -> torch.Tensor | None:
+    """Rows to keep of an unshuffled split gathered over ranks (rank order): the loader pads the order to
+    a multiple of the world size by wrapping, as DistributedSampler, so a few images come twice.
+    None: keep all (one process, or not the layout `lab.imagenet.folder.epoch_batches` describes)."""
+    if world == 1:
+        return None
+    from lab.imagenet.folder import epoch_batches
+
+    index = np.concatenate([np.concatenate(epoch_batches(loader.n_images, batch_size=loader.batch_size,
+                                                         shuffle=False, drop_last=False, seed=0, epoch=0,
+                                                         rank=r, world_size=world))
+                            for r in range(world)])
+    if len(index) != gathered:  # e.g. a batch shortened by corrupt files
+        return None
+    _, first = np.unique(index, return_index=True)
+    return torch.from_numpy(np.sort(first))
 
 
 def _knn(run: Run) -> float:
