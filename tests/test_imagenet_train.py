@@ -245,3 +245,14 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     for a, b in zip(resumed, straight_rows):
         assert a["center_norm"] == pytest.approx(b["center_norm"], rel=1e-4, abs=1e-6)
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-5)
+
+
+def test_corrupt_jpegs_are_skipped_and_counted(tmp_path):
+    data = write_fake_imagefolder(tmp_path / "data", classes=4, per_class=8, size=40, val_per_class=2)
+    victims = sorted((data / "train" / "class001").glob("*.jpg"))[:6]
+    for path in victims:  # a truncated file and garbage: Pillow cannot decode either
+        path.write_bytes(path.read_bytes()[:40] if path.stat().st_size % 2 else b"not a jpeg at all")
+    result = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path / "run"), **TINY))
+    assert result["status"] == "finished"
+    epoch = epochs_of(tmp_path / "run")[0]
+    assert 1 <= epoch["n_corrupt"] <= len(victims) and math.isfinite(epoch["loss"])
