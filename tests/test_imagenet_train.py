@@ -256,3 +256,11 @@ def test_corrupt_jpegs_are_skipped_and_counted(tmp_path):
     assert result["status"] == "finished"
     epoch = epochs_of(tmp_path / "run")[0]
     assert 1 <= epoch["n_corrupt"] <= len(victims) and math.isfinite(epoch["loss"])
+
+
+def test_bench_training_throughput_runs_both_ways():
+    from lab.bench.imagenet import training_throughput
+
+    for augment in (True, False):
+        r = training_throughput("cpu", image_size=32, batch_size=4, steps=1, warmup=1, augment=augment)
+        assert r["images_per_s"] > 0 and r["augment"] is augment and r["amp"] == "fp32"

@@ -60,6 +60,8 @@ from lab.methods.base import check_range
 EXIT_BAD_INPUT = 2
 CHECKPOINT = "checkpoint.pt"
 # Config fields that define the run: resuming with another value is an error, not a silent new run.
+# "set" compares as the resolved method knobs (so --set predictor=false and {"predictor": False} agree),
+# "data" as an absolute path.
 IDENTITY_FIELDS = ("data", "method", "set", "epochs", "batch_size", "image_size", "load_size", "seed", "lr",
                    "max_steps_per_epoch", "aug_groups")
 KNN_PROTOCOL = ("weighted kNN (DINO/InstDisc vote: weights exp(cos/T)), cosine similarity on L2-normalised "
@@ -463,7 +465,12 @@ class Run:
 
 
 def _identity(cfg: TrainConfig) -> dict:
-    return {k: _jsonable(getattr(cfg, k)) for k in IDENTITY_FIELDS}
+    from lab.imagenet.model import resolved_method_params
+
+    values = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
+    values["set"] = resolved_method_params(cfg.method, cfg.set)
+    values["data"] = str(Path(cfg.data).absolute())
+    return _jsonable(values)
 
 
 def _seed_everything(seed: int) -> None:
