@@ -110,9 +110,11 @@ def test_requeued_run_resumes_from_its_checkpoint(cluster, data, tmp_path):
     def requeue_and_release(action, done: int):
         wait_for(lambda: len(epochs_logged(path)) >= done, 90)
         action()
-        # a requeued job waits ~2 minutes (BeginTime) before it may start again: start it now
+        # a requeued job waits ~2 minutes (BeginTime) before it may start again; start it sooner, but not
+        # within the second its old credential was revoked (slurmd would refuse it as revoked: FAILED)
         wait_for(lambda: job_state(job)[0] == "PENDING", 30)
         assert get_run("requeued", root).status == "queued"
+        time.sleep(2)
         scontrol(cluster, "update", f"JobId={job}", "StartTime=now")
         wait_for(lambda: job_state(job)[0] == "RUNNING", 60)
 
