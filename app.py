@@ -74,3 +74,7 @@ st.page_link("pages/3_Compare.py", label="Compare: the paper's Figs. 3 and 4, or
              icon=":material/compare:")
 st.page_link("pages/4_Claims.py", label="Claims: which of the paper's claims hold on toy data",
              icon=":material/fact_check:")
+st.page_link("pages/5_Runs.py", label="Runs: launch and watch real ImageNet-100 runs (or a CPU demo)",
+             icon=":material/monitoring:")
+st.caption("ResNet-18 with any method and ablation, here, under torchrun or on SLURM; live ‖s‖, kNN, loss and "
+           "learning-rate charts from each run's metrics, and the paper's Figs. 5–7 and B.4–B.6 from its presets.")
