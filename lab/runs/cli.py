@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     root = argparse.ArgumentParser(add_help=False)
     root.add_argument("--root", help="runs root (default: $LAB_RUNS_DIR, else ./runs)")
-    la = sub.add_parser("launch", parents=[root], help="start a run (train args after --)")
+    la = sub.add_parser("launch", parents=[root], help="start a run (train args after --)",
+                        epilog="Train args follow a lone --, e.g. -- --data DIR --method simsiam --epochs 100; "
+                               "the launcher adds --out ROOT/NAME and --device.")
     la.add_argument("name", help="run name (letters, digits, . _ -), or the name prefix with --preset")
     la.add_argument("--gpus", type=int, default=1, help="processes (GPUs) per node; > 1 uses torchrun (default 1)")
     la.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto: cuda when present)")
