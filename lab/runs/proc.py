@@ -73,12 +73,24 @@ def same_host(ident: dict | None) -> bool:
     return bool(ident) and ident.get("host") == socket.gethostname()
 
 
+HAVE_PROC = Path("/proc/self/stat").exists()
+
+
 def alive(ident: dict | None) -> bool:
     """Whether the process recorded in ident still runs (not a zombie, not a new process with its pid).
 
-    Only meaningful on the host that recorded it (see same_host)."""
+    Only meaningful on the host that recorded it (see same_host). Without /proc (macOS) a pid that
+    exists counts as alive: no start time to tell a reused pid apart."""
     if not ident or not isinstance(ident.get("pid"), int) or ident.get("boot_id") != boot_id():
         return False
+    if not HAVE_PROC:
+        try:
+            os.kill(ident["pid"], 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
     fields = _stat_fields(ident["pid"])
     if not fields or len(fields) <= 19 or fields[0] in ("Z", "X"):
         return False
@@ -88,7 +100,7 @@ def alive(ident: dict | None) -> bool:
 def children_map() -> dict[int, list[int]]:
     """{parent pid: [child pids]} of every process visible in /proc."""
     kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
+    for entry in os.listdir("/proc") if HAVE_PROC else []:
         if entry.isdigit():
             fields = _stat_fields(int(entry))
             if fields and len(fields) > 1:
