@@ -77,15 +77,16 @@ def run_one(run: Path, sigs: _Signals, slurm: bool) -> int:
         note(run, "stop requested before the run started; not started")
         return 0
     (run / "exit.json").unlink(missing_ok=True)  # a requeued SLURM job reruns into the same folder
-    argv = command(launch)
     env = dict(os.environ, PYTHONUNBUFFERED="1", **launch.get("env", {}))
     log = open(run / "stdout.log", "ab")
     restart = os.environ.get("SLURM_RESTART_COUNT")
-    note(run, f"starting{' (SLURM restart ' + restart + ')' if restart else ''}: {argv}")
     try:
+        argv = command(launch)
+        note(run, f"starting{' (SLURM restart ' + restart + ')' if restart else ''}: {argv}")
         child = subprocess.Popen(argv, cwd=launch.get("cwd") or None, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as e:  # a missing working folder or interpreter: an exit record that says why
+    except (OSError, subprocess.SubprocessError, IndexError, KeyError) as e:
+        # a missing working folder or interpreter, no node list: an exit record that says why
         note(run, f"could not start the training command: {e}")
         write_json(run / "exit.json", {"exit_code": 127, "ended": now_iso(), "stop_requested": False,
                                        "escalated_to_sigkill": False, "signal": None, "error": str(e)})
