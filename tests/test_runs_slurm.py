@@ -134,17 +134,17 @@ def test_stop_and_resume_a_slurm_run(cluster, data, tmp_path):
     from lab.runs.slurm import job_state
 
     root = tmp_path / "root"
-    info = launch("stopped", train_args(data, 4), root=root, slurm=SlurmSpec(**SPEC), device="cpu")
+    info = launch("stopped", train_args(data, 8), root=root, slurm=SlurmSpec(**SPEC), device="cpu")
     first_job = info.job_id
     wait_for(lambda: epochs_logged(info.path), 90)
     info = stop("stopped", root, wait=60)
-    assert info.status == "stopped", info.message
+    assert info.status == "stopped", (info, epochs_logged(info.path))
     assert job_state(first_job)[0] == "COMPLETED" and (info.path / "checkpoint.pt").exists()
     info = resume("stopped", root)
-    assert info.job_id != first_job and info.status in ("queued", "running")
+    assert info.job_id != first_job and info.status in ("queued", "running"), info
     info = wait_for(lambda: (i := get_run("stopped", root)).status not in ("queued", "running") and i, 120)
     assert info.status == "finished", info.message
-    assert epochs_logged(info.path) == list(range(1, 5))
+    assert epochs_logged(info.path) == list(range(1, 9))
 
 
 def test_a_preset_is_one_job_per_run_and_pending_jobs_stop(cluster, data, tmp_path):
