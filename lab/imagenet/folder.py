@@ -177,7 +177,8 @@ class _JpegSource:
 
 
 class ImageLoader:
-    """Batches of one split for one rank. Call set_epoch(e) before each epoch (epoch 0 by default).
+    """Batches of one split for one rank. Call set_epoch(e) before each epoch (epoch 0 by default), or
+    set_epoch(e, start_batch=k) to continue epoch e after its first k batches.
 
     Attributes: classes (sorted names), n_images (the split, all ranks), n_corrupt (corrupt files
     skipped so far on this rank; with a cache, those the cache build skipped), size, batch_size.
@@ -202,11 +203,21 @@ class ImageLoader:
     def n_corrupt(self) -> int:
         return self._cache_corrupt + len(self._bad)
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """The batches of `epoch` from batch `start_batch` on (0: the whole epoch).
+
+        start_batch resumes an epoch part way: the order is fixed by (seed, epoch), so the batches left are
+        those an uninterrupted epoch would yield next, and the skipped ones are never decoded. len() counts
+        the batches left.
+        """
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
+        plan = self._order(epoch)
+        n = len(plan)
+        if isinstance(start_batch, bool) or not isinstance(start_batch, (int, np.integer)) or not 0 <= start_batch <= n:
+            raise ValueError(f"start_batch must be an integer in 0..{n}, got {start_batch!r}")
         self.epoch = epoch
-        self._batches = self._order(epoch)
+        self._batches = plan[start_batch:]
 
     def __len__(self) -> int:
         return len(self._batches)

@@ -1,0 +1,273 @@
+"""The training loop of a prepared `Run`: epochs of steps, the epoch's metrics line and checkpoint, the
+collapse guard, and stopping on SIGTERM / SIGINT (`run_loop`).
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+
+from lab.imagenet.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
+from lab.imagenet.run import Run
+from lab.imagenet.runfiles import read_metrics, restore_rng, save_checkpoint, trim_metrics, write_config
+
+DDP_STOP_CHECK_EVERY = 10  # steps between the collective that agrees on a SIGTERM (a GPU sync point)
+
+
+class _Stop:
+    """SIGTERM / SIGINT: finish the step, checkpoint, exit 0. A second signal acts as usual."""
+
+    def __init__(self):
+        self.requested, self.signal_name, self._old = False, None, {}
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested, self.signal_name = True, signal.Signals(signum).name
+        signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def agreed(self, run: Run, step: int, force: bool = False) -> bool:
+        """Whether every rank stops now; in DDP a collective every DDP_STOP_CHECK_EVERY steps."""
+        if run.world == 1:
+            return self.requested
+        if not force and step % DDP_STOP_CHECK_EVERY:
+            return False
+        flag = torch.tensor([1.0 if self.requested else 0.0], device=run.device)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+# ----------------------------------------------------------------------------------------- the run
+
+def run_loop(run: Run) -> dict:
+    """Train run from its start state to the end; -> {"status", "epoch", "step", "out", "last"}."""
+    start = run.start
+    summary = {"out": str(run.out), "epoch": start["epoch"], "step": start["step"]}
+    if start["status"] in ("finished", "collapsed"):
+        run.files.log(f"run already {start['status']} at epoch {start['epoch']}; nothing to do")
+        last = [r for r in read_metrics(run.out / "metrics.jsonl") if r.get("kind") == "epoch"]
+        return {**summary, "status": start["status"], "last": last[-1] if last else None}
+    _begin(run)
+    recorder = ViewRecorder(run.model.encoder, run.device)
+    run.ddp.train()
+    step, guard, status, last = start["step"], start["guard"], "finished", None
+    with _Stop() as stop:
+        for epoch in range(start["epoch"], run.cfg.epochs):
+            skip = start["step_in_epoch"] if epoch == start["epoch"] else 0
+            acc = start["acc"] if skip and start["acc"] is not None else None
+            result = _epoch(run, epoch, step, skip, acc, recorder, stop, start["epoch_time"] if skip else 0.0)
+            step = result["step"]
+            if result["stopped"]:
+                _stop_mid_epoch(run, epoch, step, guard, recorder, result, stop)
+                return {**summary, "status": "stopped", "epoch": epoch, "step": step, "last": last}
+            last = result["row"]
+            guard, collapsed, done = _end_epoch(run, epoch, step, guard, last, recorder)
+            if result.get("stop_after") and not done and not collapsed:
+                run.files.log(f"{stop.signal_name or 'signal'}: stopped at the end of epoch {epoch + 1}; "
+                              f"checkpoint written, the same command resumes")
+                run.files.metric({"kind": "end", "status": "stopped", "epoch": epoch + 1, "step": step})
+                return {**summary, "status": "stopped", "epoch": epoch + 1, "step": step, "last": last}
+            if collapsed:
+                status = "collapsed"
+                run.files.log(f"collapse guard: center_norm {last['center_norm']:.4f} > "
+                              f"{run.cfg.collapse_threshold} for {guard} epoch(s); stopping as collapsed")
+                break
+    epoch_done = last["epoch"] if last else start["epoch"]
+    run.files.metric({"kind": "end", "status": status, "epoch": epoch_done, "step": step})
+    run.files.log(f"{status}: epoch {epoch_done}, step {step}")
+    return {**summary, "status": status, "epoch": epoch_done, "step": step, "last": last}
+
+
+def _begin(run: Run) -> None:
+    """Before the first step: metrics.jsonl cut back to the checkpoint, config.json, the first log line,
+    and on a resume the random states of the checkpoint."""
+    cfg, start = run.cfg, run.start
+    dropped = trim_metrics(run.out / "metrics.jsonl", start["epoch"], start["step"]) if run.rank == 0 else 0
+    write_config(run)
+    if start["step"]:
+        run.files.log(f"resuming {cfg.method} from epoch {start['epoch']} step {start['step']} "
+                      f"(step {start['step_in_epoch']} of epoch {start['epoch'] + 1}); {dropped} metric lines "
+                      f"past the checkpoint dropped")
+        restore_rng(start.get("rng"))
+    else:
+        run.files.log(f"training {cfg.method} on {cfg.data}: {cfg.epochs} epochs x {run.steps_per_epoch} steps, "
+                      f"global batch {cfg.batch_size} on {run.world} x {run.device}, image {cfg.image_size} px, "
+                      f"base lr {run.base_lr:g}")
+
+
+def _stop_mid_epoch(run: Run, epoch: int, step: int, guard: int, recorder: ViewRecorder, result: dict,
+                    stop: _Stop) -> None:
+    """A signal inside the epoch: checkpoint its partial sums, then the "stopped" end line."""
+    save_checkpoint(run, epoch, step, result["step_in_epoch"], guard, None, recorder, result["acc"],
+                    result["elapsed"])
+    run.files.end_bar()
+    run.files.log(f"{stop.signal_name or 'signal'}: stopped after step {step} (epoch {epoch + 1}, step "
+                  f"{result['step_in_epoch']}/{run.steps_per_epoch}); checkpoint written, the same "
+                  f"command resumes")
+    run.files.metric({"kind": "end", "status": "stopped", "epoch": epoch, "step": step})
+
+
+def _end_epoch(run: Run, epoch: int, step: int, guard: int, row: dict,
+               recorder: ViewRecorder) -> tuple[int, bool, bool]:
+    """The collapse guard, the epoch's metrics line and log line, then its checkpoint (in this order: a
+    resume trims lines the checkpoint does not cover). -> (guard, collapsed, last epoch done)."""
+    cfg = run.cfg
+    if cfg.collapse_threshold is not None and row["center_norm"] > cfg.collapse_threshold:
+        guard += 1
+    else:
+        guard = 0
+    collapsed = cfg.collapse_threshold is not None and guard >= cfg.collapse_patience
+    row["collapsed"] = collapsed
+    run.files.end_bar()
+    run.files.metric(row)
+    run.files.log(epoch_line(row, cfg.epochs))
+    done = epoch + 1 == cfg.epochs
+    state = "collapsed" if collapsed else ("finished" if done else None)
+    save_checkpoint(run, epoch + 1, step, 0, guard, state, recorder, None, 0.0)
+    return guard, collapsed, done
+
+
+# ----------------------------------------------------------------------------------------- an epoch
+
+def _epoch(run: Run, epoch: int, step: int, skip: int, acc: dict | None, recorder: ViewRecorder, stop: _Stop,
+           elapsed: float) -> dict:
+    """One epoch from step `skip` on (a mid-epoch resume). -> {"step", "stopped", "row" | "acc", ...}."""
+    cfg = run.cfg
+    # The loader's order is fixed by seed and epoch, so starting at batch `skip` continues the same epoch.
+    run.loader.set_epoch(epoch, start_batch=skip)
+    recorder.reset()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
+    if acc is not None and run.rank == 0:  # the checkpoint holds all ranks' partial sums, on rank 0
+        recorder.load(acc["views"])
+        loss_sum += float(acc["loss_sum"])
+    n_steps, lr = run.steps_per_epoch, acc["lr"] if acc else 0.0
+    began, images = time.perf_counter(), 0
+    shown_loss = None
+    batches = iter(run.loader)
+    stopping = False
+    for i in range(skip, n_steps):
+        images_u8, _ = next(batches)
+        loss, lr = _train_step(run, images_u8, epoch, i, step, recorder)
+        step += 1
+        loss_sum += loss
+        images += images_u8.shape[0] * run.world
+        if step % cfg.log_every_steps == 0:
+            shown_loss = float(all_sum(loss.clone()) / run.world)
+            run.files.metric({"kind": "step", "epoch": epoch + 1, "step": step, "loss": shown_loss,
+                              "batch_center_norm": recorder.batch_center_norm(), "lr": lr})
+        rate = images / max(time.perf_counter() - began, 1e-9)
+        run.files.progress(epoch + 1, cfg.epochs, i + 1, n_steps, rate, shown_loss)
+        if stop.agreed(run, step, force=i + 1 == n_steps):
+            if i + 1 < n_steps:
+                recorder.gather_to_rank0()
+                acc = {"loss_sum": float(all_sum(loss_sum.clone())), "lr": lr}
+                return {"step": step, "stopped": True, "step_in_epoch": i + 1, "acc": acc,
+                        "elapsed": elapsed + time.perf_counter() - began}
+            stopping = True
+            break
+    del batches
+    train_seconds = elapsed + time.perf_counter() - began
+    row = epoch_row(run, epoch, step, loss_sum, recorder, lr, train_seconds, images)
+    if stopping:  # the signal came on the epoch's last step: the epoch is complete, record it, then stop
+        return {"step": step, "stopped": False, "row": row, "stop_after": True}
+    return {"step": step, "stopped": False, "row": row}
+
+
+def _train_step(run: Run, images_u8: torch.Tensor, epoch: int, i: int, step: int,
+                recorder: ViewRecorder) -> tuple[torch.Tensor, float]:
+    """Batch i of the epoch at global step `step`: views, loss, backward, optimizer step, the method's
+    after-step update. -> (the loss, detached float64 scalar; the lr used)."""
+    lr = _set_lr(run, step)
+    v1, v2 = _views(run, images_u8, epoch, i, step)
+    # Only the training forward feeds the epoch's view statistics (not kNN or the probe batch).
+    recorder.active = True
+    recorder.new_step()
+    with run.autocast():
+        loss = run.ddp(v1[None], v2[None])
+    recorder.active = False
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.model.after_step((step + 1) / run.total_steps)
+    return loss.detach().double(), lr
+
+
+def _set_lr(run: Run, step: int) -> float:
+    from lab.imagenet.optim import set_lr
+    from lab.imagenet.schedules import warmup_cosine
+
+    lr = warmup_cosine(step, run.total_steps, run.warmup_steps, run.base_lr)
+    set_lr(run.optimizer, lr)  # each group keeps its lr_scale (SimSiam's predictor); fixed_lr groups stay
+    return lr
+
+
+# ----------------------------------------------------------------------------------------- views
+
+def _step_seed(seed: int, step: int, group: int) -> int:
+    """The random stream of one augmentation group at one global step (same on any number of ranks)."""
+    return (seed * 1_000_003 + step * 4099 + group) % (2**63 - 1)
+
+
+def _views(run: Run, images: torch.Tensor, epoch: int, i: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two augmented views of this rank's batch i; each augmentation group draws from its own seeded stream.
+
+    Group q of the global batch is the batch rank q of a G-rank run would load (`_group_positions`),
+    so G groups on W ranks (W dividing G) give every image the same views for any W.
+    """
+    cfg = run.cfg
+    x = images.to(run.device, non_blocking=True)
+    groups = _group_positions(run, epoch, i, x.shape[0])
+    parts1, parts2 = [], []
+    for q, pos in groups:
+        torch.manual_seed(_step_seed(cfg.seed, step, q))
+        v1, v2 = run.augment(x if pos is None else x[pos])
+        parts1.append(v1)
+        parts2.append(v2)
+    v1, v2 = (torch.cat(parts1), torch.cat(parts2)) if len(groups) > 1 else (parts1[0], parts2[0])
+    if run.device.type == "cuda" and cfg.channels_last:
+        v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(memory_format=torch.channels_last)
+    return v1, v2
+
+
+def _group_positions(run: Run, epoch: int, i: int, n_loaded: int) -> list[tuple[int, torch.Tensor | None]]:
+    """[(group id, positions in this rank's batch)] of the augmentation groups this rank holds.
+
+    The loader strides a permutation over ranks and sorts each batch (lab.imagenet.folder.epoch_batches),
+    so a G-rank batch is a subset of this rank's batch when W divides G: rank r holds groups r, r + W, ...
+    """
+    groups = run.cfg.aug_groups or run.world
+    if groups == run.world:
+        return [(run.rank, None)]
+    from lab.imagenet.folder import epoch_batches
+
+    key = (epoch, i)
+    if run.group_cache.get("key") != key:
+        n, b = run.loader.n_images, run.cfg.batch_size
+        kw = dict(shuffle=True, drop_last=True, seed=run.cfg.seed, epoch=epoch)
+        if run.group_cache.get("epoch") != epoch:
+            run.group_cache.clear()
+            run.group_cache["epoch"] = epoch
+            run.group_cache["local"] = epoch_batches(n, batch_size=b // run.world, rank=run.rank,
+                                                     world_size=run.world, **kw)
+            run.group_cache["groups"] = {q: epoch_batches(n, batch_size=b // groups, rank=q, world_size=groups, **kw)
+                                         for q in range(run.rank, groups, run.world)}
+        local = run.group_cache["local"][i]
+        if len(local) != n_loaded:  # a batch shortened by corrupt files: no exact grouping left
+            return [(run.rank, None)]
+        run.group_cache["key"] = key
+        run.group_cache["pos"] = [(q, torch.from_numpy(np.searchsorted(local, g[i])).to(run.device))
+                                  for q, g in run.group_cache["groups"].items()]
+    return run.group_cache["pos"]
