@@ -18,7 +18,12 @@ DDP_STOP_CHECK_EVERY = 10  # steps between the collective that agrees on a SIGTE
 
 
 class _Stop:
-    """SIGTERM / SIGINT: finish the step, checkpoint, exit 0. A second signal acts as usual."""
+    """SIGTERM / SIGINT: finish the step, checkpoint, exit 0.
+
+    A repeated SIGTERM is ignored: on SLURM both the scheduler and torchrun forward it to every worker,
+    and acting on the second one would kill a worker before its checkpoint (the runs launcher escalates
+    to SIGKILL itself if a stop hangs). A second SIGINT, a person pressing Ctrl-C again, acts as usual.
+    """
 
     def __init__(self):
         self.requested, self.signal_name, self._old = False, None, {}
@@ -33,7 +38,8 @@ class _Stop:
 
     def _handle(self, signum, frame):
         self.requested, self.signal_name = True, signal.Signals(signum).name
-        signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+        if signum == signal.SIGINT:
+            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
