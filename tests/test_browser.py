@@ -1,4 +1,5 @@
 """A real browser against `streamlit run app.py`: home page -> circle page, change a control, download the GIF."""
+import contextlib
 import io
 import json
 import socket
@@ -41,16 +42,18 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise TimeoutError(f"streamlit did not answer at {url} within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def server(root, subprocess_env, tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(root, env: dict, log_dir: Path):
+    """`streamlit run app.py` on a free localhost port: yields its URL; on exit stops it and checks that
+    its log holds no traceback."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("streamlit") / "server.log").open("w+")
+    log = (log_dir / "server.log").open("w+")
     # fileWatcherType none: other people edit files in this checkout; their saves must not rerun the app.
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.fileWatcherType", "none"],
-        cwd=root, env=subprocess_env, stdout=log, stderr=subprocess.STDOUT)
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
@@ -66,6 +69,12 @@ def server(root, subprocess_env, tmp_path_factory):
         output = log.read()
         log.close()
         assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def server(root, subprocess_env, tmp_path_factory):
+    with streamlit_server(root, subprocess_env, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from test_browser import CHROMIUM, TIMEOUT_MS, free_port, wait_healthy
+from test_browser import CHROMIUM, TIMEOUT_MS, streamlit_server
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}"),
@@ -33,34 +33,16 @@ def runs_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(root, subprocess_env, runs_dir, tmp_path_factory):
-    port = free_port()
-    log = (tmp_path_factory.mktemp("streamlit") / "server.log").open("w+")
-    env = dict(subprocess_env, LAB_RUNS_DIR=str(runs_dir))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url
-    finally:
-        from lab import runs as labruns
+    from lab import runs as labruns
 
-        for info in labruns.list_runs(runs_dir):  # a failed test must not leave a training behind
-            if info.status in ("queued", "running"):
-                labruns.stop(info.name, root=runs_dir)
-        proc.terminate()
+    env = dict(subprocess_env, LAB_RUNS_DIR=str(runs_dir))
+    with streamlit_server(root, env, tmp_path_factory.mktemp("streamlit")) as url:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        output = log.read()
-        log.close()
-        assert "Traceback" not in output, output[-3000:]
+            yield url
+        finally:
+            for info in labruns.list_runs(runs_dir):  # a failed test must not leave a training behind
+                if info.status in ("queued", "running"):
+                    labruns.stop(info.name, root=runs_dir)
 
 
 @pytest.fixture(scope="module")

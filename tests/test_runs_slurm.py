@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import test_runs
+from test_runs import train_args
+
 from slurm_cluster import INSTALL_HINT, SlurmCluster, missing_binaries
 
 pytestmark = [
@@ -46,20 +49,8 @@ def data(tmp_path_factory):
     return write_fake_imagefolder(tmp_path_factory.mktemp("data") / "d", classes=4, per_class=16, size=40)
 
 
-def train_args(data: Path, epochs: int) -> list[str]:
-    return ["--data", str(data), "--method", "simsiam", "--epochs", str(epochs), "--batch-size", "16",
-            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "2", "--knn-every", "0",
-            "--no-progress"]
-
-
 def wait_for(what, timeout: float = 90.0, poll: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what.__doc__ or what}")
+    return test_runs.wait_for(what, timeout, poll)  # SLURM polls and starts jobs more slowly
 
 
 def epochs_logged(path: Path) -> list[int]:

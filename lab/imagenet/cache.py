@@ -10,7 +10,6 @@ counted. `make_loader(..., cache=CACHE_DIR)` reads it (one cache folder per spli
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import queue
@@ -26,6 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from lab.clitools import OneLineParser
 from lab.imagenet.folder import DataError, JpegDataset, class_folders, collate, scan
 
 FORMAT = 1
@@ -239,13 +239,8 @@ def _prefetched(fn, items: list, depth: int):
                 pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit status 2, not argparse's usage block
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _Parser(prog="python -m lab.imagenet.cache",
+    p = OneLineParser(prog="python -m lab.imagenet.cache",
                 description="Decode one split of an ImageFolder once into a memory-mapped uint8 cache "
                             "(one cache folder per split; pass it to the trainer's loader).")
     p.add_argument("--data", required=True, type=Path, help="ImageFolder root holding SPLIT/<class>/*.jpg")

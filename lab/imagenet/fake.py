@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from lab.clitools import OneLineParser
+
 SHAPES = ("disk", "square", "diamond", "ring", "cross", "triangle")
 LIMITS = {"classes": (1, 1000), "per_class": (1, 100_000), "size": (8, 4096), "val_per_class": (1, 100_000),
           "seed": (0, 2**32 - 1)}
@@ -88,11 +90,6 @@ def write_fake_imagefolder(out, classes: int = 4, per_class: int = 16, size: int
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit status 2, not argparse's usage block
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
 def _ranged(name: str):
     lo, hi = LIMITS[name]
 
@@ -108,7 +105,7 @@ def _ranged(name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _Parser(prog="python -m lab.imagenet.fake",
+    p = OneLineParser(prog="python -m lab.imagenet.fake",
                 description="Write a small ImageFolder (train/ and val/, one folder per class) of real JPEG files.")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--classes", type=_ranged("classes"), default=4, help="number of classes (default 4, 1-1000)")

@@ -6,12 +6,12 @@ ImageNet tree by symlinking class folders:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from lab.clitools import OneLineParser
 from lab.imagenet.folder import DataError
 
 CLASS_LIST = Path(__file__).with_name("imagenet100.txt")
@@ -54,13 +54,8 @@ def build_subset(imagenet, out, wnids: Sequence[str] | None = None) -> Path:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit status 2, not argparse's usage block
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    p = _Parser(prog="python -m lab.imagenet.subset",
+    p = OneLineParser(prog="python -m lab.imagenet.subset",
                 description="Build ImageNet-100 (the CMC class list) as symlinks into a full ImageNet tree. "
                             "FULL_DIR/train and FULL_DIR/val must both be in class-folder layout "
                             "(FULL_DIR/val/<wnid>/*.JPEG): the raw ILSVRC2012 val folder is flat and must "
