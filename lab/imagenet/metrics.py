@@ -53,16 +53,22 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
 class ViewRecorder:
     """Forward hook on model.encoder: sums of the L2-normalised projector outputs of the training views.
 
-    Over an epoch: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² − (E z_d)²) (= lab.geometry.z_std),
-    residual_norm = sqrt(E‖z − s‖²) = sqrt(1 − ‖s‖²) (root mean square; exact from the sums, no second
-    pass). Sums stay on the device in float64; nothing syncs until `epoch_values`.
+    Over an epoch: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² − (E z_d)²) (= lab.geometry.z_std).
+    residual_norm is DESIGN §4's mean ‖z − s‖ with the epoch's s, which is known only at the epoch's end:
+    it is taken over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank) kept on
+    the device. (The root mean square sqrt(1 − ‖s‖²) would need no sample, but it says nothing that
+    center_norm does not.) Sums stay on the device in float64; nothing syncs until `epoch_values`.
     """
+
+    SAMPLE_EVERY, SAMPLE_MAX = 8, 4096
 
     def __init__(self, encoder: nn.Module, device: torch.device):
         self.device, self.active = device, False
         self.sum = self.sum2 = self.batch_sum = None
         self.count = torch.zeros((), dtype=torch.float64, device=device)
         self.batch_count = 0
+        self.sample: list[torch.Tensor] = []
+        self.sample_n = 0
         self.handle = encoder.register_forward_hook(self._hook)
 
     def _hook(self, module, inputs, output):
@@ -79,6 +85,10 @@ class ViewRecorder:
         self.count += z.shape[0]
         self.batch_sum = s if self.batch_sum is None else self.batch_sum + s
         self.batch_count += z.shape[0]
+        if self.sample_n < self.SAMPLE_MAX:
+            kept = z[:: self.SAMPLE_EVERY][: self.SAMPLE_MAX - self.sample_n]
+            self.sample.append(kept.clone())
+            self.sample_n += kept.shape[0]
 
     def new_step(self) -> None:
         self.batch_sum, self.batch_count = None, 0
@@ -90,11 +100,15 @@ class ViewRecorder:
         return float((packed[:-1] / packed[-1]).norm())
 
     def state(self) -> dict:
-        return {"sum": self.sum, "sum2": self.sum2, "count": self.count}
+        sample = torch.cat(self.sample) if self.sample else None
+        return {"sum": self.sum, "sum2": self.sum2, "count": self.count, "sample": sample}
 
     def load(self, state: Mapping) -> None:
         self.sum, self.sum2 = state["sum"], state["sum2"]
         self.count = state["count"].to(self.device)
+        sample = state.get("sample")  # absent in checkpoints written before the sample existed
+        self.sample = [] if sample is None else [sample.to(self.device)]
+        self.sample_n = 0 if sample is None else sample.shape[0]
         if self.sum is not None:
             self.sum, self.sum2 = self.sum.to(self.device), self.sum2.to(self.device)
 
@@ -109,10 +123,24 @@ class ViewRecorder:
         else:
             self.sum, self.sum2 = torch.zeros_like(self.sum), torch.zeros_like(self.sum2)
             self.count = torch.zeros_like(self.count)
+        # The residual sample stays per rank: rank 0's part goes into the checkpoint, and after a resume
+        # the other ranks sample afresh (still views of this epoch, scored against the epoch's s).
 
     def reset(self) -> None:
         self.sum = self.sum2 = None
+        self.sample, self.sample_n = [], 0
         self.count = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def _residual_norm(self, s: torch.Tensor) -> float:
+        """Mean ‖z − s‖ over every rank's sample, s: (D,) the epoch's center (a collective)."""
+        if self.sample:
+            z = torch.cat(self.sample).double()
+            local = torch.stack([(z - s).norm(dim=1).sum(), torch.tensor(float(z.shape[0]), dtype=torch.float64,
+                                                                          device=z.device)])
+        else:
+            local = torch.zeros(2, dtype=torch.float64, device=self.device)
+        total, n = all_sum(local).tolist()
+        return total / n if n else float("nan")
 
     def epoch_values(self) -> dict[str, float]:
         """All-reduced over ranks (a collective)."""
@@ -121,7 +149,7 @@ class ViewRecorder:
         n = packed[-1]
         mean, mean2 = packed[:d] / n, packed[d:2 * d] / n
         center = float(mean.norm())
-        return {"center_norm": center, "residual_norm": math.sqrt(max(0.0, 1.0 - center**2)),
+        return {"center_norm": center, "residual_norm": self._residual_norm(mean),
                 "z_std": float((mean2 - mean.square()).clamp_min(0).sqrt().mean()),
                 "z_std_healthy": 1.0 / math.sqrt(d), "n_views": int(n)}
 

@@ -194,7 +194,8 @@ def write_config(run: Run) -> None:
                             "features": "backbone h", "every_epochs": cfg.knn_every,
                             "enabled": run.knn_loaders is not None},
            "metrics_schema": {"epoch": list(EPOCH_KEYS),
-                              "residual_norm": "root mean square ‖z − s‖ over the epoch",
+                              "residual_norm": "mean ‖z − s‖ over a sample of the epoch's views "
+                                               "(every 8th, at most 4096 per rank)",
                               "center_norm": "‖mean of L2-normalised projector outputs over the epoch's training "
                                              "views, all ranks‖"},
            "torch": torch.__version__, "amp": cfg.amp and run.device.type == "cuda"}

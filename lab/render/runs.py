@@ -35,7 +35,7 @@ METRIC_LABELS = {
     "center_norm_pre_bn": "‖s‖ before BatchNorm",
     "center_norm_post_bn": "‖s‖ after BatchNorm",
     "batch_center_norm": "‖s‖ of one mini-batch",
-    "residual_norm": "‖r‖ residual norm (RMS)",
+    "residual_norm": "mean ‖z − s‖ (residual norm)",
     "knn_acc": "kNN accuracy (val)",
     "loss": "loss",
     "lr": "learning rate",
