@@ -241,15 +241,16 @@ def _prefetched(fn, items: list, depth: int):
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m lab.imagenet.cache",
-                description="Decode one split of an ImageFolder once into a memory-mapped uint8 cache "
-                            "(one cache folder per split; pass it to the trainer's loader).")
+                      description="Decode one split of an ImageFolder once into a memory-mapped uint8 cache "
+                                  "(one cache folder per split; pass it to the trainer's loader).")
     p.add_argument("--data", required=True, type=Path, help="ImageFolder root holding SPLIT/<class>/*.jpg")
     p.add_argument("--split", default="train", help="split folder to cache (default train)")
     p.add_argument("--size", required=True, type=int, help="image side in pixels after resize + center crop (8-1024)")
     p.add_argument("--out", required=True, type=Path, help="cache folder to create")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="decoding processes (default: min(8, CPUs))")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing cache folder once the new one is built")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing cache folder once the new one is built")
     a = p.parse_args(argv)
     if not 8 <= a.size <= 1024:
         p.error(f"argument --size: expected an integer in 8..1024, got {a.size}")

@@ -106,7 +106,8 @@ def _ranged(name: str):
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m lab.imagenet.fake",
-                description="Write a small ImageFolder (train/ and val/, one folder per class) of real JPEG files.")
+                      description="Write a small ImageFolder (train/ and val/, one folder per class) "
+                                  "of real JPEG files.")
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--classes", type=_ranged("classes"), default=4, help="number of classes (default 4, 1-1000)")
     p.add_argument("--per-class", type=_ranged("per_class"), default=16,

@@ -56,12 +56,14 @@ def build_subset(imagenet, out, wnids: Sequence[str] | None = None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m lab.imagenet.subset",
-                description="Build ImageNet-100 (the CMC class list) as symlinks into a full ImageNet tree. "
-                            "FULL_DIR/train and FULL_DIR/val must both be in class-folder layout "
-                            "(FULL_DIR/val/<wnid>/*.JPEG): the raw ILSVRC2012 val folder is flat and must "
-                            "first be sorted into class folders (e.g. with the widely used valprep.sh).")
-    p.add_argument("--imagenet", required=True, type=Path, metavar="FULL_DIR", help="full ImageNet root holding train/<wnid> and val/<wnid>")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to create train/<wnid> and val/<wnid> links")
+                      description="Build ImageNet-100 (the CMC class list) as symlinks into a full ImageNet tree. "
+                                  "FULL_DIR/train and FULL_DIR/val must both be in class-folder layout "
+                                  "(FULL_DIR/val/<wnid>/*.JPEG): the raw ILSVRC2012 val folder is flat and must "
+                                  "first be sorted into class folders (e.g. with the widely used valprep.sh).")
+    p.add_argument("--imagenet", required=True, type=Path, metavar="FULL_DIR",
+                   help="full ImageNet root holding train/<wnid> and val/<wnid>")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="where to create train/<wnid> and val/<wnid> links")
     p.add_argument("--classes", type=Path, metavar="FILE", help="a file of wnids to use instead (whitespace separated)")
     a = p.parse_args(argv)
     try:
