@@ -16,6 +16,8 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn import functional as F
 
+from lab.methods import method_class, method_config
+
 if TYPE_CHECKING:
     from lab.imagenet.run import Run
 
@@ -155,24 +157,9 @@ class ViewRecorder:
 
 
 def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batch: int) -> float | None:
-    """The loss a collapsed model reaches (every feature one point), as a number: the method's
-    `collapse_loss` text evaluated at these settings; None for a method this does not know."""
-    if method in ("simsiam", "byol"):
-        return -1.0
-    if method in ("dino", "swav"):  # codes / teacher uniform over the K prototypes
-        return math.log(int(params["n_prototypes"]))
-    if method == "simclr":  # negatives gathered over ranks: 2B − 1 candidates, all equally similar
-        return math.log(2 * global_batch - 1)
-    if method == "barlow":  # C = 0: Σ (1 − 0)² = D, times the recipe's loss scale
-        return float(params.get("scale", 1.0)) * dim
-    if method == "simplified":  # invariance met, ‖s‖ = 1: 0.5 (0 − λ)
-        return -0.5 * float(params["lam"])
-    if method == "triplet":  # gap 0: ½·0 without a hinge, the margin with one
-        margin = float(params.get("margin", math.inf))
-        return 0.0 if math.isinf(margin) else margin
-    if method == "invariance":
-        return 0.0
-    return None
+    """The loss a collapsed model reaches (every feature one point), as a number at these settings: the
+    method's own `collapse_value`; None where the method has no single one."""
+    return method_class(method).collapse_value(method_config(method, dict(params)), dim, global_batch)
 
 
 # ----------------------------------------------------------------------------------------- epoch line

@@ -62,6 +62,10 @@ class Barlow(Method):
     Config = BarlowConfig
     collapse_loss = "D (no correlation left: C = 0)"
 
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return cfg.scale * dim  # C = 0: Σ (1 − 0)² = D, times the loss scale
+
     def _view(self, x):
         y = self.encoder(x)[1]
         if not self.cfg.batchnorm:

@@ -79,6 +79,12 @@ class Method(nn.Module):
         self.encoder = encoder if encoder is not None else Encoder(seed_generators(seeds, 1), in_dim, hidden, dim)
         self.head_gens = seed_generators(seeds, 2)  # for the heads subclasses add
 
+    @classmethod
+    def collapse_value(cls, cfg: Any, dim: int, batch: int) -> float | None:
+        """`collapse_loss` as a number for config `cfg`, feature dimension `dim` and global batch `batch`
+        (what the loss reads once every feature is one point); None where it is not one number."""
+        return None
+
     def loss(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x1, x2: (K, B, d) the two views -> (loss per seed (K,), logs of (K,) tensors)."""
         raise NotImplementedError

@@ -81,6 +81,10 @@ class DINO(Method):
     Config = DINOConfig
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
 
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return math.log(cfg.n_prototypes)  # the uniform teacher, the collapse centering leads to
+
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.head = DINOHead(self.head_gens, dim, cfg.n_prototypes)

@@ -17,6 +17,10 @@ class Invariance(Method):
     Config = InvarianceConfig
     collapse_loss = "0 (every feature the same point)"
 
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return 0.0
+
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
         return squared_distance(z1, z2), {}

@@ -4,6 +4,7 @@ Default temperature 0.2 (solo-learn's ImageNet-100 recipe; SimCLR's own is 0.1�
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,10 @@ class SimCLR(Method):
     name = "simclr"
     Config = SimCLRConfig
     collapse_loss = "ln(2B − 1) (every sample equally similar)"
+
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return math.log(2 * batch - 1)  # negatives gathered over ranks: 2B − 1 candidates, all alike
 
     def loss(self, x1, x2):
         nce = info_nce_global if is_dist() else info_nce

@@ -35,6 +35,10 @@ class Simplified(Method):
     Config = SimplifiedConfig
     collapse_loss = "0.5·(0 − λ) (invariance met, ‖s‖ = 1)"
 
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return -0.5 * cfg.lam
+
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
         return simplified_loss(z1, z2, self.cfg.lam), {}

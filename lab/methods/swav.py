@@ -6,6 +6,7 @@ collapse); `sinkhorn_iters = 0` replaces Sinkhorn by a plain softmax, which drop
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +76,10 @@ class SwAV(Method):
     name = "swav"
     Config = SwAVConfig
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
+
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return math.log(cfg.n_prototypes)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

@@ -35,6 +35,10 @@ class Triplet(Method):
     Config = TripletConfig
     collapse_loss = "0 (or the margin, with a hinge)"
 
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return 0.0 if math.isinf(cfg.margin) else cfg.margin
+
     def loss(self, x1, x2):
         za, zp = geo.normalize(self.encoder(x1)[1]), geo.normalize(self.encoder(x2)[1])
         return triplet_loss(za, zp, zp.roll(1, dims=1), self.cfg.margin), {}
