@@ -82,8 +82,12 @@ class Method(nn.Module):
     @classmethod
     def collapse_value(cls, cfg: Any, dim: int, batch: int) -> float | None:
         """`collapse_loss` as a number for config `cfg`, feature dimension `dim` and global batch `batch`
-        (what the loss reads once every feature is one point); None where it is not one number."""
-        return None
+        (what the loss reads once every feature is one point); None where it is not one number.
+        Methods whose `collapse_loss` is a plain number need no override."""
+        try:
+            return float(cls.collapse_loss) if cls.collapse_loss is not None else None
+        except ValueError:
+            return None
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x1, x2: (K, B, d) the two views -> (loss per seed (K,), logs of (K,) tensors)."""

@@ -36,10 +36,6 @@ class BYOL(Method):
     Config = BYOLConfig
     collapse_loss = "-1"
 
-    @classmethod
-    def collapse_value(cls, cfg, dim, batch):
-        return -1.0
-
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)

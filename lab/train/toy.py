@@ -20,7 +20,6 @@ from lab.methods import METHOD_NAMES, build_method, method_config
 from lab.methods.base import check_range
 from lab.render.frames import frame_epochs
 from lab.train import fused
-from lab.train.fused import FusedStep
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
@@ -299,7 +298,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
     opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
-    fused_step = FusedStep(model) if use_fused and fused.supports(model) else None
+    fused_step = fused.FusedStep(model) if use_fused and fused.supports(model) else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
     steps = c0.steps_per_epoch
