@@ -5,6 +5,8 @@ Center metrics live in `lab.geometry`. Here: kNN and linear accuracy, alignment 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -19,10 +21,32 @@ def knn_accuracy(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, 
     bank_y, query_y = bank_y.expand(kk, -1), query_y.expand(kk, -1)
     n_classes = n_classes or int(max(bank_y.max(), query_y.max())) + 1
     sim = torch.bmm(query, bank.transpose(1, 2))  # (K, M, N)
-    top, idx = sim.topk(min(k, bank.shape[1]), dim=-1)
+    top, idx = top_k_last(sim, min(k, bank.shape[1]))
     labels = torch.gather(bank_y.unsqueeze(1).expand(-1, idx.shape[1], -1), 2, idx)
     votes = torch.zeros(*top.shape[:2], n_classes).scatter_add_(-1, labels, (top / temperature).exp())
     return (votes.argmax(-1) == query_y).float().mean(-1)
+
+
+def top_k_last(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest values along the last dimension and their indices, in no particular order.
+
+    x: (..., N) -> values (..., k), indices (..., k). The same values as `x.topk(k, sorted=False)`
+    (among equal values either may pick any), about twice as fast on a CPU for k ≪ N: torch's topk
+    costs ~9 ns per element, so it runs on fewer elements. Cut each row into blocks of b and keep
+    the k blocks with the largest maxima: they hold a top-k, because fewer than k blocks can have a
+    maximum above the k-th largest value v, and each chosen block with maximum v holds an element
+    equal to v. Then topk over the k·b candidates; b ≈ √(N/k) balances the two topk calls.
+    """
+    n = x.shape[-1]
+    b = max(1, round(math.sqrt(n / max(k, 1))))
+    if k < 1 or b < 2 or n // b < k:  # too few blocks to gain anything
+        return x.topk(k, dim=-1, sorted=False)
+    blocks = -(-n // b)
+    padded = x if blocks * b == n else torch.nn.functional.pad(x, (0, blocks * b - n), value=-math.inf)
+    best = padded.unflatten(-1, (blocks, b)).amax(-1).topk(k, dim=-1, sorted=False)[1]  # (..., k)
+    cand = (best.unsqueeze(-1) * b + torch.arange(b)).flatten(-2)  # (..., k·b) indices into padded
+    values, pick = torch.gather(padded, -1, cand).topk(k, dim=-1, sorted=False)
+    return values, torch.gather(cand, -1, pick)
 
 
 def linear_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,

@@ -72,6 +72,41 @@ def test_knn_uses_the_labels_not_the_order():
     assert M.knn_accuracy(train, wrong, test, (yt + 1) % 3).item() == 1.0
 
 
+@pytest.mark.parametrize("shape,k", [((10, 30, 600), 20), ((3, 7, 601), 20), ((5, 50), 3), ((2, 4, 100), 100),
+                                     ((2, 4, 20), 1), ((4, 9, 1000), 7), ((2, 3), 2)])
+def test_top_k_last_finds_topk_values_and_their_indices(shape, k):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(k))
+    values, idx = M.top_k_last(x, k)
+    ref_values, ref_idx = x.topk(k, dim=-1)
+    assert torch.equal(values.sort(-1, descending=True).values, ref_values)
+    assert torch.equal(idx.sort(-1).values, ref_idx.sort(-1).values)  # no ties in random data: the same set
+    assert torch.equal(torch.gather(x, -1, idx), values)
+
+
+def test_top_k_last_with_ties_picks_k_distinct_elements_of_the_top_values():
+    # Ties across block boundaries: the block maxima tie too, and any k of the tied elements are a top-k.
+    x = torch.zeros(4, 600)
+    x[:, ::7] = 1.0  # 86 tied maxima per row
+    x[1] = 1.0  # a whole row tied, as in a collapsed model
+    values, idx = M.top_k_last(x, 20)
+    assert torch.equal(values, torch.ones(4, 20))
+    assert all(len(set(row.tolist())) == 20 for row in idx)
+    assert torch.equal(torch.gather(x, -1, idx), values)
+
+
+def test_knn_accuracy_equals_a_plain_topk_vote():
+    g = torch.Generator().manual_seed(2)
+    bank, query = geo.normalize(torch.randn(4, 600, 3, generator=g)), geo.normalize(torch.randn(4, 300, 3, generator=g))
+    bank_y, query_y = torch.randint(0, 3, (4, 600), generator=g), torch.randint(0, 3, (4, 300), generator=g)
+    sim = torch.bmm(query, bank.transpose(1, 2))
+    top, idx = sim.topk(20, dim=-1)
+    votes = torch.zeros(4, 300, 3).scatter_add_(-1, torch.gather(bank_y[:, None].expand(-1, 300, -1), 2, idx),
+                                                (top / 0.07).exp())
+    plain = (votes.argmax(-1) == query_y).float().mean(-1)
+    assert torch.equal(M.knn_accuracy(bank, bank_y, query, query_y), plain)
+    assert 0.2 < plain.mean() < 0.5  # random labels: near chance, so the check is not trivially 1 or 0
+
+
 def test_alignment_is_zero_for_identical_views_and_grows_with_distance():
     z, _ = clusters(k=2)
     assert torch.allclose(M.alignment(z, z), torch.zeros(2))
