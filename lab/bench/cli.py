@@ -73,8 +73,9 @@ def bench_toy(repeats: int, epochs: int | None = None) -> dict:
     # The same steps with only the first and last evaluation: how much of the time the metrics take.
     steps_only = _best_of(repeats, lambda: train_toys([dataclasses.replace(c, max_evals=2) for c in configs]))
     plain = _best_of(1, lambda: [train_toy_plain(c) for c in configs])
-    products, knn = arithmetic_floor(configs)
-    evals = floor_work(configs[:1])[0].evals
+    work = floor_work(configs)
+    products, knn = arithmetic_floor(work)
+    evals = work[0].evals
     print(f"Fig. 4 suite: simsiam, no predictor, no stop-gradient x blobs, moons x {configs[0].seeds} seeds, "
           f"{configs[0].epochs} epochs, {evals} evaluations ({steps} optimizer steps in all)")
     print(f"  lab (seeds and both datasets stacked, 3 programs): {fast:7.3f} s   "
@@ -121,8 +122,9 @@ def floor_work(configs) -> list[FloorWork]:
     return out
 
 
-def arithmetic_floor(configs) -> tuple[float, float]:
-    """Seconds for the work no rewrite of the toy trainer can skip, timed on this core: (products, knn).
+def arithmetic_floor(work: list[FloorWork]) -> tuple[float, float]:
+    """Seconds for the work no rewrite of the toy trainer can skip (`floor_work`), timed on this core:
+    (products, knn).
 
     The three products of every stacked step (forward, weight gradient, input gradient) on hot random
     operands, and every evaluation's exact kNN vote (`lab.metrics.knn_accuracy` on random unit features).
@@ -130,9 +132,9 @@ def arithmetic_floor(configs) -> tuple[float, float]:
     from lab.metrics import knn_accuracy
 
     products = knn = 0.0
-    for w in floor_work(configs):
-        h, grad, weight = torch.rand(w.seeds, w.rows, w.hidden), torch.randn(w.seeds, w.rows, w.hidden), \
-            torch.randn(w.seeds, w.hidden, w.hidden)
+    for w in work:
+        h, grad = torch.rand(w.seeds, w.rows, w.hidden), torch.randn(w.seeds, w.rows, w.hidden)
+        weight = torch.randn(w.seeds, w.hidden, w.hidden)
         bank = torch.nn.functional.normalize(torch.randn(w.seeds, w.bank, w.dim), dim=-1)
         query = torch.nn.functional.normalize(torch.randn(w.seeds, w.queries, w.dim), dim=-1)
         labels, query_labels = torch.arange(w.bank) % 3, torch.arange(w.queries) % 3

@@ -124,8 +124,8 @@ class FusedStep:
         w1t = lin1.weight.transpose(1, 2).contiguous()  # (K, P, D)
         q = torch.baddbmm(lin1.bias.transpose(1, 2), w1t, yt)  # (K, P, 2B)
         # BN statistics per seed, feature and view: channel (k, p, view) holds B values. The forward
-        # is two-pass by hand (torch's batch-norm kernel is ~3x slower on 320 channels of 100, and
-        # var_mean over the last dimension ~30x); the backward is torch's own kernel on the same channels.
+        # is two-pass by hand (torch's batch-norm kernel: 63 µs on 320 channels of 100, ~40 µs here;
+        # var_mean over the last dimension ~200 µs); the backward is torch's own kernel on the same channels.
         qv = q.view(k, -1, 2, b)
         mean = qv.mean(3, keepdim=True)
         centered = qv - mean
