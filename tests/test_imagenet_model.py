@@ -19,7 +19,7 @@ from lab.imagenet.optim import LARS, build_optimizer, is_vector_like, set_lr
 from lab.imagenet.presets import PRESETS, preset_runs
 from lab.imagenet.recipes import RECIPES
 from lab.imagenet.resnet import resnet18
-from lab.imagenet.schedules import cosine_to_one, linear_warmup, warmup_cosine
+from lab.schedules import cosine_to_one, linear_warmup, warmup_cosine
 from lab.methods import METHOD_NAMES, build_method
 from lab.methods.barlow import barlow_loss, batch_standardize, global_batch_standardize
 from lab.methods.dino import teacher_batch_mean

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab.render.frames import draw_frame, frame_epochs, gif_bytes, palette, write_gif
+from lab.render.frames import draw_frame, gif_bytes, palette, write_gif
+from lab.schedules import evenly_spaced
 from lab.render.interactive import center_curves_figure, feature_animation
 from lab.render import style
 from lab.train.b1 import paper_config, train_b1
@@ -60,8 +61,8 @@ def test_gif_is_animated_and_matches_the_frames(runs):
 
 
 def test_gif_frame_cap_keeps_first_and_last():
-    assert frame_epochs(500, 100)[0] == 0 and frame_epochs(500, 100)[-1] == 500
-    assert len(frame_epochs(500, 100)) == 100 and frame_epochs(10, 100) == list(range(11))
+    assert evenly_spaced(500, 100)[0] == 0 and evenly_spaced(500, 100)[-1] == 500
+    assert len(evenly_spaced(500, 100)) == 100 and evenly_spaced(10, 100) == list(range(11))
 
 
 @pytest.mark.parametrize("kwargs", [dict(fps=0), dict(fps=float("nan")), dict(size=10), dict(loop=-1)])

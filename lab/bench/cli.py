@@ -27,7 +27,8 @@ def _best_of(repeats: int, fn) -> float:
 
 
 def bench_b1(repeats: int, frames: int, size: int) -> dict:
-    from lab.render.frames import frame_epochs, gif_bytes
+    from lab.render.frames import gif_bytes
+    from lab.schedules import evenly_spaced
     from lab.train.b1 import PAPER_SETTINGS, paper_config, train_b1
     from lab.train.reference import train_plain
 
@@ -44,7 +45,7 @@ def bench_b1(repeats: int, frames: int, size: int) -> dict:
     from lab.bench.plain_gif import matplotlib_gif
 
     run = train_b1([paper_config("mini_batch_sgd_centered_augmentation")])[0]
-    epochs = frame_epochs(run.z.shape[0] - 1, frames)
+    epochs = evenly_spaced(run.z.shape[0] - 1, frames)
     ours = _best_of(repeats, lambda: gif_bytes(run, size=size, max_frames=frames))
     with tempfile.TemporaryDirectory() as tmp:
         mpl = _best_of(1, lambda: matplotlib_gif(run, Path(tmp) / "plain.gif", epochs, size=size))
@@ -107,7 +108,7 @@ class FloorWork:
 def floor_work(configs) -> list[FloorWork]:
     """The programs `train_toys` makes of `configs` (stacked settings count once), as `FloorWork`."""
     from lab.data.toy import make_toy
-    from lab.render.frames import frame_epochs
+    from lab.schedules import evenly_spaced
     from lab.train.toy import _stack_key
 
     programs: dict[tuple, list] = {}
@@ -118,7 +119,7 @@ def floor_work(configs) -> list[FloorWork]:
         c = group[0]
         data = make_toy(c.dataset, c.data_seed, c.n_train, c.n_test)
         out.append(FloorWork(sum(g.seeds for g in group), 2 * c.batch_size, c.hidden, c.epochs * c.steps_per_epoch,
-                             len(frame_epochs(c.epochs, c.max_evals)), len(data.x_train), len(data.x_test), c.dim))
+                             len(evenly_spaced(c.epochs, c.max_evals)), len(data.x_train), len(data.x_test), c.dim))
     return out
 
 

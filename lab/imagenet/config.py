@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from lab.methods import METHOD_NAMES
-from lab.methods.base import check_range
+from lab.checks import check_range
 
 PROG = "python -m lab.imagenet.train"
 DESCRIPTION = "ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`."

@@ -213,7 +213,7 @@ def _train_step(run: Run, images_u8: torch.Tensor, epoch: int, i: int, step: int
 
 def _set_lr(run: Run, step: int) -> float:
     from lab.imagenet.optim import set_lr
-    from lab.imagenet.schedules import warmup_cosine
+    from lab.schedules import warmup_cosine
 
     lr = warmup_cosine(step, run.total_steps, run.warmup_steps, run.base_lr)
     set_lr(run.optimizer, lr)  # each group keeps its lr_scale (SimSiam's predictor); fixed_lr groups stay

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from lab.methods import barlow, byol, dino, invariance, simclr, simplified, simsiam, swav, triplet  # noqa: F401
-from lab.methods.base import REGISTRY, Method, config_fields, parse_value
+from lab.checks import field_kind, parse_text
+from lab.methods.base import REGISTRY, Method, config_fields
 
 METHOD_NAMES = ("invariance", "simplified", "simsiam", "byol", "dino", "swav", "barlow", "simclr", "triplet")
 assert set(METHOD_NAMES) == set(REGISTRY), "every method module must register, and be listed here"
@@ -25,7 +26,7 @@ def method_config(name: str, params: Mapping[str, Any] | None = None):
         if key not in fields:
             valid = ", ".join(fields) or "none"
             raise ValueError(f"unknown parameter {key!r} for {name}; valid: {valid}")
-        values[key] = parse_value(fields[key], value) if isinstance(value, str) else value
+        values[key] = parse_text(key, field_kind(fields[key]), value) if isinstance(value, str) else value
     return cls(**values)
 
 

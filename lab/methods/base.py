@@ -7,7 +7,6 @@ All tensors carry a leading seed dimension K (see `lab.nn`): x (K, N, d), z (K, 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -117,28 +116,3 @@ class Method(nn.Module):
 
 def config_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
-
-
-def parse_value(field: dataclasses.Field, text: str) -> Any:
-    """A CLI/URL string -> the field's type, or ValueError naming the field and what it takes."""
-    kind = field.type if isinstance(field.type, type) else {"bool": bool, "int": int, "float": float,
-                                                             "str": str}.get(str(field.type), str)
-    if kind is bool:
-        low = text.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{field.name} takes true or false, got {text!r}")
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{field.name} takes a {kind.__name__}, got {text!r}") from None
-    return value  # nan/inf pass on to the config's own range check, which names the valid range
-
-
-def check_range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
-    ok = (low < value if low_open else low <= value) and value <= high
-    if not ok or (isinstance(value, float) and not math.isfinite(value)):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
-from lab.imagenet.schedules import cosine_to_one
+from lab.checks import check_range
+from lab.methods.base import Method, negative_cosine, predictor_head, register
+from lab.schedules import cosine_to_one
 from lab.nn import ema_update
 
 

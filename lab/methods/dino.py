@@ -16,8 +16,9 @@ from torch import nn
 
 from lab import geometry as geo
 from lab.dist import all_reduce_sum, is_dist, world_size
-from lab.imagenet.schedules import cosine_to_one, linear_warmup
-from lab.methods.base import Method, check_range, register
+from lab.schedules import cosine_to_one, linear_warmup
+from lab.checks import check_range
+from lab.methods.base import Method, register
 from lab.nn import SeedLinear, ema_update
 
 

@@ -10,7 +10,8 @@ import torch
 
 from lab import geometry as geo
 from lab.dist import all_reduce_sum, is_dist, world_size
-from lab.methods.base import Method, check_range, register, squared_distance
+from lab.checks import check_range
+from lab.methods.base import Method, register, squared_distance
 
 
 @dataclass(frozen=True)

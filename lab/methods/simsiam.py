@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lab.methods.base import Method, check_range, negative_cosine, predictor_head, register
+from lab.checks import check_range
+from lab.methods.base import Method, negative_cosine, predictor_head, register
 
 
 @dataclass(frozen=True)

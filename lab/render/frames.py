@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lab import geometry as geo
+from lab.schedules import evenly_spaced
 from lab.render import style
 
 # Palette layout: a few fixed colours, then one hue per source point, then the same hues faded.
@@ -110,13 +111,6 @@ def _arrow(draw: ImageDraw.ImageDraw, x0, y0, x1, y1, color: int, width: int, he
 
 def _hue_index(n_points: int) -> np.ndarray:
     return HUE0 + (np.arange(n_points) * style.N_HUES // max(n_points, 1))
-
-
-def frame_epochs(n_epochs: int, max_frames: int | None) -> list[int]:
-    """Which snapshots become frames: all of 0..n_epochs, or an even subset ending at the last."""
-    if not max_frames or n_epochs + 1 <= max_frames:
-        return list(range(n_epochs + 1))
-    return sorted({round(i * n_epochs / (max_frames - 1)) for i in range(max_frames)})
 
 
 def selected_points(n_points: int, count: int) -> np.ndarray:
@@ -246,7 +240,7 @@ def gif_bytes(
         raise ValueError(f"size must be in [64, 2048] pixels, got {size!r}")
     if loop < 0:
         raise ValueError(f"loop must be >= 0 (0 = forever), got {loop!r}")
-    epochs = frame_epochs(run.z.shape[0] - 1, max_frames)
+    epochs = evenly_spaced(run.z.shape[0] - 1, max_frames)
     frames = np.stack([np.asarray(draw_frame(run, e, size=size, title=title)) for e in epochs])
     # Frames go in as "L" (palette indices) with the palette beside them: Pillow then takes the
     # palette as given, where "P" arrays from imageio would be remapped through a slow search.

@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 
 from lab import geometry as geo
 from lab.render import style
-from lab.render.frames import frame_epochs, selected_points
+from lab.render.frames import selected_points
+from lab.schedules import evenly_spaced
 
 CENTER_KEYS = ("s_aug", "s_batch", "s_data")
 
@@ -124,7 +125,7 @@ def feature_animation(
     At most `max_frames` snapshots (evenly spread, last one included) keep the figure light.
     """
     dim = run.z.shape[-1]
-    epochs = frame_epochs(run.z.shape[0] - 1, max_frames)
+    epochs = evenly_spaced(run.z.shape[0] - 1, max_frames)
     static = _outline(dim)
     first = _frame_traces(run, epochs[0], n_residuals, n_gradient, show_aug)
     moving = list(range(len(static), len(static) + len(first)))

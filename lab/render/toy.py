@@ -21,8 +21,9 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
 from lab.render import style
-from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font, frame_epochs
+from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font
 from lab.render.interactive import _outline, _segments, animation_controls
+from lab.schedules import evenly_spaced
 
 CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange, purple: none is the center's green
 RESIDUAL_COLOR = (150, 150, 150)
@@ -74,7 +75,7 @@ def shown_features(run, seed_index: int = 0) -> tuple[np.ndarray, np.ndarray, st
 
 def _frame_indices(run, max_frames: int | None) -> list[int]:
     """Indices into run.epochs (evaluated epochs) that become frames, first and last included."""
-    return frame_epochs(len(run.epochs) - 1, max_frames)
+    return evenly_spaced(len(run.epochs) - 1, max_frames)
 
 
 def _residual_points(labels: np.ndarray, per_class: int) -> np.ndarray:

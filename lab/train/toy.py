@@ -17,8 +17,8 @@ from lab import geometry as geo
 from lab import metrics as M
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_config
-from lab.methods.base import check_range
-from lab.render.frames import frame_epochs
+from lab.checks import check_range, parse_text
+from lab.schedules import evenly_spaced
 from lab.train import fused
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
@@ -110,14 +110,9 @@ def toy_config(method: str, dataset: str, settings: Mapping[str, Any] | None = N
 
 
 def _parse_train(key: str, value: Any) -> Any:
+    # NaN and inf fail ToyConfig's range checks, which name the range.
     kind = type(ToyConfig.__dataclass_fields__[key].default)
-    if not isinstance(value, str):
-        return value
-    try:
-        parsed = kind(value)
-    except ValueError:
-        raise ValueError(f"{key} takes a {kind.__name__}, got {value!r}") from None
-    return parsed  # NaN and inf fail ToyConfig's range checks, which name the range
+    return parse_text(key, kind, value) if isinstance(value, str) else value
 
 
 @dataclass
@@ -300,7 +295,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
     fused_step = fused.FusedStep(model) if use_fused and fused.supports(model) else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
-    eval_at = set(frame_epochs(c0.epochs, c0.max_evals))
+    eval_at = set(evenly_spaced(c0.epochs, c0.max_evals))
     steps = c0.steps_per_epoch
     probe = _positive_probes(ys_train)
     ones = torch.ones(k)  # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient

@@ -17,7 +17,7 @@ import torch
 
 from lab.data.toy import make_toy
 from lab.methods import build_method
-from lab.render.frames import frame_epochs
+from lab.schedules import evenly_spaced
 from lab.train.toy import ToyConfig, _evaluate, _pair_indices, _positive_probes
 
 
@@ -30,7 +30,7 @@ def train_seed_plain(config: ToyConfig, seed: int) -> dict:
     opt = torch.optim.SGD(model.param_groups(c.lr), lr=c.lr, momentum=c.sgd_momentum, weight_decay=c.weight_decay)
     g = torch.Generator().manual_seed(seed * 1_000_003 + 3)  # the stacked trainer's batch stream for this seed
     steps, b = c.steps_per_epoch, c.batch_size
-    eval_at = set(frame_epochs(c.epochs, c.max_evals))
+    eval_at = set(evenly_spaced(c.epochs, c.max_evals))
     zs, logs, epochs, diverged = [], [], [], None
     probe = _positive_probes(y[None])
 

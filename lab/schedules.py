@@ -1,4 +1,8 @@
-"""Schedules of the ImageNet recipes as pure functions of the step or of training progress in [0, 1]."""
+"""Schedules as pure functions (base layer: imports nothing from lab).
+
+Learning-rate and EMA schedules of the recipes, functions of the step or of training progress in [0, 1];
+and `evenly_spaced`, which picks the epochs a trainer evaluates and a renderer draws.
+"""
 from __future__ import annotations
 
 import math
@@ -36,3 +40,10 @@ def linear_warmup(progress: float, start: float, end: float, warmup: float) -> f
     if warmup <= 0:
         return start
     return start + (end - start) * min(max(progress, 0.0) / warmup, 1.0)
+
+
+def evenly_spaced(last: int, count: int | None) -> list[int]:
+    """All of 0..last, or `count` of them evenly spread, first and last included (count None or 0: all)."""
+    if not count or last + 1 <= count:
+        return list(range(last + 1))
+    return sorted({round(i * last / (count - 1)) for i in range(count)})
