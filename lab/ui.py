@@ -21,75 +21,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import streamlit as st
 
+from lab.checks import field_kind, parse_text
 from lab.data.toy import DATASETS
 from lab.methods import METHOD_NAMES, method_class, method_config
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 
-METHOD_LABELS = {
-    "invariance": "Invariance only (collapses)",
-    "simplified": "Simplified (paper §3.1)",
-    "simsiam": "SimSiam",
-    "byol": "BYOL",
-    "dino": "DINO",
-    "swav": "SwAV",
-    "barlow": "Barlow Twins",
-    "simclr": "SimCLR (InfoNCE)",
-    "triplet": "Triplet",
-}
+METHOD_LABELS = {name: method_class(name).label for name in METHOD_NAMES}
 DATASET_LABELS = {"blobs": "blobs (2-D)", "moons": "moons (2-D)", "circles": "circles (2-D)",
                   "blobs3d": "blobs (3-D input)"}
-
-# Slider stops per knob: (method, name) first, then name. The default is always added.
-# A Config field may carry its own: dataclasses.field(metadata={"choices": (...)}).
-KNOB_STOPS: dict[Any, tuple] = {
-    ("simplified", "lam"): (-5.0, -2.0, -1.0, -0.5, -0.2, -0.1, 0.0, 0.1, 0.5, 1.0),
-    ("barlow", "lam"): (0.0, 0.001, 0.002, 0.0051, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
-    ("byol", "momentum"): (0.0, 0.5, 0.9, 0.95, 0.99, 0.996, 0.999, 1.0),
-    ("simclr", "temperature"): (0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
-    "temperature": (0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-    "predictor_lr_scale": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
-    "predictor_hidden": (2, 4, 8, 16, 32, 64),
-    "center_momentum": (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0),
-    "teacher_momentum": (0.0, 0.9, 0.99, 0.996, 0.999, 1.0),
-    "teacher_temperature": (0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 0.5, 1.0),
-    "n_prototypes": (2, 3, 4, 8, 16, 32, 64, 128),
-    "epsilon": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-    "sinkhorn_iters": (0, 1, 2, 3, 5, 10),
-    "margin": (0.1, 0.2, 0.5, 1.0, 2.0, math.inf),
-}
-KNOB_LABELS: dict[Any, str] = {
-    ("simplified", "lam"): "λ: center penalty weight",
-    ("barlow", "lam"): "λ: off-diagonal weight",
-    ("byol", "momentum"): "EMA momentum ε",
-    "predictor": "Predictor",
-    "stop_grad": "Stop-gradient",
-    "predictor_lr_scale": "Predictor learning rate (× lr)",
-    "predictor_hidden": "Predictor hidden width",
-    "centering": "Centering",
-    "center_momentum": "Center momentum",
-    "temperature": "Temperature τ",
-    "teacher_temperature": "Teacher temperature",
-    "teacher_momentum": "Teacher EMA momentum",
-    "n_prototypes": "Prototypes",
-    "fixed_prototypes": "Fixed prototypes",
-    "epsilon": "Sinkhorn ε",
-    "sinkhorn_iters": "Sinkhorn iterations",
-    "batchnorm": "BatchNorm",
-    "margin": "Margin α",
-}
-KNOB_HELP: dict[Any, str] = {
-    ("simplified", "lam"): "L = 0.5 (L_inv − λ‖s‖); the paper's λ = −1 adds ‖s‖ as a penalty. λ ≥ 0 lets it collapse.",
-    ("barlow", "lam"): "Weight of the off-diagonal (redundancy) term; 0 keeps only the invariance term.",
-    ("byol", "momentum"): "EMA of the teacher: lower → the teacher follows the student faster (paper Fig. 7).",
-    "predictor": "The predictor MLP on the online branch. SimSiam without it collapses (paper Fig. 4).",
-    "stop_grad": "No gradient through the target branch. SimSiam without it collapses (paper Fig. 4).",
-    "predictor_lr_scale": "The predictor's learning rate as a fraction of lr (paper Fig. B.6: 1 %…100 %).",
-    "centering": "Subtract an EMA of the teacher's batch mean. DINO without it collapses (paper Fig. B.4).",
-    "fixed_prototypes": "Keep the prototypes at their random start (paper Fig. 6).",
-    "sinkhorn_iters": "0 = no Sinkhorn-Knopp equipartition.",
-    "batchnorm": "Standardise each feature over the batch before the cross-correlation.",
-    "margin": "∞ = the paper's limit, no hinge.",
-}
 
 # The training knobs: (URL key, ToyConfig field, label, stops or None for a number box, page limits, help).
 TRAIN_SPECS = (
@@ -157,51 +96,32 @@ def encode(value: Any) -> str:
 
 
 def decode(p: Param, text: str) -> Any:
-    """URL text -> the param's type; ValueError naming the param and what it takes."""
-    text = text.strip()
-    if p.kind is bool:
-        low = text.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{p.name} takes true or false")
-    if p.kind is str:
-        if p.stops and text not in p.stops:
-            raise ValueError(f"{p.name} takes one of {', '.join(map(str, p.stops))}")
-        return text
-    try:
-        value = p.kind(text) if p.kind is int else float(text.replace("∞", "inf"))
-    except ValueError:
-        raise ValueError(f"{p.name} takes {'an integer' if p.kind is int else 'a number'}") from None
+    """URL text -> the param's type (`lab.checks.parse_text`); ValueError naming the param and what it takes."""
+    if p.kind is str and p.stops and text.strip() not in p.stops:
+        raise ValueError(f"{p.name} takes one of {', '.join(map(str, p.stops))}")
+    value = parse_text(p.name, p.kind, text)
     if p.kind is float and (math.isnan(value) or value == -math.inf):
-        raise ValueError(f"{p.name} takes a finite number")
+        raise ValueError(f"{p.name} takes a finite number, got {text.strip()!r}")
     return value
-
-
-def _lookup(table: Mapping, method: str, name: str, fallback=None):
-    return table.get((method, name), table.get(name, fallback))
 
 
 # ---------------------------------------------------------------- the form
 
 
 def method_params(method: str) -> list[Param]:
-    """The method's knobs as Params, generated from its Config dataclass."""
+    """The method's knobs as Params, from its Config dataclass: label, help and slider stops come from each
+    field's metadata (`lab.checks.knob`); knobs of the ImageNet recipes' schedules are left out."""
     out = []
     train_keys = {spec[0] for spec in TRAIN_SPECS + ADVANCED_SPECS}
     for f in fields(method_class(method).Config):
-        if f.metadata.get("scale") == "imagenet":
+        meta = f.metadata
+        if meta.get("scale") == "imagenet":
             continue  # schedules of the ImageNet recipes: no meaning at toy scale (lab/imagenet/recipes.py)
-        kind = {"bool": bool, "int": int, "float": float}.get(str(f.type), f.type if isinstance(f.type, type) else str)
-        stops = f.metadata.get("choices") or _lookup(KNOB_STOPS, method, f.name)
-        if kind is bool:
-            stops = None
-        elif stops is not None:
-            stops = tuple(sorted(set(stops) | {f.default}))
+        kind = field_kind(f)
+        stops = None if kind is bool or meta.get("stops") is None else tuple(sorted(set(meta["stops"]) | {f.default}))
         url = f.name if f.name not in train_keys and f.name not in RESERVED else f"{method}_{f.name}"
-        out.append(Param(url, _lookup(KNOB_LABELS, method, f.name, f.name.replace("_", " ").capitalize()), kind,
-                         f.default, f"knob:{f.name}", stops, help=_lookup(KNOB_HELP, method, f.name)))
+        out.append(Param(url, meta.get("label", f.name.replace("_", " ").capitalize()), kind, f.default,
+                         f"knob:{f.name}", stops, help=meta.get("help")))
     return out
 
 

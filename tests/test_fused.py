@@ -1,4 +1,4 @@
-"""The hand-written step (lab.train.fused) computes autograd's loss and gradients exactly.
+"""The hand-written step (lab.methods.fused) computes autograd's loss and gradients exactly.
 
 In float64 the fused step and the methods' own `loss()` + `backward()` agree to rounding (1e-10), for
 every setting it covers; so any difference in float32 training is rounding, not maths. Over a short
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lab.methods import METHOD_NAMES, build_method
-from lab.train import fused
+from lab.methods import fused
 from lab.train.toy import ToyConfig, _FlatSGD, train_toys
 
 SETTINGS = [
@@ -74,3 +74,13 @@ def test_fused_and_autograd_trainers_agree_in_float64(params, float64):
     assert fast.z.dtype == torch.float64
     assert torch.allclose(fast.z, slow.z, atol=1e-9, rtol=0), (fast.z - slow.z).abs().max()
     assert torch.allclose(fast.metrics["loss"], slow.metrics["loss"], atol=1e-9, rtol=0)
+
+
+def test_a_knob_the_fused_head_does_not_declare_falls_back_to_autograd(monkeypatch):
+    """A knob added to a method but not to its `fused_knobs` must not be silently ignored on the fused path."""
+    from lab.methods.simsiam import SimSiam
+
+    model = build_method("simsiam", {}, [0], 2, 3, 16)
+    assert fused.supports(model)
+    monkeypatch.setattr(SimSiam, "fused_knobs", tuple(k for k in SimSiam.fused_knobs if k != "stop_grad"))
+    assert not fused.supports(model) and fused.fused_step(model) is None

@@ -3,8 +3,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from lab.methods import barlow, byol, dino, invariance, simclr, simplified, simsiam, swav, triplet  # noqa: F401
 from lab.checks import field_kind, parse_text
+from lab.methods import (  # noqa: F401
+    barlow,
+    byol,
+    dino,
+    invariance,
+    simclr,
+    simplified,
+    simsiam,
+    swav,
+    triplet,
+)
 from lab.methods.base import REGISTRY, Method, config_fields
 
 METHOD_NAMES = ("invariance", "simplified", "simsiam", "byol", "dino", "swav", "barlow", "simclr", "triplet")

@@ -6,27 +6,29 @@ correlates the raw projector outputs instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from lab import geometry as geo
+from lab.checks import check_knobs, knob
 from lab.dist import all_reduce_sum, is_dist, world_size
-from lab.checks import check_range
 from lab.methods.base import Method, register
 
 
 @dataclass(frozen=True)
 class BarlowConfig:
-    lam: float = 0.0051
-    batchnorm: bool = True
+    lam: float = knob(0.0051, "λ: off-diagonal weight", "Weight of the off-diagonal (redundancy) term; 0 keeps "
+                      "only the invariance term.", stops=(0.0, 0.001, 0.002, 0.0051, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
+                      range=(0.0, 100.0))
+    batchnorm: bool = knob(True, "BatchNorm", "Standardise each feature over the batch before the cross-correlation.")
     # A constant factor on the loss (solo-learn's scale_loss, 0.1 in its ImageNet-100 recipe): with LARS
     # it shifts the balance between the gradient and the weight decay.
-    scale: float = field(default=1.0, metadata={"scale": "imagenet"})
+    scale: float = knob(1.0, "Loss scale", "A constant factor on the loss (solo-learn's scale_loss).",
+                        range=(0.0, 1000.0), low_open=True, scale="imagenet")
 
     def __post_init__(self):
-        check_range("lam", self.lam, 0.0, 100.0)
-        check_range("scale", self.scale, 0.0, 1000.0, low_open=True)
+        check_knobs(self)
 
 
 def batch_standardize(y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -60,6 +62,7 @@ def barlow_loss(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
 @register
 class Barlow(Method):
     name = "barlow"
+    label = "Barlow Twins"
     Config = BarlowConfig
     collapse_loss = "D (no correlation left: C = 0)"
 

@@ -17,6 +17,12 @@ from lab.nn import SeedLinear, seed_generators, seed_mlp
 
 REGISTRY: dict[str, type["Method"]] = {}
 
+# Slider stops and help shared by knobs of the same meaning in several methods (`lab.checks.knob`).
+PREDICTOR_HELP = "The predictor MLP on the online branch."
+PREDICTOR_HIDDEN_STOPS = (2, 4, 8, 16, 32, 64)
+TEMPERATURE_STOPS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+PROTOTYPE_STOPS = (2, 3, 4, 8, 16, 32, 64, 128)
+
 
 def register(cls: type["Method"]) -> type["Method"]:
     """Class decorator: make a method findable by its `name`."""
@@ -41,6 +47,11 @@ class Encoder(nn.Module):
         h = self.backbone(x)
         return h, self.projector(h)
 
+    def linear_layers(self) -> tuple[SeedLinear, SeedLinear, SeedLinear]:
+        """The three linear layers in order (for a hand-written step: `lab.methods.fused`)."""
+        mlp = self.backbone[0]
+        return mlp[0], mlp[2], self.projector
+
 
 def predictor_head(gens: Sequence[torch.Generator], dim: int, hidden: int, enabled: bool) -> nn.Module | None:
     """SimSiam/BYOL predictor D → hidden (BN, ReLU) → D, or None when the knob turns it off."""
@@ -60,14 +71,17 @@ def squared_distance(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
 class Method(nn.Module):
     """Interface of an SSL method on K stacked seeds.
 
-    Subclasses set `name`, `Config` (a frozen dataclass of the method's knobs, defaults from the
+    Subclasses set `name`, `label`, `Config` (a frozen dataclass of the method's knobs, defaults from the
     method's paper) and `collapse_loss` (the loss value a collapsed model reaches, or None), build
     their head in `__init__`, and implement `loss`.
     """
 
     name: ClassVar[str]
+    label: ClassVar[str]  # what a page calls it
     Config: ClassVar[type]
     collapse_loss: ClassVar[str | None] = None
+    # The Config fields that `fused_head` honours; None: no hand-written step (`lab.methods.fused`).
+    fused_knobs: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64,
                  encoder: nn.Module | None = None):
@@ -95,6 +109,12 @@ class Method(nn.Module):
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """`loss`, so that a DistributedDataParallel wrapper (which hooks `forward`) can run a step."""
         return self.loss(x1, x2)
+
+    def fused_head(self, yt: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head and loss on the feature-major projector output of both views, yt: (K, D, 2B) ->
+        (loss (K,), dL/dyt (K, D, 2B)), head gradients written into their buffers. Methods that set
+        `fused_knobs` implement it."""
+        raise NotImplementedError
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer groups; methods with a separate learning rate (SimSiam's predictor) override."""

@@ -7,33 +7,43 @@ larger center.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from lab.checks import check_range
-from lab.methods.base import Method, negative_cosine, predictor_head, register
-from lab.schedules import cosine_to_one
+from lab.checks import check_knobs, knob
+from lab.methods.base import (
+    PREDICTOR_HELP,
+    PREDICTOR_HIDDEN_STOPS,
+    Method,
+    negative_cosine,
+    predictor_head,
+    register,
+)
 from lab.nn import ema_update
+from lab.schedules import cosine_to_one
 
 
 @dataclass(frozen=True)
 class BYOLConfig:
-    momentum: float = 0.99
-    predictor: bool = True
-    predictor_hidden: int = 16
+    momentum: float = knob(0.99, "EMA momentum ε", "EMA of the teacher: lower → the teacher follows the student "
+                           "faster (paper Fig. 7).", stops=(0.0, 0.5, 0.9, 0.95, 0.99, 0.996, 0.999, 1.0),
+                           range=(0.0, 1.0))
+    predictor: bool = knob(True, "Predictor", PREDICTOR_HELP)
+    predictor_hidden: int = knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
     # BYOL's cosine schedule of the EMA momentum from `momentum` to 1 over training (the ImageNet recipe);
     # off: `momentum` throughout.
-    momentum_schedule: bool = field(default=False, metadata={"scale": "imagenet"})
+    momentum_schedule: bool = knob(False, "Momentum schedule", "Cosine from ε to 1 over training (BYOL's recipe).",
+                                   scale="imagenet")
 
     def __post_init__(self):
-        check_range("momentum", self.momentum, 0.0, 1.0)
-        check_range("predictor_hidden", self.predictor_hidden, 1, 65536)
+        check_knobs(self)
 
 
 @register
 class BYOL(Method):
     name = "byol"
+    label = "BYOL"
     Config = BYOLConfig
     collapse_loss = "-1"
 

@@ -9,42 +9,43 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from lab import geometry as geo
+from lab.checks import check_knobs, knob
 from lab.dist import all_reduce_sum, is_dist, world_size
-from lab.schedules import cosine_to_one, linear_warmup
-from lab.checks import check_range
-from lab.methods.base import Method, register
+from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 from lab.nn import SeedLinear, ema_update
+from lab.schedules import cosine_to_one, linear_warmup
 
 
 @dataclass(frozen=True)
 class DINOConfig:
-    centering: bool = True
-    center_momentum: float = 0.9
-    temperature: float = 0.1
-    teacher_temperature: float = 0.04
-    teacher_momentum: float = 0.996
-    n_prototypes: int = 32
+    centering: bool = knob(True, "Centering", "Subtract an EMA of the teacher's batch mean. DINO without it "
+                           "collapses (paper Fig. B.4).")
+    center_momentum: float = knob(0.9, "Center momentum", stops=(0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0),
+                                  range=(0.0, 1.0))
+    temperature: float = knob(0.1, "Temperature τ", stops=TEMPERATURE_STOPS, range=(0.0, 10.0), low_open=True)
+    teacher_temperature: float = knob(0.04, "Teacher temperature",
+                                      stops=(0.01, 0.02, 0.04, 0.07, 0.1, 0.2, 0.5, 1.0), range=(0.0, 10.0),
+                                      low_open=True)
+    teacher_momentum: float = knob(0.996, "Teacher EMA momentum", stops=(0.0, 0.9, 0.99, 0.996, 0.999, 1.0),
+                                   range=(0.0, 1.0))
+    n_prototypes: int = knob(32, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 65536))
     # The ImageNet recipe's schedules (all off by default): teacher EMA momentum cosine to 1, and the
     # teacher temperature from `teacher_temperature` linearly to `teacher_temperature_final` over the
     # first `teacher_temperature_warmup` of training (a fraction; 0 = constant `teacher_temperature`).
-    teacher_momentum_schedule: bool = field(default=False, metadata={"scale": "imagenet"})
-    teacher_temperature_final: float = field(default=0.07, metadata={"scale": "imagenet"})
-    teacher_temperature_warmup: float = field(default=0.0, metadata={"scale": "imagenet"})
+    teacher_momentum_schedule: bool = knob(False, "Teacher momentum schedule", scale="imagenet")
+    teacher_temperature_final: float = knob(0.07, "Final teacher temperature", range=(0.0, 10.0), low_open=True,
+                                            scale="imagenet")
+    teacher_temperature_warmup: float = knob(0.0, "Teacher temperature warmup (fraction of training)",
+                                             range=(0.0, 1.0), scale="imagenet")
 
     def __post_init__(self):
-        check_range("center_momentum", self.center_momentum, 0.0, 1.0)
-        check_range("temperature", self.temperature, 0.0, 10.0, low_open=True)
-        check_range("teacher_temperature", self.teacher_temperature, 0.0, 10.0, low_open=True)
-        check_range("teacher_momentum", self.teacher_momentum, 0.0, 1.0)
-        check_range("n_prototypes", self.n_prototypes, 2, 65536)
-        check_range("teacher_temperature_final", self.teacher_temperature_final, 0.0, 10.0, low_open=True)
-        check_range("teacher_temperature_warmup", self.teacher_temperature_warmup, 0.0, 1.0)
+        check_knobs(self)
 
 
 class DINOHead(nn.Module):
@@ -79,6 +80,7 @@ def dino_loss(student: torch.Tensor, teacher: torch.Tensor, center: torch.Tensor
 @register
 class DINO(Method):
     name = "dino"
+    label = "DINO"
     Config = DINOConfig
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
 

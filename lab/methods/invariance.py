@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.methods import fused
 from lab.methods.base import Method, register, squared_distance
 
 
@@ -14,12 +15,19 @@ class InvarianceConfig:
 @register
 class Invariance(Method):
     name = "invariance"
+    label = "Invariance only (collapses)"
     Config = InvarianceConfig
     collapse_loss = "0 (every feature the same point)"
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return 0.0
+
+    fused_knobs = ()
+
+    def fused_head(self, yt, b):
+        zn, nz, loss, gz = fused.squared_distance_forward(yt, b)
+        return loss, fused.norm_backward(zn, nz, gz)
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]

@@ -10,17 +10,18 @@ from dataclasses import dataclass
 import torch
 
 from lab import geometry as geo
+from lab.checks import check_knobs, knob
 from lab.dist import all_gather_cat, is_dist, rank, world_size
-from lab.checks import check_range
 from lab.methods.base import Method, register
 
 
 @dataclass(frozen=True)
 class SimCLRConfig:
-    temperature: float = 0.2
+    temperature: float = knob(0.2, "Temperature τ", stops=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), range=(0.0, 10.0),
+                              low_open=True)
 
     def __post_init__(self):
-        check_range("temperature", self.temperature, 0.0, 10.0, low_open=True)
+        check_knobs(self)
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -54,6 +55,7 @@ def info_nce_global(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> t
 @register
 class SimCLR(Method):
     name = "simclr"
+    label = "SimCLR (InfoNCE)"
     Config = SimCLRConfig
     collapse_loss = "ln(2B − 1) (every sample equally similar)"
 

@@ -9,17 +9,21 @@ from dataclasses import dataclass
 import torch
 
 from lab import geometry as geo
+from lab.checks import check_knobs, knob
 from lab.dist import all_reduce_sum, is_dist, world_size
-from lab.checks import check_range
+from lab.methods import fused
 from lab.methods.base import Method, register, squared_distance
 
 
 @dataclass(frozen=True)
 class SimplifiedConfig:
-    lam: float = -1.0  # paper §3.1: "λ_L ... which we set to −1"
+    # paper §3.1: "λ_L ... which we set to −1"
+    lam: float = knob(-1.0, "λ: center penalty weight", "L = 0.5 (L_inv − λ‖s‖); the paper's λ = −1 adds ‖s‖ as a "
+                      "penalty. λ ≥ 0 lets it collapse.", stops=(-5.0, -2.0, -1.0, -0.5, -0.2, -0.1, 0.0, 0.1, 0.5, 1.0),
+                      range=(-100.0, 100.0))
 
     def __post_init__(self):
-        check_range("lam", self.lam, -100.0, 100.0)
+        check_knobs(self)
 
 
 def simplified_loss(z1: torch.Tensor, z2: torch.Tensor, lam: float) -> torch.Tensor:
@@ -33,12 +37,24 @@ def simplified_loss(z1: torch.Tensor, z2: torch.Tensor, lam: float) -> torch.Ten
 @register
 class Simplified(Method):
     name = "simplified"
+    label = "Simplified (paper §3.1)"
     Config = SimplifiedConfig
     collapse_loss = "0.5·(0 − λ) (invariance met, ‖s‖ = 1)"
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return -0.5 * cfg.lam
+
+    fused_knobs = ("lam",)
+
+    def fused_head(self, yt, b):
+        zn, nz, loss, gz = fused.squared_distance_forward(yt, b)
+        lam = self.cfg.lam
+        s = zn.mean(2, keepdim=True)  # (K, D, 1)
+        s_norm = s.square().sum(1, keepdim=True).sqrt_()
+        loss = 0.5 * (loss - lam * s_norm.view(-1))
+        gz.mul_(0.5).sub_(s / s_norm.clamp_min(1e-30), alpha=0.5 * lam / (2 * b))
+        return loss, fused.norm_backward(zn, nz, gz)
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]

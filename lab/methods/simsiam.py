@@ -5,36 +5,66 @@ rate as the rest (their "fixed lr for the predictor" is 1.0 × base; the paper h
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from lab.checks import check_range
-from lab.methods.base import Method, negative_cosine, predictor_head, register
+from lab.checks import check_knobs, knob
+from lab.methods import fused
+from lab.methods.base import (
+    PREDICTOR_HELP,
+    PREDICTOR_HIDDEN_STOPS,
+    Method,
+    negative_cosine,
+    predictor_head,
+    register,
+)
 
 
 @dataclass(frozen=True)
 class SimSiamConfig:
-    predictor: bool = True
-    stop_grad: bool = True
-    predictor_lr_scale: float = 1.0
-    predictor_hidden: int = 16  # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here
+    predictor: bool = knob(True, "Predictor", PREDICTOR_HELP + " SimSiam without it collapses (paper Fig. 4).")
+    stop_grad: bool = knob(True, "Stop-gradient",
+                           "No gradient through the target branch. SimSiam without it collapses (paper Fig. 4).")
+    predictor_lr_scale: float = knob(
+        1.0, "Predictor learning rate (× lr)", "The predictor's learning rate as a fraction of lr (paper Fig. B.6: "
+        "1 %…100 %).", stops=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), range=(0.0, 100.0),
+        low_open=True)
+    # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here.
+    predictor_hidden: int = knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
     # SimSiam's ImageNet recipe keeps the predictor's lr fixed while the rest follows the schedule
     # (the trainer honours the group's `fixed_lr`); the toy trainer has no schedule.
-    predictor_fixed_lr: bool = field(default=False, metadata={"scale": "imagenet"})
+    predictor_fixed_lr: bool = knob(False, "Fixed predictor lr", "The predictor's lr stays at its start value "
+                                    "while the rest follows the schedule (SimSiam's recipe).", scale="imagenet")
 
     def __post_init__(self):
-        check_range("predictor_lr_scale", self.predictor_lr_scale, 0.0, 100.0, low_open=True)
-        check_range("predictor_hidden", self.predictor_hidden, 1, 65536)
+        check_knobs(self)
 
 
 @register
 class SimSiam(Method):
     name = "simsiam"
+    label = "SimSiam"
     Config = SimSiamConfig
     collapse_loss = "-1"
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
+
+    fused_knobs = ("predictor", "stop_grad", "predictor_lr_scale", "predictor_hidden", "predictor_fixed_lr")
+
+    def fused_head(self, yt, b):
+        pt, cache = fused.predictor_forward(self.predictor, yt, b) if self.predictor is not None else (yt, None)
+        pn, np_ = fused.norm_forward(pt)
+        zn, nz = (pn, np_) if cache is None else fused.norm_forward(yt)
+        target = fused.swap_views(zn)  # view 2's z for view 1's p and back
+        cos = (pn * target).sum(1)  # (K, 2B)
+        loss = cos.sum(1).mul_(-0.5 / b)
+        g = -0.5 / b
+        gp = fused.norm_backward(pn, np_, target * g)
+        gyt = fused.predictor_backward(self.predictor, gp, cache) if cache is not None else gp
+        if not self.cfg.stop_grad:
+            gyt = gyt + fused.norm_backward(zn, nz, fused.swap_views(pn * g))
+        return loss, gyt
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]

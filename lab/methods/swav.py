@@ -13,24 +13,24 @@ import torch
 from torch import nn
 
 from lab import geometry as geo
+from lab.checks import check_knobs, knob
 from lab.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
-from lab.checks import check_range
-from lab.methods.base import Method, register
+from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 
 
 @dataclass(frozen=True)
 class SwAVConfig:
-    fixed_prototypes: bool = False
-    n_prototypes: int = 16
-    epsilon: float = 0.05
-    sinkhorn_iters: int = 3
-    temperature: float = 0.1
+    fixed_prototypes: bool = knob(False, "Fixed prototypes", "Keep the prototypes at their random start "
+                                  "(paper Fig. 6).")
+    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 100_000))
+    epsilon: float = knob(0.05, "Sinkhorn ε", stops=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), range=(0.0, 10.0),
+                          low_open=True)
+    sinkhorn_iters: int = knob(3, "Sinkhorn iterations", "0 = no Sinkhorn-Knopp equipartition.",
+                               stops=(0, 1, 2, 3, 5, 10), range=(0, 100))
+    temperature: float = knob(0.1, "Temperature τ", stops=TEMPERATURE_STOPS, range=(0.0, 10.0), low_open=True)
 
     def __post_init__(self):
-        check_range("n_prototypes", self.n_prototypes, 2, 100_000)
-        check_range("epsilon", self.epsilon, 0.0, 10.0, low_open=True)
-        check_range("sinkhorn_iters", self.sinkhorn_iters, 0, 100)
-        check_range("temperature", self.temperature, 0.0, 10.0, low_open=True)
+        check_knobs(self)
 
 
 @torch.no_grad()
@@ -75,6 +75,7 @@ def swav_loss(scores1: torch.Tensor, scores2: torch.Tensor, q1: torch.Tensor, q2
 @register
 class SwAV(Method):
     name = "swav"
+    label = "SwAV"
     Config = SwAVConfig
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
 

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import torch
 
 from lab import geometry as geo
+from lab.checks import knob
 from lab.methods.base import Method, register
 
 
 @dataclass(frozen=True)
 class TripletConfig:
-    margin: float = math.inf
+    margin: float = knob(math.inf, "Margin α", "∞ = the paper's limit, no hinge.",
+                         stops=(0.1, 0.2, 0.5, 1.0, 2.0, math.inf))
 
     def __post_init__(self):
         if not (self.margin > 0):
@@ -32,6 +34,7 @@ def triplet_loss(za: torch.Tensor, zp: torch.Tensor, zn: torch.Tensor, margin: f
 @register
 class Triplet(Method):
     name = "triplet"
+    label = "Triplet"
     Config = TripletConfig
     collapse_loss = "0 (or the margin, with a hinge)"
 

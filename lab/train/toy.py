@@ -15,11 +15,11 @@ import torch
 
 from lab import geometry as geo
 from lab import metrics as M
+from lab.checks import check_range, parse_text
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_config
-from lab.checks import check_range, parse_text
+from lab.methods.fused import fused_step
 from lab.schedules import evenly_spaced
-from lab.train import fused
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
@@ -293,7 +293,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
     opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
-    fused_step = fused.FusedStep(model) if use_fused and fused.supports(model) else None
+    step_by_hand = fused_step(model) if use_fused else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     eval_at = set(evenly_spaced(c0.epochs, c0.max_evals))
     steps = c0.steps_per_epoch
@@ -315,12 +315,12 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             t.copy_(old)
     record(0, first_loss)
     for epoch in range(1, c0.epochs + 1):
-        views = batches.epoch_joined() if fused_step else batches.epoch()
+        views = batches.epoch_joined() if step_by_hand else batches.epoch()
         epoch_loss = torch.zeros(k)
         for step in range(steps):
-            if fused_step:
+            if step_by_hand:
                 with torch.no_grad():
-                    loss = fused_step(views[step])
+                    loss = step_by_hand(views[step])
             else:
                 loss, _ = model.loss(views[0, step], views[1, step])
                 opt.zero_grad()
@@ -359,8 +359,8 @@ def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None
     """Train several settings; those that differ only in dataset and seeds share one stacked program.
 
     progress(done_epochs, total_epochs) over all programs. Returns runs in the order of `configs`.
-    use_fused=False trains every method through autograd (the hand-written step of `lab.train.fused`
-    covers simsiam, simplified and invariance; the tests compare the two).
+    use_fused=False trains every method through autograd (the hand-written step of `lab.methods.fused`,
+    which methods declare in their own modules; the tests compare the two).
     """
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
