@@ -1,17 +1,22 @@
-"""The paper's claims that toy data can check, run over seeds, each with its numbers and a verdict.
+"""The paper's claims, checked on runs: each with its numbers and a verdict (rules: `lab.experiments`).
 
-Every setting is the method's defaults (and the toy trainer's) plus the one knob the claim is about:
-nothing here is tuned to make a claim pass. A claim is checked on each dataset separately; the
-verdict is "held" when it holds on every dataset, "did not hold" when on none, "mixed" otherwise.
+Toy claims: every setting is the method's defaults (and the toy trainer's) plus the knobs the
+experiment's variant names: nothing here is tuned to make a claim pass. A claim is checked on each
+dataset separately; the verdict is "held" when it holds on every dataset, "did not hold" when on none,
+"mixed" otherwise. B.1 claims (`check_b1`, `survey_b1`): the four settings of one seed per verdict.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
+from lab import experiments as X
+from lab.experiments import B1_SETTINGS
+from lab.train.b1 import B1Run, paper_config, train_b1
 from lab.train.toy import ToyConfig, ToyRun, train_toys
+from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
-COLLAPSED = 0.9  # mean final center_norm above this: collapsed (issue #3, Fig. 4)
+COLLAPSED = COLLAPSE_THRESHOLD
 DATASETS = ("blobs", "moons")
 
 Variant = tuple[str, str, tuple[tuple[str, object], ...]]  # (label, method, params)
@@ -34,11 +39,25 @@ class Numbers:
 
 @dataclass(frozen=True)
 class Claim:
+    """A toy claim of the registry with its experiment's source and toy variants."""
+
     key: str
     statement: str
     source: str
     variants: tuple[Variant, ...]
-    check: Callable[[Mapping[str, Numbers]], tuple[bool, str]] = field(compare=False)
+    rule: X.Claim
+
+    def check(self, numbers: Mapping[str, Numbers]) -> tuple[bool, str]:
+        return bool(self.rule.rule(numbers)), self.rule.rule_text
+
+
+def _toy_claim(experiment: X.Experiment, claim: X.Claim) -> Claim:
+    variants = tuple((v.label, v.method, tuple(v.knobs_at("toy").items())) for v in experiment.variants_at("toy"))
+    return Claim(claim.key, claim.statement, experiment.source, variants, claim)
+
+
+CLAIMS: tuple[Claim, ...] = tuple(_toy_claim(e, c) for e, c in X.claims_at("toy"))
+CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 @dataclass(frozen=True)
@@ -47,81 +66,6 @@ class Result:
     verdict: str  # "held" | "did not hold" | "mixed"
     per_dataset: dict[str, tuple[bool, str]]
     numbers: dict[str, dict[str, Numbers]]  # dataset -> variant label -> numbers
-
-
-def _collapsed(n: Numbers) -> bool:
-    return n.center_norm > COLLAPSED
-
-
-def _fig4(n):
-    std, nop, nosg = n["simsiam"], n["no predictor"], n["no stop-gradient"]
-    ok = (_collapsed(nop) and _collapsed(nosg)
-          and std.center_norm <= min(nop.center_norm, nosg.center_norm) - 0.2)
-    return ok, f"both ablations above {COLLAPSED}; simsiam at least 0.2 lower"
-
-
-def _fig4_knn(n):
-    std, nop, nosg = n["simsiam"], n["no predictor"], n["no stop-gradient"]
-    return std.knn_acc >= max(nop.knn_acc, nosg.knn_acc) + 0.15, "simsiam's kNN at least 0.15 above both ablations"
-
-
-def _fig3(n):
-    simp, sims = n["simplified"], n["simsiam"]
-    ok = simp.center_norm < 0.2 and simp.knn_acc >= sims.knn_acc - 0.02
-    return ok, "simplified ‖s‖ < 0.2 and kNN within 0.02 of simsiam (or better)"
-
-
-def _first_collapses_second_not(a: str, b: str):
-    def check(n):
-        return _collapsed(n[a]) and not _collapsed(n[b]), f"{a} above {COLLAPSED}, {b} not"
-    return check
-
-
-def _none_collapse(*labels: str):
-    def check(n):
-        return all(not _collapsed(n[x]) for x in labels), f"{', '.join(labels)}: ‖s‖ ≤ {COLLAPSED}"
-    return check
-
-
-def _swav(n):
-    ok = not _collapsed(n["fixed prototypes"]) and _collapsed(n["no Sinkhorn"])
-    return ok, f"fixed prototypes ≤ {COLLAPSED}, no Sinkhorn above it"
-
-
-def _byol(n):
-    low, mid, high = n["momentum 0.9"], n["momentum 0.99"], n["momentum 0.999"]
-    ok = low.center_norm > mid.center_norm > high.center_norm
-    return ok, "‖s‖ falls as the momentum rises (0.9 > 0.99 > 0.999)"
-
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim("fig4", "SimSiam without predictor or without stop-gradient collapses; standard SimSiam does not",
-          "paper §3.2, Fig. 4",
-          (("simsiam", "simsiam", ()), ("no predictor", "simsiam", (("predictor", False),)),
-           ("no stop-gradient", "simsiam", (("stop_grad", False),))), _fig4),
-    Claim("fig4_knn", "... and the collapsed ablations classify clearly worse (kNN)", "paper §3.2, Fig. 4",
-          (("simsiam", "simsiam", ()), ("no predictor", "simsiam", (("predictor", False),)),
-           ("no stop-gradient", "simsiam", (("stop_grad", False),))), _fig4_knn),
-    Claim("fig3", "the simplified objective does at least as well as SimSiam", "paper §3.1, Fig. 3",
-          (("simplified", "simplified", ()), ("simsiam", "simsiam", ())), _fig3),
-    Claim("dino_centering", "DINO without centering collapses", "paper Fig. B.4",
-          (("no centering", "dino", (("centering", False),)), ("dino", "dino", ())),
-          _first_collapses_second_not("no centering", "dino")),
-    Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse", "paper §3, Fig. 5",
-          (("lam 0", "barlow", (("lam", 0.0),)), ("barlow", "barlow", ())), _none_collapse("lam 0")),
-    Claim("swav_fixed", "SwAV with fixed prototypes does not collapse; without Sinkhorn it does",
-          "paper §A.1, Fig. 6",
-          (("fixed prototypes", "swav", (("fixed_prototypes", True),)),
-           ("no Sinkhorn", "swav", (("sinkhorn_iters", 0),)), ("swav", "swav", ())), _swav),
-    Claim("byol_momentum", "a lower BYOL momentum gives a larger center", "paper §2.4, Fig. 7",
-          (("momentum 0.9", "byol", (("momentum", 0.9),)), ("momentum 0.99", "byol", (("momentum", 0.99),)),
-           ("momentum 0.999", "byol", (("momentum", 0.999),))), _byol),
-    Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
-          "paper Fig. B.6",
-          (("predictor lr 1 %", "simsiam", (("predictor_lr_scale", 0.01),)), ("simsiam", "simsiam", ())),
-          _first_collapses_second_not("predictor lr 1 %", "simsiam")),
-)
-CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 def summarize(run: ToyRun) -> Numbers:
@@ -180,3 +124,55 @@ def results_table(results: Sequence[Result]) -> str:
             for label, n in r.numbers[ds].items():
                 lines.append(f"        {label:18s} {n.text()}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- B.1
+
+
+@dataclass(frozen=True)
+class Finding:
+    claim: str
+    held: bool
+    numbers: str
+    from_paper: bool = True  # False: a check of ours that puts a paper claim in context
+
+
+def _fmt_epoch(e: int | None) -> str:
+    return "never" if e is None else str(e)
+
+
+def _b1_numbers(key: str, runs: Mapping[str, B1Run]) -> str:
+    """The numbers behind a B.1 verdict, in words."""
+    m = {n: r.metrics() for n, r in runs.items()}
+    if key == "b1_collapse":
+        return "; ".join(f"{n}: {v['center_norm_aug'][-1]:.3f} (dataset points {v['center_norm'][-1]:.3f})"
+                         for n, v in m.items())
+    if key in ("b1_faster", "b1_faster_steps"):
+        unit, parts = ("step" if key == "b1_faster_steps" else "epoch"), []
+        for kind in ("centered", "shifted"):
+            at = []
+            for mode in ("mini_batch_sgd", "batch_sgd"):
+                name = f"{mode}_{kind}_augmentation"
+                e = first_epoch_above(m[name]["center_norm_aug"])
+                at.append(None if e is None else e * (runs[name].config.steps_per_epoch if unit == "step" else 1))
+            parts.append(f"{kind}: mini-batch {unit} {_fmt_epoch(at[0])} vs batch {unit} {_fmt_epoch(at[1])}")
+        return "; ".join(parts)
+    return "; ".join(f"{mode}: {X.b1_turn_deg(runs, mode):.0f}°" for mode in ("mini_batch_sgd", "batch_sgd"))
+
+
+def check_b1(runs: Mapping[str, B1Run]) -> list[Finding]:
+    """The B.1 claims (`lab.experiments`, experiment "b1") on one seed's four runs, keyed by setting name."""
+    return [Finding(c.statement, bool(c.rule(runs)), _b1_numbers(c.key, runs), c.from_paper)
+            for c in X.experiment("b1").claims]
+
+
+def survey_b1(seeds: Sequence[int], **overrides) -> dict[str, list[bool]]:
+    """For each B.1 claim, whether it held for each seed (the paper's four settings per seed)."""
+    configs = [paper_config(n, seed=s, **overrides) for s in seeds for n in B1_SETTINGS]
+    runs = train_b1(configs)
+    table: dict[str, list[bool]] = {}
+    for i, _ in enumerate(seeds):
+        chunk = dict(zip(B1_SETTINGS, runs[4 * i: 4 * i + 4]))
+        for f in check_b1(chunk):
+            table.setdefault(f.claim, []).append(f.held)
+    return table

@@ -149,7 +149,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
 
 
 def run_b1_survey(args: argparse.Namespace) -> int:
-    from lab.findings import survey_b1
+    from lab.claims import survey_b1
 
     if not 1 <= args.seeds <= 200:
         raise UsageError(f"--seeds must be in [1, 200], got {args.seeds}")

@@ -6,17 +6,17 @@ from functools import partial
 
 import streamlit as st
 
-from lab.findings import check_b1
+from lab import vocab
+from lab.claims import check_b1
 from lab.render.frames import gif_bytes
 from lab.render.interactive import center_curves_figure, feature_animation
-from lab.train.b1 import (DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, paper_config,
-                          train_b1)
+from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, paper_config, train_b1
 
 st.set_page_config(page_title="Collapse on the circle · Collapse Lab", layout="wide")
 
 MODES = {"Mini-batch SGD (batch 50)": (50, 200), "Batch SGD (batch 1,000)": (1000, 500), "Custom batch size": None}
 X_AXES = {"per epoch": "epoch", "per optimizer step": "step"}
-COLLAPSE_AT = 0.9
+COLLAPSE_AT = vocab.COLLAPSE_THRESHOLD
 
 
 # ---------------------------------------------------------------- cached lab calls
@@ -68,8 +68,8 @@ def setting_name(c: B1Config) -> str:
     return name + ("_sphere" if c.dim == 3 else "") + (f"_seed{c.seed}" if c.seed else "")
 
 
-def first_epoch_above(values: list, epochs: list, level: float) -> str:
-    return next((str(e) for e, v in zip(epochs, values) if v > level), "never")
+def epoch_text(epoch: int | None) -> str:
+    return "never" if epoch is None else str(epoch)
 
 
 def on_mode_change() -> None:
@@ -142,7 +142,7 @@ with info_col:
         first, last = metrics[name][0], metrics[name][-1]
         cell.metric(label, f"{last:.3f}", delta=f"{last - first:+.3f} since epoch 0", delta_color="inverse")
     cells[3].metric(f"First epoch with ‖s‖ > {COLLAPSE_AT}",
-                    first_epoch_above(metrics["center_norm_aug"], metrics["epoch"], COLLAPSE_AT),
+                    epoch_text(vocab.first_epoch_above(metrics["center_norm_aug"], metrics["epoch"], COLLAPSE_AT)),
                     help="‖s‖ of the augmented points (red), the paper's s = E_x E_ω z(ω(x)).")
     # A callable is run only when the button is clicked (~0.4 s), so reruns never pay for the GIF;
     # partial binds this run, since the click arrives after the script has finished.

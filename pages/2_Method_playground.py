@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from lab import ui
+from lab import ui, vocab
 from lab.methods import method_class
-from lab.render.toy import METRIC_LABELS, metric_band_figure, toy_animation, toy_gif_bytes
+from lab.render.toy import metric_band_figure, toy_animation, toy_gif_bytes
 
 PAGE = "Method_playground"
 SEEDS_DEFAULT = 3  # three seeds keep the page responsive; the Compare page uses five
-COLLAPSE_AT = 0.9
+COLLAPSE_AT = vocab.COLLAPSE_THRESHOLD
 URL_STATE = "pg_url"
 
 SHOW = ui.Param("show", "Seed in the animation", int, 0, "view", (0, 1, 2, 3, 4), group="view", widget="radio",
@@ -143,7 +143,7 @@ charts = [(m, c) for m, c in CHARTS if all(k in run.metrics for k in ([m] if isi
 for row in range(0, len(charts), 3):
     for col, (metric, caption) in zip(st.columns(3), charts[row:row + 3]):
         names = [metric] if isinstance(metric, str) else list(metric)
-        title = CHART_TITLES.get(tuple(names)) or METRIC_LABELS.get(names[0], names[0])
+        title = CHART_TITLES.get(tuple(names)) or vocab.label(names[0])
         fig = ui.memo(("pg_band", config, tuple(names), x_axis),
                       lambda names=names, title=title: metric_band_figure({config.method: run}, names, x=x_axis,
                                                                           height=290, title=title))

@@ -9,6 +9,7 @@ from functools import partial
 import streamlit as st
 
 from lab import ui
+from lab.experiments import experiment
 from lab.render.toy import metric_band_figure, side_by_side_gif, toy_animation
 from lab.train.toy import ToyConfig
 
@@ -17,18 +18,12 @@ st.set_page_config(page_title="Compare · Collapse Lab", layout="wide")
 URL_STATE = "cmp_url"
 SUITE_SEEDS = 5
 SUITE_DATASETS = ("blobs", "moons")
-# The paper's toy figures: each variant is (method, knobs); everything else is the trainer's default.
-FIGURES = {
-    "3": ("Fig. 3 · Simplified vs SimSiam",
-          {"simplified": ("simplified", ()), "simsiam": ("simsiam", ())},
-          "Paper §3.1: the simplified objective, invariance plus an explicit penalty on ‖s‖, does at least as "
-          "well as SimSiam."),
-    "4": ("Fig. 4 · SimSiam ablations",
-          {"simsiam": ("simsiam", ()), "no predictor": ("simsiam", (("predictor", False),)),
-           "no stop-gradient": ("simsiam", (("stop_grad", False),))},
-          "Paper §3.2: without the predictor or without stop-gradient SimSiam collapses (‖s‖ → 1, accuracy "
-          "falls); with both it does not."),
-}
+# The paper's toy figures, from the registry of its experiments: each variant is (method, knobs); everything
+# else is the trainer's default.
+FIGURES = {e.key.removeprefix("fig"): (f"{e.figure} · {e.title}",
+                                       {v.label: (v.method, tuple(v.knobs_at("toy").items())) for v in e.variants_at("toy")},
+                                       f"Paper {e.source.removeprefix('paper ')}: {e.statement}")
+           for e in map(experiment, ("fig3", "fig4"))}
 COMPARE_METRICS = (("center_norm", "‖s‖ center norm"), ("knn_acc", "kNN accuracy (held-out)"),
                    ("linear_acc", "linear accuracy (held-out)"), ("z_std", "z_std"))
 

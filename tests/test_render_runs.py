@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from lab import vocab
 from lab.imagenet.presets import PRESETS
 from lab.imagenet.train import EPOCH_KEYS
 from lab.render import runs as view
@@ -71,7 +72,7 @@ def test_reference_lines():
     rows = fake_rows(healthy=1 / math.sqrt(dim), teacher_entropy=lambda e: 8.0 - e,
                      teacher_entropy_max=math.log(4096))
     assert references(view.metric_chart({"a": rows}, "loss")) == {"collapse value": -1.0}
-    assert references(view.metric_chart({"a": rows}, "z_std")) == {"healthy 1/√D": pytest.approx(1 / 16)}
+    assert references(view.metric_chart({"a": rows}, "z_std")) == {"healthy 1/√D (D=256)": pytest.approx(1 / 16)}
     entropy = references(view.metric_chart({"a": rows}, "teacher_entropy"))
     assert entropy == {"ln K (uniform)": pytest.approx(math.log(4096))}
     center = references(view.metric_chart({"a": rows}, "center_norm", threshold=0.8))
@@ -172,7 +173,7 @@ def test_paper_figure_for_every_preset(preset):
     runs["someone-else"] = fake_rows()
     fig = view.paper_figure(preset, runs)
     panels = view.PAPER_FIGURES[preset][1]
-    assert [a.text for a in fig.layout.annotations] == [view.METRIC_LABELS[m] for m in panels]
+    assert [a.text for a in fig.layout.annotations] == [vocab.label(m) for m in panels]
     assert len(fig.data) == len(entries) * len(panels)
     legend = [t.name for t in fig.data if t.showlegend]
     assert [n.split(" (")[0] for n in legend] == [f"{preset}-{e['name']}" for e in entries]  # the preset's order

@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab.render.toy import (CENTER_COLOR, CLASS_COLORS, draw_toy_frame, metric_band_figure, progress_indices,
-                            reference_lines, shown_features, side_by_side_gif, toy_animation, toy_gif_bytes)
+from lab.methods import METHOD_NAMES, method_class
+from lab.render.toy import (
+    CENTER_COLOR,
+    CLASS_COLORS,
+    draw_toy_frame,
+    metric_band_figure,
+    progress_indices,
+    reference_lines,
+    shown_features,
+    side_by_side_gif,
+    toy_animation,
+    toy_gif_bytes,
+)
 from lab.train.toy import ToyConfig, train_toys
 
 
@@ -141,3 +152,14 @@ def test_a_run_that_diverged_in_its_first_epoch_still_renders():
     assert toy_gif_bytes(run, size=120)[:6] == b"GIF89a"
     assert Image.open(io.BytesIO(side_by_side_gif(run, run, size=120))).size[1] == 120
     assert metric_band_figure({"b": run}, "center_norm").data
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_loss_chart_shows_every_methods_collapse_value(method):
+    """The collapse line comes from the method's own `collapse_value` (not its text), for all nine."""
+    config = ToyConfig(method=method, seeds=1, epochs=1, max_evals=2)
+    run = train_toys([config])[0]
+    want = method_class(method).collapse_value(config.method_config, config.dim, config.batch_size)
+    assert want is not None, method
+    fig = metric_band_figure({method: run}, "loss")
+    assert [s.y0 for s in fig.layout.shapes] == [pytest.approx(want)], method

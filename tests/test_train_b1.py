@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from lab.claims import check_b1
 from lab.data import make_b1_data
-from lab.findings import check_b1, first_epoch_above
 from lab.train.b1 import PAPER_SETTINGS, B1Config, init_weights, paper_config, sample_order, train_b1
 from lab.train.reference import train_plain
+from lab.vocab import first_epoch_above
 
 
 def test_data_shapes_and_shift():

@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image, ImageDraw
 
+from lab import vocab
+from lab.render import style
 
 X_AXES = {"epoch": "epoch", "step": "optimizer step"}
 
@@ -35,13 +37,6 @@ SETTING_COLORS = {
     "batch_sgd_shifted_augmentation": "#56B4E9",
 }
 _FALLBACK_COLORS = ["#009E73", "#CC79A7", "#000000", "#F0E442", "#7f7f7f", "#8c564b"]
-
-METRIC_LABELS = {
-    "center_norm_aug": "‖s‖ of the augmented points (paper's s)",
-    "center_norm": "‖s‖ of the dataset points",
-    "batch_center_norm": "‖s‖ estimated from one mini-batch",
-}
-
 
 def setting_label(name: str) -> str:
     """A readable label for a run name: 'mini_batch_sgd_shifted_augmentation' -> 'mini-batch SGD, shifted aug.'."""
@@ -119,10 +114,10 @@ def fig_b1(
     ax.set_title(title if title is not None else f"Center vector magnitude per {X_AXES[x]} (paper Fig. B.1)")
 
     handles = [Line2D([], [], color=colors[n], linewidth=2.0, label=setting_label(n)) for n in names]
-    handles.append(Line2D([], [], color="#333333", linewidth=2.0, label=f"solid: {METRIC_LABELS.get(key, key)}"))
+    handles.append(Line2D([], [], color="#333333", linewidth=2.0, label=f"solid: {style.center_metric_label(key)}"))
     for k in also:
         handles.append(Line2D([], [], color="#333333", linewidth=1.3, alpha=0.55, linestyle=(0, (4, 2)),
-                              label=f"dashed: {METRIC_LABELS.get(k, k)}"))
+                              label=f"dashed: {style.center_metric_label(k)}"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False, fontsize=9)
     return fig
 
@@ -165,33 +160,24 @@ def final_frames_grid(runs: Mapping[str, object], size: int = 360, epoch: int = 
     return grid
 
 
-def _first_above(m: Mapping[str, Sequence[float]], key: str, threshold: float) -> int | None:
-    """The first epoch at which metric `key` exceeds `threshold`, or None if it never does."""
-    for e, v in zip(m["epoch"], m[key]):
-        if v > threshold:
-            return int(e)
-    return None
-
-
 def summary_table(
     metrics: Mapping[str, Mapping[str, Sequence[float]]],
     keys: Sequence[str] = ("center_norm_aug", "center_norm"),
-    threshold: float = 0.9,
+    threshold: float = vocab.COLLAPSE_THRESHOLD,
 ) -> str:
     """Fixed-width text: per run, the epochs trained, the final value of each key and the first
     epoch at which it exceeds `threshold` ("never" if it does not)."""
     if not metrics:
         raise ValueError("metrics is empty: give at least one run")
-    short = {"center_norm_aug": "‖s‖ aug", "center_norm": "‖s‖ data", "batch_center_norm": "‖s‖ batch"}
     header = ["setting", "epochs"]
     for k in keys:
-        header += [f"final {short.get(k, k)}", f"first > {threshold:g}"]
+        header += [f"final {vocab.short_label(k)}", f"first > {threshold:g}"]
     rows = []
     for name, m in metrics.items():
         row = [name, str(int(m["epoch"][-1]))]
         for k in keys:
             vals = _series(m, k, name)
-            first = _first_above(m, k, threshold)
+            first = vocab.first_epoch_above(m[k], m["epoch"], threshold)
             row += [f"{vals[-1]:.3f}", "never" if first is None else str(first)]
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -210,20 +196,6 @@ BAND_COLORS = {
     "no stop-gradient": "#CC79A7",
     "simplified": "#009E73",
 }
-
-BAND_METRIC_LABELS = {
-    "center_norm": "center vector magnitude ‖s‖",
-    "residual_norm": "residual magnitude",
-    "z_std": "std of z per dimension",
-    "knn_acc": "kNN accuracy (held-out points)",
-    "linear_acc": "linear accuracy (held-out points)",
-    "alignment": "alignment",
-    "uniformity": "uniformity",
-    "effective_rank": "effective rank",
-    "loss": "loss",
-}
-_UNIT_RANGE = ("center_norm", "center_norm_pre_bn", "center_norm_post_bn", "knn_acc", "linear_acc")
-
 
 def fig_bands(
     runs: Mapping[str, object],
@@ -280,10 +252,10 @@ def fig_bands(
             ax.axhline(1.0, color="#777777", linestyle=":", linewidth=1.2, zorder=0)
             ax.annotate("collapse", xy=(0.99, 1.0), xycoords=("axes fraction", "data"), xytext=(0, -3),
                         textcoords="offset points", va="top", ha="right", color="#555555", fontsize=9)
-        if metric in _UNIT_RANGE:
+        if vocab.unit_range(metric):
             ax.set_ylim(0.0, 1.02)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(BAND_METRIC_LABELS.get(metric, metric))
+        ax.set_ylabel(vocab.label(metric))
         ax.set_title(metric, fontsize=10)
         ax.grid(True, color="#e5e5e5", linewidth=0.8)
         ax.set_axisbelow(True)

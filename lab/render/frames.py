@@ -15,12 +15,11 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-
 from PIL import Image, ImageDraw, ImageFont
 
 from lab import geometry as geo
-from lab.schedules import evenly_spaced
 from lab.render import style
+from lab.schedules import evenly_spaced
 
 # Palette layout: a few fixed colours, then one hue per source point, then the same hues faded.
 WHITE, BLACK, GRID, TEXT = 0, 1, 2, 3

@@ -151,11 +151,6 @@ def feature_animation(
     return fig
 
 
-CURVE_LABELS = {
-    "center_norm": "‖s‖ dataset points (green)",
-    "center_norm_aug": "‖s‖ augmented points (red)",
-    "batch_center_norm": "‖s‖ one mini-batch (blue)",
-}
 CURVE_STYLES = {
     "center_norm": ("solid", style.CENTER_COLORS["s_data"]),
     "center_norm_aug": ("dash", style.CENTER_COLORS["s_aug"]),
@@ -183,7 +178,7 @@ def center_curves_figure(
         for key in keys:
             dash, rgb = CURVE_STYLES.get(key, ("solid", (80, 80, 80)))
             color = style.hex_color(rgb) if len(metrics) == 1 else palette[r % len(palette)]
-            pretty = CURVE_LABELS.get(key, key)
+            pretty = style.center_metric_label(key)
             label = pretty if len(metrics) == 1 else f"{name} · {pretty}"
             fig.add_trace(go.Scatter(x=m[x], y=m[key], mode="lines", name=label,
                                      line=dict(color=color, dash=dash, width=2)))

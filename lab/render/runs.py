@@ -24,27 +24,16 @@ from typing import Any, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lab import vocab
+from lab.experiments import BY_PRESET
 from lab.render import style
 
 Rows = Sequence[Mapping[str, Any]]
 
 X_AXES = {"epoch": "epoch", "step": "optimizer step"}
 LIVE_METRICS = ("center_norm", "knn_acc", "loss", "lr", "images_per_s")
-METRIC_LABELS = {
-    "center_norm": "‖s‖ center norm",
-    "center_norm_pre_bn": "‖s‖ before BatchNorm",
-    "center_norm_post_bn": "‖s‖ after BatchNorm",
-    "batch_center_norm": "‖s‖ of one mini-batch",
-    "residual_norm": "mean ‖z − s‖ (residual norm)",
-    "knn_acc": "kNN accuracy (val)",
-    "loss": "loss",
-    "lr": "learning rate",
-    "images_per_s": "images / s",
-    "z_std": "z_std (std per dimension)",
-    "teacher_entropy": "teacher entropy",
-}
 CENTER_METRICS = ("center_norm", "center_norm_pre_bn", "center_norm_post_bn", "batch_center_norm")
-DEFAULT_THRESHOLD = 0.9
+DEFAULT_THRESHOLD = vocab.COLLAPSE_THRESHOLD
 # Okabe-Ito: told apart by colour-blind readers too; the toy pages' arrow green/blue/red stay reserved.
 RUN_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 REFERENCE_COLOR = "#888888"
@@ -106,26 +95,23 @@ def _last(rows: Rows, key: str) -> float | None:
 
 
 def reference_lines(runs: Mapping[str, Rows], metric: str, threshold: float | None = None) -> list[tuple[float, str]]:
-    """(y, label) of the metric's reference values over these runs, one line per distinct value; where the
-    runs disagree (a loss's collapse value differs by method) each label names its runs."""
-    fixed: list[tuple[float, str]] = []
-    if metric in CENTER_METRICS:
-        fixed.append((1.0, "collapse ‖s‖ = 1"))
-        if threshold is not None and threshold != 1.0:
-            fixed.append((float(threshold), f"warning ‖s‖ = {threshold:g}"))
-    per_run = {"loss": ("collapse_loss", "collapse value"), "z_std": ("z_std_healthy", "healthy 1/√D"),
-               "teacher_entropy": ("teacher_entropy_max", "ln K (uniform)")}
-    if metric not in per_run:
-        return fixed
-    key, label = per_run[metric]
-    found: dict[float, list[str]] = {}
+    """(y, label) of the metric's reference values (`lab.vocab.reference_lines`) over these runs, read from
+    each run's epoch lines (collapse_loss, z_std_healthy = 1/√D, teacher_entropy_max = ln K); one line per
+    distinct value, and where the runs disagree (a loss's collapse value differs by method) each label
+    names its runs."""
+    found: dict[tuple[float, str], list[str]] = {}
     for name, rows in runs.items():
-        value = _last(rows, key)
-        if value is not None:
-            found.setdefault(value, []).append(name)
-    if len(found) == 1:
-        return [(next(iter(found)), label)]
-    return [(y, f"{label} ({', '.join(names)})") for y, names in found.items()]
+        healthy = _last(rows, "z_std_healthy")
+        lines = vocab.reference_lines(metric, dim=round(healthy ** -2) if healthy else None,
+                                      collapse_loss=_last(rows, "collapse_loss"),
+                                      entropy_max=_last(rows, "teacher_entropy_max"), threshold=threshold)
+        for y, text in lines:
+            found.setdefault((round(y, 9), text), []).append(name)
+    values_per_text: dict[str, int] = {}
+    for _, text in found:
+        values_per_text[text] = values_per_text.get(text, 0) + 1
+    return [(y, text if values_per_text[text] == 1 else f"{text} ({', '.join(names)})")
+            for (y, text), names in found.items()]
 
 
 def run_color(i: int) -> str:
@@ -177,12 +163,12 @@ def metric_chart(
         fig.add_hline(y=y, line=dict(color=THRESHOLD_COLOR if warn else REFERENCE_COLOR, dash="dash", width=1),
                       annotation_text=label, annotation_position="top left",
                       annotation_font=dict(size=11, color=THRESHOLD_COLOR if warn else "#555"))
-    label = METRIC_LABELS.get(metric, metric)
+    label = vocab.label(metric)
     fig.update_layout(
         height=height, title=dict(text=title or label, font=dict(size=15)), uirevision=f"{metric}-{x}",
         margin=dict(l=10, r=10, t=40, b=10), xaxis_title=X_AXES.get(x, x), yaxis_title=label,
         yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.25), hovermode="x unified")
-    if metric in CENTER_METRICS and not log_y:
+    if vocab.unit_range(metric) and not log_y:
         fig.update_yaxes(range=[0, 1.05])
     _whole_epochs(fig, x, runs, metric)
     if n_points == 0:
@@ -312,16 +298,10 @@ def collapse_warnings(runs: Mapping[str, Rows], threshold: float = DEFAULT_THRES
 # ---------------------------------------------------------------- the paper's figures
 
 
-# Preset -> (figure title, panels). Fig. 5 also shows ‖s‖ after BatchNorm: that is the figure's point.
+# Preset -> (figure title, panels), from the registry of the paper's experiments. Fig. 5 also shows ‖s‖
+# after BatchNorm: that is the figure's point.
 PAPER_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "fig5-barlow": ("Fig. 5: Barlow Twins with and without the off-diagonal term",
-                    ("center_norm", "center_norm_post_bn", "knn_acc")),
-    "fig6-swav-fixed": ("Fig. 6: SwAV with fixed vs learned prototypes", ("center_norm", "knn_acc")),
-    "fig7-byol-momentum": ("Fig. 7: BYOL EMA momentum sweep", ("center_norm", "knn_acc")),
-    "b4-dino-centering": ("Fig. B.4: DINO with and without centering", ("center_norm", "knn_acc")),
-    "b5-simsiam-predictor": ("Fig. B.5: SimSiam with and without the predictor", ("center_norm", "knn_acc")),
-    "b6-simsiam-predictor-lr": ("Fig. B.6: SimSiam predictor learning rate 1 % … 100 %", ("center_norm", "knn_acc")),
-}
+    preset: (f"{e.figure}: {e.title}", e.panels) for preset, e in BY_PRESET.items()}
 
 
 def preset_members(preset_name: str, names: Sequence[str]) -> dict[str, dict]:
@@ -358,7 +338,7 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
     if not any(epoch_rows(runs[name]) for name in members):
         return None
     present = [m for m in panels if any(series(runs[n], m)[1] for n in members)] or list(panels[:1])
-    fig = make_subplots(rows=1, cols=len(present), subplot_titles=[METRIC_LABELS.get(m, m) for m in present])
+    fig = make_subplots(rows=1, cols=len(present), subplot_titles=[vocab.label(m) for m in present])
     order = [e["name"] for e in _preset_entries(preset_name)]
     ranked = sorted(members, key=lambda n: (order.index(members[n]["name"]), n))
     for i, name in enumerate(ranked):
@@ -370,7 +350,7 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
                                      marker=dict(size=5)), row=1, col=col)
             whole = {"tick0": 1, "dtick": 1} if max(xs, default=0.0) <= 12 else {}  # see _whole_epochs
             fig.update_xaxes(title_text="epoch", row=1, col=col, **whole)
-            if metric in CENTER_METRICS or metric == "knn_acc":
+            if vocab.unit_range(metric):
                 fig.update_yaxes(range=[0, 1.05], row=1, col=col)
     fig.update_layout(height=height, title=dict(text=title, font=dict(size=15)), margin=dict(l=10, r=10, t=70, b=10),
                       legend=dict(orientation="h", y=-0.25), uirevision=preset_name)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import colorsys
 
+from lab import vocab
+
 # The paper's arrow colours (Fig. B.2): green = center of all dataset points,
 # blue = center from one mini-batch of un-augmented points, red = center of the augmented points.
 CENTER_COLORS = {"s_data": (0, 150, 60), "s_batch": (30, 90, 230), "s_aug": (220, 30, 30)}
@@ -12,6 +14,15 @@ CENTER_LABELS = {
     "s_aug": "center of augmented points",
 }
 METRIC_FOR_CENTER = {"s_data": "center_norm", "s_batch": "batch_center_norm", "s_aug": "center_norm_aug"}
+CENTER_COLOR_NAMES = {"s_data": "green", "s_batch": "blue", "s_aug": "red"}
+
+
+def center_metric_label(metric: str) -> str:
+    """'‖s‖: center of all dataset points (green)' for a B.1 center metric; the vocabulary's label otherwise."""
+    arrow = next((a for a, m in METRIC_FOR_CENTER.items() if m == metric), None)
+    if arrow is None:
+        return vocab.label(metric)
+    return f"‖s‖: {CENTER_LABELS[arrow]} ({CENTER_COLOR_NAMES[arrow]})"
 # Eq. 4 overlay: the pull -∂L/∂z on a sample = common center term + the sample's residual term.
 CENTER_TERM_COLOR = (245, 140, 0)
 RESIDUAL_TERM_COLOR = (150, 60, 200)

@@ -20,6 +20,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
+from lab import vocab
+from lab.methods import method_class
 from lab.render import style
 from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font
 from lab.render.interactive import _outline, _segments, animation_controls
@@ -29,23 +31,6 @@ CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange
 RESIDUAL_COLOR = (150, 150, 150)
 CENTER_COLOR = style.CENTER_COLORS["s_data"]
 BAND_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-
-METRIC_LABELS = {
-    "center_norm": "‖s‖ center norm",
-    "residual_norm": "mean ‖r‖ residual norm",
-    "z_std": "z_std (std per dimension)",
-    "knn_acc": "kNN accuracy (held-out)",
-    "linear_acc": "linear accuracy (held-out)",
-    "alignment": "alignment (lower = views closer)",
-    "uniformity": "uniformity (lower = more spread)",
-    "effective_rank": "effective rank",
-    "loss": "loss",
-    "center_norm_pre_bn": "‖s‖ before BatchNorm",
-    "center_norm_post_bn": "‖s‖ after BatchNorm",
-    "teacher_entropy": "teacher entropy (mean output)",
-    "teacher_entropy_max": "ln K",
-}
-
 
 def class_color(c: int) -> str:
     return style.hex_color(CLASS_COLORS[c % len(CLASS_COLORS)])
@@ -333,34 +318,14 @@ def side_by_side_gif(
 
 
 def reference_lines(run, metric: str) -> list[tuple[float, str]]:
-    """Reference values of a metric for this run: (y, label). Empty where the metric has none."""
-    if metric in ("center_norm", "center_norm_pre_bn", "center_norm_post_bn"):
-        return [(1.0, "collapse ‖s‖ = 1")]
-    if metric == "z_std":
-        d = run.z.shape[-1]
-        return [(1.0 / math.sqrt(d), f"healthy 1/√D (D={d})")]
-    if metric == "teacher_entropy" and "teacher_entropy_max" in run.metrics:
-        return [(float(run.metrics["teacher_entropy_max"][0, 0]), "ln K (uniform)")]
-    if metric in ("knn_acc", "linear_acc"):
-        k = int(run.data.y_train.max()) + 1
-        return [(1.0 / k, "chance")]
-    if metric == "effective_rank":  # of the centered features: it reads the residuals' shape, not their size
-        return [(float(run.z.shape[-1]), "D (every direction)")]
-    if metric == "loss":
-        value = collapse_loss_value(run.config.method)
-        return [(value, "collapse value")] if value is not None else []
-    return []
-
-
-def collapse_loss_value(method: str) -> float | None:
-    """The method's collapse loss as a number, where its text is one (SimSiam, BYOL: −1)."""
-    from lab.methods import method_class
-
-    text = method_class(method).collapse_loss
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
+    """Reference values of a metric for this run (`lab.vocab.reference_lines`): (y, label). Empty where the
+    metric has none."""
+    cfg = run.config
+    entropy = run.metrics.get("teacher_entropy_max")
+    return vocab.reference_lines(
+        metric, dim=run.z.shape[-1], n_classes=int(run.data.y_train.max()) + 1,
+        collapse_loss=method_class(cfg.method).collapse_value(cfg.method_config, cfg.dim, cfg.batch_size),
+        entropy_max=None if entropy is None else float(entropy[0, 0]))
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -403,8 +368,8 @@ def metric_band_figure(
             v = run.metrics[name].double().numpy()  # (T, K)
             mean = v.mean(1)
             lo, hi = (v.min(1), v.max(1)) if band == "minmax" else (mean - v.std(1), mean + v.std(1))
-            parts = [label] * (len(runs) > 1) + [METRIC_LABELS.get(name, name)] * (len(names) > 1)
-            line_name = " · ".join(parts) or METRIC_LABELS.get(name, name)
+            parts = [label] * (len(runs) > 1) + [vocab.label(name)] * (len(names) > 1)
+            line_name = " · ".join(parts) or vocab.label(name)
             group = f"{label}/{name}"
             if v.shape[1] > 1:
                 fig.add_trace(go.Scatter(
@@ -418,7 +383,7 @@ def metric_band_figure(
     for y, text in refs.items():
         fig.add_hline(y=y, line=dict(color="#888", dash="dot", width=1), annotation_text=text,
                       annotation_position="top left", annotation_font=dict(size=10, color="#666"))
-    y_title = METRIC_LABELS.get(names[0], names[0]) if len(names) == 1 else None
+    y_title = vocab.label(names[0]) if len(names) == 1 else None
     legend = len(runs) > 1 or len(names) > 1
     fig.update_layout(
         height=height, title=dict(text=title, font=dict(size=14)) if title else None,
@@ -427,6 +392,6 @@ def metric_band_figure(
         # Under the x-axis title (top-anchored, so Plotly grows the bottom margin for it, not over the title).
         legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, font=dict(size=11)),
     )
-    if names[0].startswith("center_norm") or names[0] in ("knn_acc", "linear_acc"):
+    if vocab.unit_range(names[0]):
         fig.update_yaxes(range=[0, 1.05])
     return fig

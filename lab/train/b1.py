@@ -15,6 +15,7 @@ import torch
 
 from lab import geometry as geo
 from lab.data.b1 import B1Data, make_b1_data
+from lab.experiments import experiment
 
 AUGMENTATIONS = ("centered", "shifted")
 
@@ -24,12 +25,8 @@ DEFAULT_NOISE = 0.1  # augmentation std σ: augmentations stay close to their po
 DEFAULT_SHIFT = (2.0, 0.0, 0.0)  # |k| = 20σ: turns the center as often as |k| = 3, without starting collapsed
 DEFAULT_HIDDEN = 16
 
-PAPER_SETTINGS: dict[str, dict] = {
-    "mini_batch_sgd_centered_augmentation": dict(batch_size=50, epochs=200, augmentation="centered"),
-    "mini_batch_sgd_shifted_augmentation": dict(batch_size=50, epochs=200, augmentation="shifted"),
-    "batch_sgd_centered_augmentation": dict(batch_size=1000, epochs=500, augmentation="centered"),
-    "batch_sgd_shifted_augmentation": dict(batch_size=1000, epochs=500, augmentation="shifted"),
-}
+# The paper's four settings (batch size, epochs, augmentation), declared in `lab.experiments`.
+PAPER_SETTINGS: dict[str, dict] = {v.label: dict(v.knobs) for v in experiment("b1").variants}
 
 MAX_EPOCHS = 5000
 

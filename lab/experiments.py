@@ -1,0 +1,253 @@
+"""The paper's experiments, each declared once: its figure, its variants as knob overrides, the paper's
+statement, and the rule of every verdict on it.
+
+Read by the toy pages (Compare's figures), the claims (`lab.claims`: toy runs judged by the rules here),
+the notebooks, the B.1 trainer's four settings, and the ImageNet presets and their figures
+(`lab.imagenet.presets`, `lab.render.runs`). Layer: base (imports only `lab.geometry` and `lab.vocab`):
+declarations and pure verdict rules over summaries, nothing that trains.
+
+A variant runs at the scales it names: "toy" (the playground's trainer), "imagenet" (the engine; also
+any real-image run of the same preset), "b1" (the Appendix B.1 trainer, whose knobs are B1Config
+fields, not a method's). `imagenet_knobs` are added at ImageNet scale only (a recipe's schedule turned
+off so that a run keeps the value it is named after).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from lab import geometry as geo
+from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
+
+Knobs = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str  # what a page, a claim and a legend call it
+    method: str  # a method name (DESIGN §4); "invariance" for B.1
+    knobs: Knobs = ()  # overrides of the method's defaults (B.1: of B1Config's)
+    scales: tuple[str, ...] = ("toy", "imagenet")
+    run: str | None = None  # the ImageNet preset's run name
+    imagenet_knobs: Knobs = ()
+
+    def knobs_at(self, scale: str) -> dict[str, Any]:
+        return {**dict(self.knobs), **(dict(self.imagenet_knobs) if scale == "imagenet" else {})}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One verdict on an experiment: `rule(summaries) -> held`, where summaries maps each variant's label
+    to what the rule reads (toy: `lab.claims.Numbers`; B.1: the runs of one seed)."""
+
+    key: str
+    statement: str
+    rule_text: str  # the rule in words, shown next to the verdict
+    rule: Callable[[Mapping[str, Any]], bool] = field(compare=False)
+    from_paper: bool = True  # False: a check of ours that puts a paper claim in context
+
+
+@dataclass(frozen=True)
+class Experiment:
+    key: str
+    figure: str  # "Fig. 4"
+    title: str
+    statement: str  # what the paper says, in a sentence
+    source: str  # where in the paper
+    variants: tuple[Variant, ...]
+    claims: tuple[Claim, ...] = ()
+    preset: str | None = None  # the ImageNet preset that runs it
+    panels: tuple[str, ...] = ("center_norm", "knn_acc")  # the metrics its figure shows
+    note: str = ""  # what the paper's text leaves open and the lab chose
+
+    def variants_at(self, scale: str) -> tuple[Variant, ...]:
+        return tuple(v for v in self.variants if scale in v.scales)
+
+
+# ----------------------------------------------------------------------------------------- verdict rules
+# Toy rules read `center_norm` and `knn_acc`, the final-epoch means over seeds.
+
+def _collapsed(n) -> bool:
+    return n.center_norm > COLLAPSE_THRESHOLD
+
+
+def _fig4(n) -> bool:
+    std, nop, nosg = n["simsiam"], n["no predictor"], n["no stop-gradient"]
+    return (_collapsed(nop) and _collapsed(nosg)
+            and std.center_norm <= min(nop.center_norm, nosg.center_norm) - 0.2)
+
+
+def _fig4_knn(n) -> bool:
+    return n["simsiam"].knn_acc >= max(n["no predictor"].knn_acc, n["no stop-gradient"].knn_acc) + 0.15
+
+
+def _fig3(n) -> bool:
+    return n["simplified"].center_norm < 0.2 and n["simplified"].knn_acc >= n["simsiam"].knn_acc - 0.02
+
+
+def _first_collapses_second_not(a: str, b: str) -> Callable:
+    return lambda n: _collapsed(n[a]) and not _collapsed(n[b])
+
+
+def _swav(n) -> bool:
+    return not _collapsed(n["fixed prototypes"]) and _collapsed(n["no Sinkhorn"])
+
+
+def _byol(n) -> bool:
+    return n["momentum 0.9"].center_norm > n["momentum 0.99"].center_norm > n["momentum 0.999"].center_norm
+
+
+# B.1 rules read the four runs of one seed (`lab.train.b1.B1Run`, by setting name). The center is the
+# paper's s = E_x E_ω[z(ω(x))], over the augmented features (`center_norm_aug`): the samples the loss sees.
+B1_TURNED_DEG = 30.0  # a center that moved by more than this has visibly turned
+B1_SETTINGS = ("mini_batch_sgd_centered_augmentation", "mini_batch_sgd_shifted_augmentation",
+               "batch_sgd_centered_augmentation", "batch_sgd_shifted_augmentation")
+
+
+def _b1_first(run) -> int | None:
+    return first_epoch_above(run.metrics()["center_norm_aug"])
+
+
+def _b1_all_collapse(runs) -> bool:
+    return all(r.metrics()["center_norm_aug"][-1] > COLLAPSE_THRESHOLD for r in runs.values())
+
+
+def _b1_faster(runs, per_step: bool) -> bool:
+    held = True
+    for kind in ("centered", "shifted"):
+        at = []
+        for mode in ("mini_batch_sgd", "batch_sgd"):
+            run = runs[f"{mode}_{kind}_augmentation"]
+            e = _b1_first(run)
+            at.append(None if e is None else e * (run.config.steps_per_epoch if per_step else 1))
+        held &= at[0] is not None and (at[1] is None or at[0] < at[1])
+    return held
+
+
+def b1_turn_deg(runs, mode: str) -> float:
+    """The angle between the final centers of the centered and the shifted run of one optimizer."""
+    return geo.angle_between_deg(runs[f"{mode}_centered_augmentation"].s_aug[-1],
+                                 runs[f"{mode}_shifted_augmentation"].s_aug[-1]).item()
+
+
+def _b1_turns(runs) -> bool:
+    return all(b1_turn_deg(runs, mode) > B1_TURNED_DEG for mode in ("mini_batch_sgd", "batch_sgd"))
+
+
+# ----------------------------------------------------------------------------------------- the registry
+
+_T = COLLAPSE_THRESHOLD
+_B1 = ("b1",)
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "b1", "Fig. B.2 / B.3", "Collapse on the circle (Appendix B.1)",
+        "With the invariance loss alone all four settings collapse; mini-batch SGD collapses faster than batch "
+        "SGD; a shifted augmentation turns the center's direction.", "paper Appendix B.1, Figs. B.2 and B.3",
+        (Variant("mini_batch_sgd_centered_augmentation", "invariance",
+                 (("batch_size", 50), ("epochs", 200), ("augmentation", "centered")), _B1),
+         Variant("mini_batch_sgd_shifted_augmentation", "invariance",
+                 (("batch_size", 50), ("epochs", 200), ("augmentation", "shifted")), _B1),
+         Variant("batch_sgd_centered_augmentation", "invariance",
+                 (("batch_size", 1000), ("epochs", 500), ("augmentation", "centered")), _B1),
+         Variant("batch_sgd_shifted_augmentation", "invariance",
+                 (("batch_size", 1000), ("epochs", 500), ("augmentation", "shifted")), _B1)),
+        (Claim("b1_collapse", f"all four settings collapse (final ‖s‖ > {_T})",
+               f"final ‖s‖ of the augmented points above {_T} in all four", _b1_all_collapse),
+         Claim("b1_faster", f"mini-batch SGD reaches ‖s‖ > {_T} in fewer epochs than batch SGD",
+               "for centered and shifted augmentations alike", lambda r: _b1_faster(r, per_step=False)),
+         Claim("b1_faster_steps", "... and in fewer optimizer steps (mini-batch: 20 an epoch, batch: 1; read at "
+               "epoch ends)", "a check of ours that puts the claim above in context",
+               lambda r: _b1_faster(r, per_step=True), from_paper=False),
+         Claim("b1_turns", f"shifted augmentation turns the center (> {B1_TURNED_DEG:.0f}° from the centered run's)",
+               "for mini-batch and batch SGD alike", _b1_turns)),
+        panels=("center_norm_aug", "center_norm", "batch_center_norm"),
+        note="the paper gives neither the learning rate nor the augmentation noise; lab.train.b1 says which"),
+    Experiment(
+        "fig4", "Fig. 4", "SimSiam ablations",
+        "Without the predictor or without stop-gradient SimSiam collapses (‖s‖ → 1, accuracy falls); with both "
+        "it does not.", "paper §3.2, Fig. 4",
+        (Variant("simsiam", "simsiam", scales=("toy",)),
+         Variant("no predictor", "simsiam", (("predictor", False),), ("toy",)),
+         Variant("no stop-gradient", "simsiam", (("stop_grad", False),), ("toy",))),
+        (Claim("fig4", "SimSiam without predictor or without stop-gradient collapses; standard SimSiam does not",
+               f"both ablations above {_T}; simsiam at least 0.2 lower", _fig4),
+         Claim("fig4_knn", "... and the collapsed ablations classify clearly worse (kNN)",
+               "simsiam's kNN at least 0.15 above both ablations", _fig4_knn))),
+    Experiment(
+        "fig3", "Fig. 3", "Simplified vs SimSiam",
+        "The simplified objective, invariance plus an explicit penalty on ‖s‖, does at least as well as SimSiam.",
+        "paper §3.1, Fig. 3",
+        (Variant("simplified", "simplified", scales=("toy",)), Variant("simsiam", "simsiam", scales=("toy",))),
+        (Claim("fig3", "the simplified objective does at least as well as SimSiam",
+               "simplified ‖s‖ < 0.2 and kNN within 0.02 of simsiam (or better)", _fig3),)),
+    Experiment(
+        "fig5", "Fig. 5", "Barlow Twins with and without the off-diagonal term",
+        "Barlow Twins with λ = 0 (no off-diagonal term) and BatchNorm does not collapse; ‖s‖ before and after BN.",
+        "paper §3.3, Fig. 5",
+        (Variant("barlow", "barlow", run="barlow"), Variant("lam 0", "barlow", (("lam", 0.0),), run="barlow-lam0")),
+        (Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse", f"lam 0: ‖s‖ ≤ {_T}",
+               lambda n: not _collapsed(n["lam 0"])),),
+        preset="fig5-barlow", panels=("center_norm", "center_norm_post_bn", "knn_acc"),
+        note="λ = 0 vs Barlow's 0.0051"),
+    Experiment(
+        "fig6", "Fig. 6", "SwAV with fixed vs learned prototypes",
+        "SwAV with prototypes fixed at their random start does not collapse; Sinkhorn's equipartition is what "
+        "keeps the center small.", "paper §3.4, A.1, Fig. 6",
+        (Variant("swav", "swav", run="swav"),
+         Variant("fixed prototypes", "swav", (("fixed_prototypes", True),), run="swav-fixed"),
+         Variant("no Sinkhorn", "swav", (("sinkhorn_iters", 0),), ("toy",))),
+        (Claim("swav_fixed", "SwAV with fixed prototypes does not collapse; without Sinkhorn it does",
+               f"fixed prototypes ≤ {_T}, no Sinkhorn above it", _swav),),
+        preset="fig6-swav-fixed", note="fixed vs learnable prototypes"),
+    Experiment(
+        "fig7", "Fig. 7", "BYOL EMA momentum sweep", "A lower BYOL momentum gives a larger center and a lower kNN.",
+        "paper §2.4, §3.5, Fig. 7",
+        tuple(Variant(f"momentum {m:g}", "byol", (("momentum", m),), scales, f"byol-m{m:g}",
+                      (("momentum_schedule", False),))
+              for m, scales in ((0.5, ("imagenet",)), (0.9, ("toy", "imagenet")), (0.99, ("toy", "imagenet")),
+                                (0.996, ("imagenet",)), (0.999, ("toy",)))),
+        (Claim("byol_momentum", "a lower BYOL momentum gives a larger center",
+               "‖s‖ falls as the momentum rises (0.9 > 0.99 > 0.999)", _byol),),
+        preset="fig7-byol-momentum",
+        note="the paper's text does not give Fig. 7's values: 0.5, 0.9, 0.99, 0.996 are ours (0.99 the paper's "
+             "'typical value', 0.996 BYOL's) at ImageNet scale, 0.9, 0.99, 0.999 on the toy; constant ε (no cosine "
+             "to 1), so each run keeps the ε it is named after"),
+    Experiment(
+        "b4", "Fig. B.4", "DINO with and without centering", "DINO without centering collapses.",
+        "paper B.2, Fig. B.4",
+        (Variant("dino", "dino", run="dino"),
+         Variant("no centering", "dino", (("centering", False),), run="dino-nocenter")),
+        (Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
+               _first_collapses_second_not("no centering", "dino")),),
+        preset="b4-dino-centering"),
+    Experiment(
+        "b5", "Fig. B.5", "SimSiam with and without the predictor",
+        "SimSiam without the predictor collapses: its center is much larger.", "paper B.3, Fig. B.5",
+        (Variant("simsiam", "simsiam", scales=("imagenet",), run="simsiam"),
+         Variant("no predictor", "simsiam", (("predictor", False),), ("imagenet",), "simsiam-nopred")),
+        preset="b5-simsiam-predictor", note="predictor on vs off"),
+    Experiment(
+        "b6", "Fig. B.6", "SimSiam predictor learning rate 1 % … 100 %",
+        "SimSiam with the predictor's learning rate at 1 % of the base collapses.", "paper B.4, Fig. B.6",
+        (Variant("predictor lr 1 %", "simsiam", (("predictor_lr_scale", 0.01),), run="simsiam-predlr1"),
+         Variant("predictor lr 10 %", "simsiam", (("predictor_lr_scale", 0.1),), ("imagenet",), "simsiam-predlr10"),
+         Variant("simsiam", "simsiam", (("predictor_lr_scale", 1.0),), ("imagenet",), "simsiam-predlr100"),
+         Variant("simsiam", "simsiam", scales=("toy",))),
+        (Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
+               f"predictor lr 1 % above {_T}, simsiam not", _first_collapses_second_not("predictor lr 1 %", "simsiam")),),
+        preset="b6-simsiam-predictor-lr", note="predictor lr 1 % … 100 % of the base lr; the text names 1 %, 10 % "
+                                               "and 100 %"),
+)
+BY_KEY: dict[str, Experiment] = {e.key: e for e in EXPERIMENTS}
+BY_PRESET: dict[str, Experiment] = {e.preset: e for e in EXPERIMENTS if e.preset}
+
+
+def experiment(key: str) -> Experiment:
+    if key not in BY_KEY:
+        raise ValueError(f"unknown experiment {key!r}; valid: {', '.join(BY_KEY)}")
+    return BY_KEY[key]
+
+
+def claims_at(scale: str) -> tuple[tuple[Experiment, Claim], ...]:
+    """Every claim of the experiments that run at `scale`, in the registry's order."""
+    return tuple((e, c) for e in EXPERIMENTS for c in e.claims if e.variants_at(scale))
