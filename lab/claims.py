@@ -7,12 +7,14 @@ dataset separately; the verdict is "held" when it holds on every dataset, "did n
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from lab import experiments as X
 from lab.experiments import B1_SETTINGS
-from lab.train.b1 import B1Run, paper_config, train_b1
+from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Run, paper_config, train_b1
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
@@ -176,3 +178,16 @@ def survey_b1(seeds: Sequence[int], **overrides) -> dict[str, list[bool]]:
         for f in check_b1(chunk):
             table.setdefault(f.claim, []).append(f.held)
     return table
+
+
+def read_b1_survey(path: str | Path) -> dict | None:
+    """A survey written by `python -m lab b1-survey --out PATH` at the B.1 defaults, or None where there is
+    none, it cannot be read, or it was made at other settings (then its counts would not be this page's)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        settings = (data["lr"], data["noise"], tuple(data["shift"]))
+        if settings != (DEFAULT_LR, DEFAULT_NOISE, tuple(DEFAULT_SHIFT)) or not data["claims"]:
+            return None
+        return data
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

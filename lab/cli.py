@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     survey.add_argument("--lr", type=float, default=DEFAULT_LR)
     survey.add_argument("--noise", type=float, default=DEFAULT_NOISE)
     survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
+    survey.add_argument("--out", type=Path, help="also write the counts as JSON here (the B.1 page reads "
+                                                 "assets/b1_survey.json)")
     # listed for --help; main() hands `runs ...` to lab.runs.cli, whose args after -- go to the engine
     sub.add_parser("runs", help="launch, list, show, stop and resume ImageNet runs (python -m lab runs --help)")
     return parser
@@ -162,6 +164,11 @@ def run_b1_survey(args: argparse.Namespace) -> int:
     for claim, held in table.items():
         failed = [i for i, h in enumerate(held) if not h]
         print(f"  {sum(held):3d}/{len(held)} held: {claim}" + (f"  (not for seeds {failed})" if failed else ""))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(args.out, {"seeds": args.seeds, "lr": args.lr, "noise": args.noise,
+                                      "shift": list(args.shift), "made": time.strftime("%Y-%m-%d"),
+                                      "claims": [{"claim": c, "held": h} for c, h in table.items()]})
     return 0
 
 

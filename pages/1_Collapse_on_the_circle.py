@@ -3,11 +3,12 @@
 Widgets -> B1Config -> lab.train.b1 -> lab.render -> st.*; no math here.
 """
 from functools import partial
+from pathlib import Path
 
 import streamlit as st
 
 from lab import vocab
-from lab.claims import check_b1
+from lab.claims import check_b1, read_b1_survey
 from lab.render.frames import gif_bytes
 from lab.render.interactive import center_curves_figure, feature_animation
 from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, paper_config, train_b1
@@ -17,6 +18,8 @@ st.set_page_config(page_title="Collapse on the circle · Collapse Lab", layout="
 MODES = {"Mini-batch SGD (batch 50)": (50, 200), "Batch SGD (batch 1,000)": (1000, 500), "Custom batch size": None}
 X_AXES = {"per epoch": "epoch", "per optimizer step": "step"}
 COLLAPSE_AT = vocab.COLLAPSE_THRESHOLD
+# Written by `python -m lab b1-survey --seeds 20 --out assets/b1_survey.json`; read, not typed in.
+SURVEY_FILE = Path(__file__).resolve().parents[1] / "assets" / "b1_survey.json"
 
 
 # ---------------------------------------------------------------- cached lab calls
@@ -192,6 +195,9 @@ if st.toggle("Train and show all four paper settings side by side", key="b1_comp
         verdict = "held" if finding.held else "did not hold"
         source = "" if finding.from_paper else " *(our check, not the paper's)*"
         (st.success if finding.held else st.warning)(f"**{verdict}**: {finding.claim}{source}  \n{finding.numbers}")
-    st.caption("Across seeds 0–19 at the defaults: all four collapse in 13/20, mini-batch is faster per epoch "
-               "in 14/20 and per step in 2/20, and the shifted center turns by more than 30° in 12/20 "
-               "(`python -m lab b1-survey --seeds 20`; the README describes the runs that do not collapse).")
+    survey = read_b1_survey(SURVEY_FILE)
+    if survey is not None:
+        counts = "; ".join(f"{sum(c['held'])}/{len(c['held'])}: {c['claim']}" for c in survey["claims"])
+        st.caption(f"Across seeds 0–{survey['seeds'] - 1} at the defaults (`python -m lab b1-survey --seeds "
+                   f"{survey['seeds']} --out assets/b1_survey.json`, run {survey['made']}), each claim held in: {counts}. "
+                   "The README describes the runs that do not collapse.")

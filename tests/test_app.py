@@ -1,10 +1,13 @@
 """Headless runs of every Streamlit page (AppTest): defaults, a changed control, an invalid value."""
 import json
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.train.b1 import DEFAULT_SHIFT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CIRCLE = "pages/1_Collapse_on_the_circle.py"
 MINI, BATCH, CUSTOM = "Mini-batch SGD (batch 50)", "Batch SGD (batch 1,000)", "Custom batch size"
@@ -129,3 +132,8 @@ def test_four_paper_settings_on_request(circle):
     assert len(verdicts) == 4
     assert sum(v.startswith("**held**") for v in (m.value for m in circle.success)) == 3
     assert any("optimizer steps" in v for v in verdicts)
+    # The survey line under the verdicts is read from the shipped file, not typed into the page.
+    survey = json.loads((ROOT / "assets" / "b1_survey.json").read_text())
+    caption = " ".join(c.value for c in circle.caption)
+    for c in survey["claims"]:
+        assert f"{sum(c['held'])}/{len(c['held'])}: {c['claim']}" in caption
