@@ -10,21 +10,38 @@ import math
 import torch
 
 
+# The one kNN protocol of the lab (the toy trainer's knn_acc and the ImageNet engine's config.json).
+KNN_PROTOCOL = ("weighted kNN (InstDisc/DINO vote): each of the k nearest bank features by cosine similarity "
+                "(L2-normalised features) votes for its class with weight exp(sim/T); the largest vote wins")
+
+
 def knn_accuracy(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor,
-                 k: int = 20, temperature: float = 0.07, n_classes: int | None = None) -> torch.Tensor:
-    """Weighted kNN (cosine similarity, weights exp(sim/T), as in InstDisc/DINO).
+                 k: int = 20, temperature: float = 0.07, n_classes: int | None = None,
+                 chunk: int | None = None) -> torch.Tensor:
+    """Weighted kNN accuracy (`KNN_PROTOCOL`), on the device of its inputs.
 
     bank: (K, N, D) normalised, bank_y: (N,) or (K, N), query: (K, M, D) normalised,
-    query_y: (M,) or (K, M) -> (K,) accuracy.
+    query_y: (M,) or (K, M) -> (K,) accuracy. chunk: queries per pass (memory K·chunk·N similarities
+    instead of K·M·N; None: all at once).
     """
-    kk = bank.shape[0]
+    kk, m = bank.shape[0], query.shape[1]
     bank_y, query_y = bank_y.expand(kk, -1), query_y.expand(kk, -1)
     n_classes = n_classes or int(max(bank_y.max(), query_y.max())) + 1
-    sim = torch.bmm(query, bank.transpose(1, 2))  # (K, M, N)
+    step = m if chunk is None else chunk
+    hits = [_knn_hits(bank, bank_y, query[:, s:s + step], query_y[:, s:s + step], k, temperature, n_classes)
+            for s in range(0, max(m, 1), max(step, 1))]  # m = 0: one empty pass (accuracy nan, as before)
+    return torch.cat(hits, -1).float().mean(-1)
+
+
+def _knn_hits(bank: torch.Tensor, bank_y: torch.Tensor, query: torch.Tensor, query_y: torch.Tensor, k: int,
+              temperature: float, n_classes: int) -> torch.Tensor:
+    """(K, m) bool: whether each query's weighted vote names its label."""
+    sim = torch.bmm(query, bank.transpose(1, 2))  # (K, m, N)
     top, idx = top_k_last(sim, min(k, bank.shape[1]))
     labels = torch.gather(bank_y.unsqueeze(1).expand(-1, idx.shape[1], -1), 2, idx)
-    votes = torch.zeros(*top.shape[:2], n_classes).scatter_add_(-1, labels, (top / temperature).exp())
-    return (votes.argmax(-1) == query_y).float().mean(-1)
+    votes = torch.zeros(*top.shape[:2], n_classes, dtype=top.dtype, device=top.device)
+    votes.scatter_add_(-1, labels, (top / temperature).exp())
+    return votes.argmax(-1) == query_y
 
 
 def top_k_last(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +61,7 @@ def top_k_last(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     blocks = -(-n // b)
     padded = x if blocks * b == n else torch.nn.functional.pad(x, (0, blocks * b - n), value=-math.inf)
     best = padded.unflatten(-1, (blocks, b)).amax(-1).topk(k, dim=-1, sorted=False)[1]  # (..., k)
-    cand = (best.unsqueeze(-1) * b + torch.arange(b)).flatten(-2)  # (..., k·b) indices into padded
+    cand = (best.unsqueeze(-1) * b + torch.arange(b, device=x.device)).flatten(-2)  # (..., k·b) indices into padded
     values, pick = torch.gather(padded, -1, cand).topk(k, dim=-1, sorted=False)
     return values, torch.gather(cand, -1, pick)
 

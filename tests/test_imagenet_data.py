@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from lab.imagenet.augment import IMAGENET_MEAN, IMAGENET_STD, SSLAugment, eval_transform
-from lab.imagenet.cache import build_cache, read_meta
+from lab.imagenet.cache import build_cache
 from lab.imagenet.fake import class_name, write_fake_imagefolder
-from lab.imagenet.folder import DataError, epoch_batches, make_loader, scan, try_decode
+from lab.imagenet.folder import DataError, epoch_batches, make_loader, read_meta, scan, try_decode
 from lab.imagenet.subset import build_subset, imagenet100_wnids
 
 CLASSES, PER_CLASS, VAL, SIZE = 4, 12, 3, 32

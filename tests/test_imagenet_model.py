@@ -11,14 +11,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from torch.nn import functional as F
 
 from lab.imagenet import dist as idist
-from lab.imagenet.knn import weighted_knn
-from lab.imagenet.model import build_model, enable_autocast, resolved_method_params
+from lab.imagenet.model import build_model, enable_autocast, method_params
 from lab.imagenet.optim import LARS, build_optimizer, is_vector_like, set_lr
 from lab.imagenet.presets import PRESETS, preset_runs
 from lab.imagenet.recipes import RECIPES
 from lab.imagenet.resnet import resnet18
+from lab.metrics import knn_accuracy
 from lab.schedules import cosine_to_one, linear_warmup, warmup_cosine
 from lab.methods import METHOD_NAMES, build_method
 from lab.methods.barlow import barlow_loss, batch_standardize, global_batch_standardize
@@ -123,7 +124,7 @@ def test_every_method_has_a_recipe_that_names_its_source():
     assert set(RECIPES) == set(METHOD_NAMES)
     for name, rec in RECIPES.items():
         assert rec.source and rec.batch_size > 0 and rec.epochs == 400 and rec.optimizer in ("sgd", "lars")
-        resolved_method_params(name)  # every recipe knob exists on the method
+        method_params(name)  # every recipe knob exists on the method
     for name in ("simsiam", "byol", "dino", "swav", "barlow", "simclr"):
         assert f"imagenet-100/{name}.yaml" in RECIPES[name].source
     for name in ("simplified", "invariance", "triplet"):
@@ -138,14 +139,14 @@ def test_every_method_has_a_recipe_that_names_its_source():
 
 
 def test_resolved_params_are_the_recipe_overridden_by_the_user():
-    p = resolved_method_params("dino", {"centering": "false", "teacher_momentum": "0.99"})
+    p = method_params("dino", {"centering": "false", "teacher_momentum": "0.99"})
     assert p["n_prototypes"] == 4096 and p["centering"] is False and p["teacher_momentum"] == 0.99
-    assert resolved_method_params("simsiam")["predictor_hidden"] == 512
+    assert method_params("simsiam")["predictor_hidden"] == 512
     with pytest.raises(ValueError) as e:
-        resolved_method_params("byol", {"bogus": 1})
+        method_params("byol", {"bogus": 1})
     assert "bogus" in str(e.value) and "momentum" in str(e.value) and "predictor_hidden" in str(e.value)
     with pytest.raises(ValueError, match="simsiam"):
-        resolved_method_params("nope")
+        method_params("nope")
 
 
 # ---------------------------------------------------------------- schedules
@@ -262,16 +263,33 @@ def test_sgd_groups_keep_their_lr_scale_and_fixed_lr():
 # ---------------------------------------------------------------- kNN
 
 
-def test_weighted_knn_on_separable_and_on_random_labels():
+def plain_weighted_knn(train_x, train_y, test_x, test_y, n_classes, k=20, temperature=0.07) -> float:
+    """The protocol written out once, without chunks or block tricks: cosine top-k, votes exp(sim/T)."""
+    train, test = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
+    sim, idx = (test @ train.T).topk(k, dim=1)
+    votes = torch.zeros(len(test), n_classes).scatter_add_(1, train_y[idx], (sim / temperature).exp())
+    return (votes.argmax(1) == test_y).float().mean().item()
+
+
+def engine_knn(train_x, train_y, test_x, test_y, n_classes, chunk=None) -> float:
+    """`lab.metrics.knn_accuracy` as the engine calls it: (N, F) features as one seed, in chunks of queries."""
+    acc = knn_accuracy(F.normalize(train_x, dim=1)[None], train_y, F.normalize(test_x, dim=1)[None], test_y,
+                       n_classes=n_classes, chunk=chunk)
+    return acc[0].item()
+
+
+def test_engine_knn_equals_a_plain_weighted_vote_on_separable_and_on_random_labels():
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(5, 32, generator=g) * 5
     train_y, test_y = torch.arange(500) % 5, torch.arange(200) % 5
     train_x = centers[train_y] + torch.randn(500, 32, generator=g)
     test_x = centers[test_y] + torch.randn(200, 32, generator=g)
-    assert weighted_knn(train_x, train_y, test_x, test_y, 5, chunk=64) > 0.98
     random_y = torch.randint(0, 5, (500,), generator=g)
-    acc = weighted_knn(train_x, random_y, test_x, test_y, 5)
-    assert 0.05 < acc < 0.4
+    for labels, lo, hi in ((train_y, 0.98, 1.0), (random_y, 0.05, 0.4)):
+        plain = plain_weighted_knn(train_x, labels, test_x, test_y, 5)
+        assert lo < plain <= hi
+        for chunk in (None, 64, 7, 1000):  # 200 = 3 · 64 + 8: a short last chunk
+            assert engine_knn(train_x, labels, test_x, test_y, 5, chunk=chunk) == pytest.approx(plain, abs=1e-6)
 
 
 # ---------------------------------------------------------------- presets
@@ -285,7 +303,7 @@ def test_presets_cover_the_papers_figures():
         assert len(runs) >= 2 and len({r["name"] for r in runs}) == len(runs)
         for r in runs:
             assert r["epochs"] > 0
-            resolved_method_params(r["method"], r["set"])  # every knob exists
+            method_params(r["method"], r["set"])  # every knob exists
     assert {r["set"].get("lam") for r in preset_runs("fig5-barlow")} == {None, 0.0}
     assert {r["set"].get("predictor_lr_scale") for r in preset_runs("b6-simsiam-predictor-lr")} == {0.01, 0.1, 1.0}
     with pytest.raises(ValueError, match="fig5-barlow"):

@@ -146,6 +146,20 @@ def test_half_written_last_metrics_line_is_ignored(tmp_path):
     assert read_metrics(tmp_path / "missing") == []
 
 
+def test_one_metrics_reader_skips_bad_complete_lines_and_the_unfinished_last_one(tmp_path):
+    """lab.runlog.read_jsonl is the engine's reader (resume, trim) and the launcher's (status, charts)."""
+    from lab.imagenet.train import read_metrics as engine_read
+    from lab.runlog import read_jsonl
+
+    good = [{"kind": "step", "step": 1}, {"kind": "epoch", "epoch": 1, "step": 2}]
+    bad = [b"", b"not json", b"[1, 2]", b'{"kind": "st{"kind": "step"}', b"\xff\xfe{}"]  # blank, torn, not an object
+    lines = [json.dumps(good[0]).encode(), *bad, json.dumps(good[1]).encode()]
+    (tmp_path / "metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n" + b'{"kind": "end"}')
+    assert read_jsonl(tmp_path / "metrics.jsonl") == good
+    assert engine_read(tmp_path / "metrics.jsonl") == good and read_metrics(tmp_path) == good
+    assert read_jsonl(tmp_path / "missing.jsonl") == [] and read_jsonl(tmp_path) == []  # a folder: unreadable
+
+
 # ----------------------------------------------------------------------------------------- real runs
 
 def test_kill_9_shows_failed_with_the_last_log_lines(lab):

@@ -6,30 +6,27 @@ into a memory-mapped uint8 array, so training reads pixels instead of decoding J
 CACHE_DIR holds images.u8 (N, 3, size, size) raw uint8, labels.npy (N,) int64 and meta.json (classes,
 size, n, n_corrupt, source). It is built in a temporary sibling folder and renamed into place at the
 end, so an interrupted build never leaves a folder that looks complete. Corrupt files are skipped and
-counted. `make_loader(..., cache=CACHE_DIR)` reads it (one cache folder per split).
+counted. `lab.imagenet.folder.make_loader(..., cache=CACHE_DIR)` reads it (one cache folder per split); the
+format's names and its reader live there, beside the loader.
 """
 from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from lab.clitools import OneLineParser
-from lab.imagenet.folder import DataError, JpegDataset, class_folders, collate, scan
+from lab.imagenet.folder import FORMAT, IMAGES, LABELS, META, DataError, JpegDataset, collate, read_meta, scan
 
-FORMAT = 1
-IMAGES, LABELS, META = "images.u8", "labels.npy", "meta.json"
 BUILD_BATCH = 64
 
 
@@ -135,108 +132,6 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     os.rename(out, old)
     os.rename(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def read_meta(cache) -> dict:
-    """meta.json of a complete cache folder; DataError when the folder is missing or incomplete."""
-    cache = Path(cache)
-    if not cache.is_dir():
-        raise DataError(f"{cache}: cache folder not found (build it with python -m lab.imagenet.cache)")
-    try:
-        meta = json.loads((cache / META).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{cache}: not a complete cache (no {META}); rebuild it") from None
-    except json.JSONDecodeError:
-        raise DataError(f"{cache}: {META} is not valid JSON; rebuild the cache") from None
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{cache}: cache format {meta.get('format')!r}, this lab reads {FORMAT}; rebuild it")
-    return meta
-
-
-def open_cache(cache, root, split: str, size: int, prefetch: int = 2) -> tuple["CacheSource", dict]:
-    """Check a cache folder against the request and open it: (source for ImageLoader, meta)."""
-    cache = Path(cache)
-    meta = read_meta(cache)
-    if meta["size"] != size:
-        raise DataError(f"{cache}: cache holds {meta['size']} px images, {size} px asked; "
-                        f"build a cache with --size {size}")
-    if meta["split"] != split:
-        raise DataError(f"{cache}: cache of split {meta['split']!r}, {split!r} asked")
-    if root is not None and (Path(root) / split).is_dir():
-        classes = class_folders(Path(root) / split)
-        if classes != meta["classes"]:
-            raise DataError(f"{cache}: cache has {len(meta['classes'])} classes, {Path(root) / split} has "
-                            f"{len(classes)} (or other names); rebuild the cache")
-    n, frame = meta["n"], 3 * size * size
-    if (cache / IMAGES).stat().st_size != n * frame:
-        raise DataError(f"{cache / IMAGES}: {(cache / IMAGES).stat().st_size} bytes, {n * frame} expected; "
-                        f"rebuild the cache")
-    labels = np.load(cache / LABELS)
-    if labels.shape != (n,):
-        raise DataError(f"{cache / LABELS}: {labels.shape[0]} labels, {n} expected; rebuild the cache")
-    return CacheSource(cache / IMAGES, labels, n, size, prefetch), meta
-
-
-class CacheSource:
-    """Batches gathered from the memmap with numpy's take (it releases the GIL; torch.index_select on a
-    uint8 memmap measured ~100x slower), straight into a pinned tensor when CUDA is there. A background
-    thread gathers the next `prefetch` batches, so page faults and copies overlap the training step."""
-
-    def __init__(self, path: Path, labels: np.ndarray, n: int, size: int, prefetch: int = 2):
-        self.images = np.memmap(path, dtype=np.uint8, mode="r", shape=(n, 3, size, size))
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-        self.prefetch = prefetch
-        self.pin = torch.cuda.is_available()
-
-    def gather(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """idx (B,) sorted -> images (B, 3, S, S) uint8, labels (B,) int64, no corrupt files."""
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        images = torch.empty((len(idx),) + self.images.shape[1:], dtype=torch.uint8, pin_memory=self.pin)
-        np.take(self.images, idx, axis=0, out=images.numpy(), mode="clip")  # "clip": unbuffered; idx is valid
-        return images, self.labels[torch.from_numpy(idx)], []
-
-    def iterate(self, batches: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
-        if self.prefetch <= 0:
-            return (self.gather(b) for b in batches)
-        return _prefetched(self.gather, batches, self.prefetch)
-
-
-_END = object()
-
-
-def _prefetched(fn, items: list, depth: int):
-    """fn(item) for each item, computed by a background thread up to `depth` ahead. Leaving the loop
-    early stops the thread; an exception in it is raised here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def work():
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                q.put(fn(item))
-            q.put(_END)
-        except BaseException as e:  # hand it to the consumer
-            q.put(e)
-
-    thread = threading.Thread(target=work, daemon=True, name="cache-prefetch")
-    thread.start()
-    try:
-        while True:
-            got = q.get()
-            if got is _END:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            yield got
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a put() waiting on a full queue
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:

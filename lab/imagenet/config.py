@@ -137,9 +137,9 @@ def jsonable(value: Any) -> Any:
 
 def prepare_check(cfg: TrainConfig) -> TrainConfig:
     """The cheap checks of a preset's runs before the first one starts (method knobs, recipe)."""
-    from lab.imagenet.model import resolved_method_params
+    from lab.imagenet.model import method_params
 
-    resolved_method_params(cfg.method, cfg.set)
+    method_params(cfg.method, cfg.set)
     get_recipe(cfg.method)
     return cfg
 

@@ -4,15 +4,20 @@ collapse guard, and stopping on SIGTERM / SIGINT (`run_loop`).
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import numpy as np
 import torch
 import torch.distributed as tdist
 
+from lab.imagenet.folder import epoch_batches
 from lab.imagenet.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
+from lab.imagenet.optim import set_lr
 from lab.imagenet.run import Run
-from lab.imagenet.runfiles import read_metrics, restore_rng, save_checkpoint, trim_metrics, write_config
+from lab.imagenet.runfiles import read_metrics, restore_rng, trim_metrics
+from lab.imagenet.save import save_checkpoint, write_config
+from lab.schedules import warmup_cosine
 
 DDP_STOP_CHECK_EVERY = 10  # steps between the collective that agrees on a SIGTERM (a GPU sync point)
 
@@ -29,8 +34,6 @@ class _Stop:
         self.requested, self.signal_name, self._old = False, None, {}
 
     def __enter__(self):
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -212,9 +215,6 @@ def _train_step(run: Run, images_u8: torch.Tensor, epoch: int, i: int, step: int
 
 
 def _set_lr(run: Run, step: int) -> float:
-    from lab.imagenet.optim import set_lr
-    from lab.schedules import warmup_cosine
-
     lr = warmup_cosine(step, run.total_steps, run.warmup_steps, run.base_lr)
     set_lr(run.optimizer, lr)  # each group keeps its lr_scale (SimSiam's predictor); fixed_lr groups stay
     return lr
@@ -257,8 +257,6 @@ def _group_positions(run: Run, epoch: int, i: int, n_loaded: int) -> list[tuple[
     groups = run.cfg.aug_groups or run.world
     if groups == run.world:
         return [(run.rank, None)]
-    from lab.imagenet.folder import epoch_batches
-
     key = (epoch, i)
     if run.group_cache.get("key") != key:
         n, b = run.loader.n_images, run.cfg.batch_size

@@ -1,6 +1,5 @@
-"""What a run measures: the collapse geometry of the training views (`ViewRecorder`), the loss a collapsed
-model reaches, the method's own metrics on a probe batch, kNN accuracy, and the epoch line of
-metrics.jsonl that holds them (`EPOCH_KEYS`).
+"""What a run measures: the collapse geometry of the training views (`ViewRecorder`), the method's own
+metrics on a probe batch, kNN accuracy, and the epoch line of metrics.jsonl that holds them (`EPOCH_KEYS`).
 
 Everything that reduces over ranks is a collective: every rank calls it, in the same order.
 """
@@ -8,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -16,15 +15,16 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn import functional as F
 
-from lab.methods import method_class, method_config
+from lab.imagenet.augment import eval_transform
+from lab.imagenet.folder import epoch_batches
+from lab.imagenet.run import Run
+from lab.metrics import knn_accuracy
 
-if TYPE_CHECKING:
-    from lab.imagenet.run import Run
-
-KNN_PROTOCOL = ("weighted kNN (DINO/InstDisc vote: weights exp(cos/T)), cosine similarity on L2-normalised "
-                "backbone features h (512-d, model in eval mode), val images against all train images, each "
+# What the engine's kNN votes on (the vote itself: `lab.metrics.KNN_PROTOCOL`); config.json records both.
+KNN_FEATURES = ("backbone features h (512-d, model in eval mode), val images against all train images, each "
                 "image short-side resized to load_size, center-cropped, resized to image_size, normalised; no "
                 "augmentation")
+KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train similarities
 # Every line of metrics.jsonl has "kind": "step" | "epoch" | "end". Keys of an epoch line:
 EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "residual_norm", "z_std",
               "z_std_healthy", "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapsed")
@@ -156,12 +156,6 @@ class ViewRecorder:
                 "z_std_healthy": 1.0 / math.sqrt(d), "n_views": int(n)}
 
 
-def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batch: int) -> float | None:
-    """The loss a collapsed model reaches (every feature one point), as a number at these settings: the
-    method's own `collapse_value`; None where the method has no single one."""
-    return method_class(method).collapse_value(method_config(method, dict(params)), dim, global_batch)
-
-
 # ----------------------------------------------------------------------------------------- epoch line
 
 def epoch_row(run: Run, epoch: int, step: int, loss_sum: torch.Tensor, recorder: ViewRecorder, lr: float,
@@ -176,7 +170,7 @@ def epoch_row(run: Run, epoch: int, step: int, loss_sum: torch.Tensor, recorder:
     knn_due = run.knn_loaders is not None and (epoch + 1 == cfg.epochs or
                                                (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0))
     knn_start = time.perf_counter()
-    knn = knn_accuracy(run) if knn_due else None
+    knn = knn_eval(run) if knn_due else None
     row = {"kind": "epoch", "epoch": epoch + 1, "step": step, "loss": loss, "collapse_loss": run.collapse_loss,
            **{k: views[k] for k in ("center_norm", "residual_norm", "z_std", "z_std_healthy")},
            **extra, "knn_acc": knn, "lr": lr,
@@ -204,8 +198,6 @@ def _extra_metrics(run: Run) -> dict:
 
 
 def _probe_batch(run: Run) -> torch.Tensor:
-    from lab.imagenet.augment import eval_transform
-
     if run.probe is None:
         loader = run.knn_loaders[1] if run.knn_loaders is not None else run.loader
         if loader is run.loader:
@@ -229,10 +221,9 @@ def epoch_line(row: dict, epochs: int) -> str:
 
 # ----------------------------------------------------------------------------------------- kNN
 
-def knn_accuracy(run: Run) -> float:
-    """Weighted kNN accuracy of the backbone features, val against train (`KNN_PROTOCOL`); all ranks call."""
-    from lab.imagenet.knn import weighted_knn
-
+def knn_eval(run: Run) -> float:
+    """Weighted kNN accuracy of the backbone features, val against train (`lab.metrics.KNN_PROTOCOL` on
+    `KNN_FEATURES`); all ranks call."""
     was_training = run.model.training
     run.model.eval()
     try:
@@ -240,16 +231,14 @@ def knn_accuracy(run: Run) -> float:
         val_f, val_y = _features(run, run.knn_loaders[1])
     finally:
         run.model.train(was_training)
-    n_classes = len(run.loader.classes)
-    return float(weighted_knn(train_f, train_y, val_f, val_y, n_classes, k=run.cfg.knn_k,
-                              temperature=run.cfg.knn_temperature))
+    acc = knn_accuracy(train_f[None], train_y, val_f[None], val_y, k=run.cfg.knn_k,
+                       temperature=run.cfg.knn_temperature, n_classes=len(run.loader.classes), chunk=KNN_CHUNK)
+    return float(acc[0])
 
 
 @torch.no_grad()
 def _features(run: Run, loader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone features of a whole split, every rank's shard gathered. -> (N, F) float, (N,) int64."""
-    from lab.imagenet.augment import eval_transform
-
+    """Backbone features of a whole split, L2-normalised, every rank's shard gathered. -> (N, F) float, (N,) int64."""
     feats, labels = [], []
     for images, y in loader:
         x = eval_transform(images.to(run.device, non_blocking=True), run.cfg.image_size)
@@ -272,8 +261,6 @@ def _first_copies(loader, world: int, gathered: int) -> torch.Tensor | None:
     None: keep all (one process, or not the layout `lab.imagenet.folder.epoch_batches` describes)."""
     if world == 1:
         return None
-    from lab.imagenet.folder import epoch_batches
-
     index = np.concatenate([np.concatenate(epoch_batches(loader.n_images, batch_size=loader.batch_size,
                                                          shuffle=False, drop_last=False, seed=0, epoch=0,
                                                          rank=r, world_size=world))

@@ -15,7 +15,7 @@ from torch import nn
 
 from lab.imagenet.recipes import Recipe, recipe
 from lab.imagenet.resnet import FEATURES, resnet18
-from lab.methods import Method, build_method, method_config
+from lab.methods import Method, build_method, method_class, method_config
 from lab.nn import SeedBatchNorm
 
 
@@ -105,12 +105,18 @@ def _flatten_seed_bn(module: nn.Module) -> None:
             _flatten_seed_bn(child)
 
 
-def resolved_method_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def method_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every knob of `method` at ImageNet scale: the recipe's values, overridden by `params` (strings are
     parsed by field type, as `--set key=value` gives them). Unknown method or key -> ValueError listing the
     valid ones."""
     merged = {**recipe(method).method_params, **dict(params or {})}
     return dataclasses.asdict(method_config(method, merged))
+
+
+def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batch: int) -> float | None:
+    """The loss a collapsed model reaches (every feature one point), as a number at these settings: the
+    method's own `collapse_value`; None where the method has no single one."""
+    return method_class(method).collapse_value(method_config(method, dict(params)), dim, global_batch)
 
 
 def build_model(method: str, params: Mapping[str, Any] | None = None, seed: int = 0,
@@ -120,7 +126,7 @@ def build_model(method: str, params: Mapping[str, Any] | None = None, seed: int 
     Deterministic in `seed`; leaves the global RNG as it was. The recipe is at `model.recipe`.
     """
     rec = recipe(method)
-    resolved = resolved_method_params(method, params)
+    resolved = method_params(method, params)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = ResNetEncoder(rec, zero_init_residual)

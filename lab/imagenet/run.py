@@ -15,8 +15,12 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from lab.imagenet import dist
+from lab.imagenet.augment import SSLAugment
 from lab.imagenet.config import TrainConfig, get_recipe
-from lab.imagenet.metrics import collapse_value
+from lab.imagenet.folder import make_loader, scan
+from lab.imagenet.model import build_model, collapse_value, method_params
+from lab.imagenet.optim import build_optimizer
 from lab.imagenet.runfiles import RunFiles, load_start
 
 
@@ -89,8 +93,6 @@ def _resolve_device(name: str, local_rank: int) -> torch.device:
 
 
 def _init_dist(device: torch.device, world: int) -> torch.device:
-    from lab.imagenet import dist
-
     return dist.setup(device) if world > 1 else device
 
 
@@ -107,12 +109,9 @@ def prepare(cfg: TrainConfig) -> Run:
 
     Bad input raises ValueError (one line) before anything heavy runs.
     """
-    from lab.imagenet.augment import SSLAugment
-    from lab.imagenet.model import resolved_method_params
-
     cfg = cfg.resolved()
     recipe = get_recipe(cfg.method)
-    params = resolved_method_params(cfg.method, cfg.set)
+    params = method_params(cfg.method, cfg.set)
     rank, local_rank, world = _dist_env()
     device = _resolve_device(cfg.device, local_rank)
     _check_batch_split(cfg, world)
@@ -155,8 +154,6 @@ def _check_batch_split(cfg: TrainConfig, world: int) -> None:
 
 def _check_data(data: str) -> bool:
     """Whether data/val exists (kNN runs only then); a missing or empty data/train -> DataError, one line."""
-    from lab.imagenet.folder import scan
-
     scan(data, "train")
     try:
         scan(data, "val")
@@ -167,8 +164,6 @@ def _check_data(data: str) -> bool:
 
 def _train_loader(cfg: TrainConfig, rank: int, world: int, device: torch.device):
     """This rank's training loader and the steps per epoch (the same on every rank)."""
-    from lab.imagenet.folder import make_loader
-
     loader = make_loader(cfg.data, "train", size=cfg.load_size, batch_size=cfg.batch_size // world,
                          workers=cfg.workers, shuffle=True, drop_last=True, seed=cfg.seed, rank=rank, world_size=world,
                          cache=cfg.cache)
@@ -187,8 +182,6 @@ def _train_loader(cfg: TrainConfig, rank: int, world: int, device: torch.device)
 
 def _knn_loaders(cfg: TrainConfig, rank: int, world: int) -> tuple:
     """(train, val) loaders for kNN: unshuffled, every image once (the val split is never cached)."""
-    from lab.imagenet.folder import make_loader
-
     per_rank = cfg.batch_size // world
     return tuple(make_loader(cfg.data, split, size=cfg.load_size, batch_size=min(256, max(per_rank, 64)),
                              workers=cfg.workers, shuffle=False, drop_last=False, seed=cfg.seed, rank=rank,
@@ -197,13 +190,9 @@ def _knn_loaders(cfg: TrainConfig, rank: int, world: int) -> tuple:
 
 
 def _build_model(cfg: TrainConfig, params: dict, world: int, device: torch.device) -> nn.Module:
-    from lab.imagenet.model import build_model
-
     model = build_model(cfg.method, params, seed=cfg.seed)
     if world > 1:
-        from lab.imagenet.dist import sync_batchnorm
-
-        model = sync_batchnorm(model, device)
+        model = dist.sync_batchnorm(model, device)
     model = model.to(device)
     if device.type == "cuda" and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -212,7 +201,5 @@ def _build_model(cfg: TrainConfig, params: dict, world: int, device: torch.devic
 
 def _build_optimizer(recipe, model: nn.Module, base_lr: float) -> tuple[torch.optim.Optimizer, list[float]]:
     """The recipe's optimizer and each parameter group's lr scale (the schedule keeps them)."""
-    from lab.imagenet.optim import build_optimizer
-
     optimizer = build_optimizer(recipe, model.param_groups(base_lr), base_lr, recipe.weight_decay, recipe.momentum)
     return optimizer, [g.get("lr_scale", 1.0) for g in optimizer.param_groups]

@@ -1,31 +1,28 @@
-"""The run folder RUN/ on disk: metrics.jsonl, train.log, config.json and checkpoint.pt (formats: the
-`lab.imagenet.train` docstring).
+"""The run folder RUN/ on disk: metrics.jsonl, train.log, and reading checkpoint.pt back (formats: the
+`lab.imagenet.train` docstring; `lab.imagenet.save` writes checkpoint.pt and config.json).
 
-Rank 0 writes. config.json and checkpoint.pt are replaced atomically, so a kill -9 leaves the old or the new
-file; a resume reads the checkpoint back (`load_start`) and first trims metrics.jsonl to what it covers
-(`trim_metrics`).
+Rank 0 writes. config.json and checkpoint.pt are replaced atomically (`atomic_write_bytes`), so a kill -9
+leaves the old or the new file; a resume reads the checkpoint back (`load_start`) and first trims
+metrics.jsonl to what it covers (`trim_metrics`). metrics.jsonl is read by `lab.runlog.read_jsonl`, the
+reader the launcher uses too.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from lab.imagenet.config import TrainConfig, jsonable
-from lab.imagenet.metrics import EPOCH_KEYS, KNN_PROTOCOL
-
-if TYPE_CHECKING:
-    from lab.imagenet.metrics import ViewRecorder
-    from lab.imagenet.run import Run
+from lab.imagenet.model import method_params
+from lab.runlog import read_jsonl as read_metrics
 
 CHECKPOINT = "checkpoint.pt"
 # Config fields that define the run: resuming with another value is an error, not a silent new run.
@@ -53,17 +50,6 @@ def atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The JSON lines of a metrics file; a torn last line (a kill mid-write) is left out."""
-    rows = []
-    if not path.exists():
-        return rows
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rows.append(json.loads(line))
-    return rows
 
 
 def trim_metrics(path: Path, epoch: int, step: int) -> int:
@@ -130,10 +116,8 @@ class RunFiles:
 
 def identity(cfg: TrainConfig) -> dict:
     """The IDENTITY_FIELDS of cfg as the checkpoint stores and compares them."""
-    from lab.imagenet.model import resolved_method_params
-
     values = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
-    values["set"] = resolved_method_params(cfg.method, cfg.set)
+    values["set"] = method_params(cfg.method, cfg.set)
     values["data"] = str(Path(cfg.data).absolute())
     return jsonable(values)
 
@@ -161,43 +145,3 @@ def restore_rng(rng: dict | None) -> None:
         torch.set_rng_state(rng["torch"].cpu())
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
-
-
-def save_checkpoint(run: Run, epoch: int, step: int, step_in_epoch: int, guard: int, status: str | None,
-                    recorder: ViewRecorder | None, acc: dict | None, epoch_time: float) -> None:
-    """Every rank calls (state is identical); rank 0 writes."""
-    if run.rank != 0:
-        return
-    state = {"version": 1, "identity": identity(run.cfg), "config": jsonable(dataclasses.asdict(run.cfg)),
-             "epoch": epoch, "step": step, "step_in_epoch": step_in_epoch, "guard": guard, "status": status,
-             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "acc": None if acc is None else {**acc, "views": recorder.state()}, "epoch_time": epoch_time,
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                     "cuda": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None}}
-    atomic_write_bytes(run.out / CHECKPOINT, lambda f: torch.save(state, f))
-
-
-def write_config(run: Run) -> None:
-    """RUN/config.json: the resolved config and everything needed to read the metrics of this run."""
-    if run.rank != 0:
-        return
-    cfg = run.cfg
-    doc = {"config": jsonable(dataclasses.asdict(cfg)), "method_params": jsonable(run.params),
-           "recipe": jsonable(run.recipe.as_dict() if hasattr(run.recipe, "as_dict") else run.recipe),
-           "world_size": run.world, "device": str(run.device),
-           "device_name": torch.cuda.get_device_name(run.device) if run.device.type == "cuda" else "cpu",
-           "per_rank_batch": cfg.batch_size // run.world, "aug_groups": cfg.aug_groups or run.world,
-           "base_lr": run.base_lr, "lr_scales": run.group_scales, "steps_per_epoch": run.steps_per_epoch,
-           "total_steps": run.total_steps, "warmup_steps": run.warmup_steps, "collapse_loss": run.collapse_loss,
-           "collapse_loss_note": getattr(type(run.model), "collapse_loss", None),
-           "knn_protocol": {"description": KNN_PROTOCOL, "k": cfg.knn_k, "temperature": cfg.knn_temperature,
-                            "features": "backbone h", "every_epochs": cfg.knn_every,
-                            "enabled": run.knn_loaders is not None},
-           "metrics_schema": {"epoch": list(EPOCH_KEYS),
-                              "residual_norm": "mean ‖z − s‖ over a sample of the epoch's views "
-                                               "(every 8th, at most 4096 per rank)",
-                              "center_norm": "‖mean of L2-normalised projector outputs over the epoch's training "
-                                             "views, all ranks‖"},
-           "torch": torch.__version__, "amp": cfg.amp and run.device.type == "cuda"}
-    text = json.dumps(doc, indent=2) + "\n"
-    atomic_write_bytes(run.out / "config.json", lambda f: f.write(text.encode()))

@@ -43,12 +43,13 @@ import torch.distributed as tdist
 from lab.imagenet.config import (PROG, TrainConfig, build_parser, config_from_args, get_recipe, parse_sets,
                                  prepare_check, preset_commands)
 from lab.imagenet.loop import DDP_STOP_CHECK_EVERY, run_loop
-from lab.imagenet.metrics import EPOCH_KEYS, KNN_PROTOCOL, ViewRecorder, collapse_value
+from lab.imagenet.metrics import EPOCH_KEYS, ViewRecorder
+from lab.imagenet.model import collapse_value
 from lab.imagenet.run import Run, prepare
 from lab.imagenet.runfiles import (CHECKPOINT, IDENTITY_FIELDS, RunFiles, atomic_write_bytes, read_metrics,
                                    trim_metrics)
 
-__all__ = ["CHECKPOINT", "DDP_STOP_CHECK_EVERY", "EPOCH_KEYS", "EXIT_BAD_INPUT", "IDENTITY_FIELDS", "KNN_PROTOCOL",
+__all__ = ["CHECKPOINT", "DDP_STOP_CHECK_EVERY", "EPOCH_KEYS", "EXIT_BAD_INPUT", "IDENTITY_FIELDS",
            "Run", "RunFiles", "TrainConfig", "ViewRecorder", "atomic_write_bytes", "build_parser", "collapse_value",
            "config_from_args", "get_recipe", "main", "parse_sets", "prepare", "prepare_check", "preset_commands",
            "read_metrics", "train", "trim_metrics"]

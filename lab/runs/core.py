@@ -49,6 +49,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
+from lab.runlog import read_jsonl
 from lab.runs import proc, slurm as slurm_backend
 from lab.runs.proc import now_iso, read_json, write_json
 from lab.runs.slurm import SlurmSpec
@@ -102,23 +103,9 @@ def run_path(name: str, root: str | Path | None = None) -> Path:
 # ----------------------------------------------------------------------------------------- reading files
 
 def read_metrics(run_path: str | Path) -> list[dict]:
-    """The JSON objects of RUN/metrics.jsonl. Only newline-terminated lines count: a half-written last
-    line (the engine mid-write, or killed) is left out until it is complete; an unreadable line is skipped."""
-    try:
-        data = (Path(run_path) / "metrics.jsonl").read_bytes()
-    except OSError:
-        return []
-    import json
-
-    rows = []
-    for line in data.split(b"\n")[:-1]:  # the part after the last newline is not complete yet
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
+    """The JSON objects of RUN/metrics.jsonl by the one rule of `lab.runlog.read_jsonl`: a half-written
+    last line (the engine mid-write, or killed) is left out until it is complete; a bad line is skipped."""
+    return read_jsonl(Path(run_path) / "metrics.jsonl")
 
 
 def _tail_lines(path: Path, lines: int) -> list[str]:
