@@ -137,6 +137,7 @@ class Finding:
     held: bool
     numbers: str
     from_paper: bool = True  # False: a check of ours that puts a paper claim in context
+    key: str = ""  # the claim's key in `lab.experiments`
 
 
 def _fmt_epoch(e: int | None) -> str:
@@ -164,12 +165,12 @@ def _b1_numbers(key: str, runs: Mapping[str, B1Run]) -> str:
 
 def check_b1(runs: Mapping[str, B1Run]) -> list[Finding]:
     """The B.1 claims (`lab.experiments`, experiment "b1") on one seed's four runs, keyed by setting name."""
-    return [Finding(c.statement, bool(c.rule(runs)), _b1_numbers(c.key, runs), c.from_paper)
+    return [Finding(c.statement, bool(c.rule(runs)), _b1_numbers(c.key, runs), c.from_paper, c.key)
             for c in X.experiment("b1").claims]
 
 
 def survey_b1(seeds: Sequence[int], **overrides) -> dict[str, list[bool]]:
-    """For each B.1 claim, whether it held for each seed (the paper's four settings per seed)."""
+    """For each B.1 claim (by statement), whether it held for each seed (the paper's four settings per seed)."""
     configs = [paper_config(n, seed=s, **overrides) for s in seeds for n in B1_SETTINGS]
     runs = train_b1(configs)
     table: dict[str, list[bool]] = {}

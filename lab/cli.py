@@ -152,6 +152,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
 
 def run_b1_survey(args: argparse.Namespace) -> int:
     from lab.claims import survey_b1
+    from lab.experiments import experiment
 
     if not 1 <= args.seeds <= 200:
         raise UsageError(f"--seeds must be in [1, 200], got {args.seeds}")
@@ -168,7 +169,8 @@ def run_b1_survey(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(args.out, {"seeds": args.seeds, "lr": args.lr, "noise": args.noise,
                                       "shift": list(args.shift), "made": time.strftime("%Y-%m-%d"),
-                                      "claims": [{"claim": c, "held": h} for c, h in table.items()]})
+                                      "claims": [{"key": c.key, "claim": c.statement, "held": table[c.statement]}
+                                                 for c in experiment("b1").claims]})
     return 0
 
 

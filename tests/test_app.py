@@ -9,7 +9,7 @@ from lab.train.b1 import DEFAULT_SHIFT
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CIRCLE = "pages/1_Collapse_on_the_circle.py"
+CIRCLE = "views/circle.py"
 MINI, BATCH, CUSTOM = "Mini-batch SGD (batch 50)", "Batch SGD (batch 1,000)", "Custom batch size"
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "4_Claims.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "claims.py")
 
 
 def test_claims_page_waits_for_the_button_then_shows_verdicts():

@@ -7,8 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from lab.train.toy import ToyConfig
 
-PLAYGROUND = "pages/2_Method_playground.py"
-COMPARE = "pages/3_Compare.py"
+PLAYGROUND = "views/playground.py"
+COMPARE = "views/compare.py"
 QUICK = {"epochs": "10", "seeds": "2"}  # a few epochs keep every run here under a second
 
 

@@ -1,0 +1,136 @@
+"""Compare: the paper's toy figures (Fig. 3, Fig. 4) over five seeds, and any two settings side by side.
+
+Widgets -> ToyConfig -> lab.train.toy.train_toys (settings with one method config share one stacked
+program) -> lab.render.toy -> st.*; no math here. The page's URL holds its state: `fig`, `epochs` (the
+figure suites), and the two settings under `a.` and `b.` (e.g. `a.method=simsiam&b.predictor=false`).
+"""
+from functools import partial
+
+import streamlit as st
+
+from lab import ui
+from lab.experiments import experiment
+from lab.render.toy import metric_band_figure, side_by_side_gif, toy_animation
+from lab.train.toy import ToyConfig
+
+URL_STATE = "cmp_url"
+SUITE_SEEDS = 5
+SUITE_DATASETS = ("blobs", "moons")
+
+# The paper's toy figures, from the registry of its experiments: each variant is (method, knobs); everything
+# else is the trainer's default.
+FIGURES = {e.key.removeprefix("fig"): (f"{e.figure} · {e.title}",
+                                       {v.label: (v.method, tuple(v.knobs_at("toy").items())) for v in e.variants_at("toy")},
+                                       f"Paper {e.source.removeprefix('paper ')}: {e.statement}")
+           for e in map(experiment, ("fig3", "fig4"))}
+
+COMPARE_METRICS = (("center_norm", "‖s‖ center norm"), ("knn_acc", "kNN accuracy (held-out)"),
+                   ("linear_acc", "linear accuracy (held-out)"), ("z_std", "z_std"))
+
+view_form = ui.ParamForm("cmp_", [
+    ui.Param("fig", "Figure", str, "3", "view", tuple(FIGURES), widget="radio", format=lambda f: FIGURES[f][0]),
+    ui.Param("epochs", "Epochs", int, ToyConfig.__dataclass_fields__["epochs"].default, "view",
+             (25, 50, 100, 150, 200, 250, 300, 400, 500), limits=(1, 2000),
+             help="Training epochs of every run in the figure (5 seeds each)."),
+])
+
+form_a = ui.ToyForm("cmp_a_", url_prefix="a.", defaults={"seeds": 3}, advanced=False, method="simsiam")
+
+form_b = ui.ToyForm("cmp_b_", url_prefix="b.", defaults={"seeds": 3}, advanced=False, method="simplified")
+
+
+def load_all(query) -> list[str]:
+    known = {f"{f.url_prefix}{p.name}" for f in (form_a, form_b) for p in f.params(f.current_method())}
+    known |= {"a.method", "b.method", "fig", "epochs"}
+    loose = [k for k in query if not k.startswith(("a.", "b.")) and k not in known]
+    errors = [f"Unknown URL parameter `{k}`; valid: fig, epochs, a.<setting>, b.<setting>." for k in loose]
+    return errors + view_form.load(query) + form_a.load(query) + form_b.load(query)
+
+
+def page() -> None:
+    errors = ui.sync_url(load_all, URL_STATE)
+    st.title("Compare")
+    for message in errors:
+        st.error(message)
+    st.subheader("The paper's toy figures, five seeds")
+    head, knob = st.columns([3, 1])
+    with head:
+        fig_id = view_form.widget(st, "fig")
+    with knob:
+        epochs = view_form.widget(st, "epochs")
+    title, variants, claim = FIGURES[fig_id]
+    st.markdown(claim + " Mean over 5 seeds, shaded from the lowest to the highest seed; the trainer's defaults "
+                "(method knobs, learning rate, batch size, D) except the knob each variant names.")
+    configs = {(label, ds): ToyConfig(method=m, dataset=ds, params=params, seeds=SUITE_SEEDS, epochs=epochs)
+               for label, (m, params) in variants.items() for ds in SUITE_DATASETS}
+    runs = dict(zip(configs, ui.train_cached(
+        list(configs.values()), f"Training {title}: {len(variants)} variants × 2 datasets × {SUITE_SEEDS} seeds")))
+    for ds, col in zip(SUITE_DATASETS, st.columns(2, gap="large")):
+        col.markdown(f"**{ds}**")
+        by_label = {label: runs[(label, ds)] for label in variants}
+        for metric, label in COMPARE_METRICS[:2]:
+            fig = ui.memo(("cmp_suite", fig_id, epochs, ds, metric),
+                          lambda by_label=by_label, metric=metric, label=label:
+                          metric_band_figure(by_label, metric, height=300, title=label))
+            col.plotly_chart(fig, key=f"cmp_fig{fig_id}_{ds}_{metric}")
+        for label, run in by_label.items():
+            if run.diverged:
+                col.warning(f"{label}: {run.diverged}")
+    rows = []
+    for label in variants:
+        row = {"variant": label}
+        for ds in SUITE_DATASETS:
+            m = runs[(label, ds)].metrics
+            row[f"{ds} ‖s‖"] = f"{m['center_norm'][-1].mean():.2f} ± {m['center_norm'][-1].std():.2f}"
+            row[f"{ds} kNN"] = f"{m['knn_acc'][-1].mean():.2f} ± {m['knn_acc'][-1].std():.2f}"
+        rows.append(row)
+    st.markdown("**Final epoch, mean ± std over 5 seeds**")
+    st.dataframe(rows, hide_index=True, key="cmp_table")
+    st.subheader("Any two settings side by side")
+    st.caption("Each column is one setting; the curves overlay them, the GIF puts them side by side (frames at the "
+               "same fraction of training, so runs of different length end together).")
+    values, configs2 = {}, {}
+    col_a, col_b = st.columns(2, gap="large")
+    for side, form, col in (("A", form_a, col_a), ("B", form_b, col_b)):
+        with col:
+            st.markdown(f"**Setting {side}**")
+            with st.expander(f"Setting {side}: method, dataset and knobs", expanded=True):
+                inner = st.columns(2)
+                values[side] = form.render(inner[0], groups=("setting",))
+                values[side] |= form.render(inner[1], groups=("training",), method=values[side]["method"])
+            try:
+                configs2[side] = form.config(values[side])
+            except ValueError as err:
+                st.error(f"Invalid setting {side}: {err}")
+    ui.write_url(view_form.query({"fig": fig_id, "epochs": epochs}) | form_a.query(values["A"]) | form_b.query(values["B"]),
+                 URL_STATE)
+    pair = None
+    if len(configs2) == 2:
+        try:
+            pair = ui.train_cached([configs2["A"], configs2["B"]], "Training settings A and B")
+        except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
+            st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+    if pair:
+        labels = {side: f"{side}: {c.method} on {c.dataset}" for side, c in configs2.items()}
+        for side, run, col in zip("AB", pair, (col_a, col_b)):
+            with col:
+                if run.diverged:
+                    st.warning(f"{side}: {run.diverged}")
+                st.caption(form_a.summary(values[side]) if side == "A" else form_b.summary(values[side]))
+                st.plotly_chart(ui.memo(("cmp_anim", configs2[side]), lambda run=run: toy_animation(run, height=440)),
+                                key=f"cmp_anim_{side}")
+        both = {labels["A"]: pair[0], labels["B"]: pair[1]}
+        for row in (COMPARE_METRICS[:2], COMPARE_METRICS[2:]):
+            for col, (metric, label) in zip(st.columns(2), row):
+                fig = ui.memo(("cmp_pair", configs2["A"], configs2["B"], metric),
+                              lambda metric=metric, label=label: metric_band_figure(both, metric, height=300, title=label))
+                col.plotly_chart(fig, key=f"cmp_pair_{metric}")
+        st.download_button(
+            "Download A and B side by side as one GIF", key="cmp_gif", file_name=(
+                f"{configs2['A'].method}_{configs2['A'].dataset}_vs_{configs2['B'].method}_{configs2['B'].dataset}.gif"),
+            data=partial(side_by_side_gif, pair[0], pair[1], titles=(labels["A"], labels["B"])),
+            mime="image/gif", on_click="ignore", icon=":material/download:")
+
+
+if __name__ == "__main__":
+    page()

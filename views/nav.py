@@ -1,0 +1,21 @@
+"""The pages of the lab's navigation, in menu order; each URL path is the one the lab has always had."""
+from __future__ import annotations
+
+import streamlit as st
+
+from views import circle, claims, compare, playground
+
+# name -> (the page, its title, its URL path, its icon)
+PAGES = {
+    "circle": (circle.page, "Collapse on the circle", "Collapse_on_the_circle", ":material/radio_button_unchecked:"),
+    "playground": (playground.page, "Method playground", "Method_playground", ":material/tune:"),
+    "compare": (compare.page, "Compare", "Compare", ":material/compare:"),
+    "claims": (claims.page, "Claims", "Claims", ":material/fact_check:"),
+    "runs": ("pages/5_Runs.py", "Runs", "Runs", ":material/monitoring:"),
+}
+
+
+def lab_pages() -> dict[str, st.Page]:
+    """Every page but Home, as `st.Page`s (made per script run, as Streamlit expects)."""
+    return {name: st.Page(target, title=title, url_path=url, icon=icon)
+            for name, (target, title, url, icon) in PAGES.items()}

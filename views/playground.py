@@ -1,0 +1,175 @@
+"""Method playground: nine SSL methods on toy data, every knob a widget, the whole setting in the URL.
+
+Widgets (generated from the method's Config dataclass by lab.ui) -> ToyConfig -> lab.train.toy ->
+lab.render.toy -> st.*; no math here. A link carries the setting (`?method=simsiam&predictor=false`),
+`lock=lr,predictor` fixes controls, `lesson=1` (or `hide=all`) hides them all.
+"""
+from functools import partial
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from lab import ui, vocab
+from lab.methods import method_class
+from lab.render.toy import metric_band_figure, toy_animation, toy_gif_bytes
+
+PAGE = "Method_playground"
+SEEDS_DEFAULT = 3  # three seeds keep the page responsive; the Compare page uses five
+COLLAPSE_AT = vocab.COLLAPSE_THRESHOLD
+URL_STATE = "pg_url"
+SHOW = ui.Param("show", "Seed in the animation", int, 0, "view", (0, 1, 2, 3, 4), group="view", widget="radio",
+                format=lambda i: f"#{i + 1}", options_from=lambda v: tuple(range(v.get("seeds", 1))),
+                help="Which of the seeds the animation and the GIF show; the curves show all of them.")
+
+X_AXIS = ui.Param("x", "Curves against", str, "epoch", "view", ("epoch", "step"), group="view", widget="radio",
+                  format=lambda x: {"epoch": "epoch", "step": "optimizer step"}[x])
+
+# The charts under the animation: (metrics on one chart, caption). Method-specific ones only where present.
+CHARTS = (
+    ("center_norm", "‖s‖ → 1 is collapse: every point maps to the same feature."),
+    (("knn_acc", "linear_acc"), "kNN and linear accuracy on held-out points; chance is 1/3."),
+    ("z_std", "Std of each feature coordinate; spread evenly it is about 1/√D, collapsed 0."),
+    ("loss", None),
+    ("alignment", "Mean ‖z − z⁺‖² over positive pairs (Wang & Isola): 0 when views agree."),
+    ("uniformity", "log E exp(−2‖z − z′‖²) over held-out pairs: lower is more spread; 0 when collapsed."),
+    ("effective_rank", "exp(entropy of the singular values) of the centered features, 1 … D: the shape of the "
+                       "residuals, not their size, so a collapsed model can still score high."),
+    (("center_norm_pre_bn", "center_norm_post_bn"), "Barlow Twins: the center before and after BatchNorm."),
+    ("teacher_entropy", "DINO: entropy of the mean teacher output; ln K is uniform, 0 one prototype."),
+)
+
+CHART_TITLES = {("knn_acc", "linear_acc"): "accuracy (held-out)",
+                ("center_norm_pre_bn", "center_norm_post_bn"): "‖s‖ before and after BatchNorm"}
+
+form = ui.ToyForm("pg_", defaults={"seeds": SEEDS_DEFAULT}, view=(SHOW, X_AXIS))
+
+
+def share_link(query: dict) -> str:
+    base = st.context.url or f"/{PAGE}"
+    return f"{base}?{urlencode(query)}"
+
+
+def page() -> None:
+    lesson_early = ui.parse_lock(st.query_params.to_dict(), ())[1]
+    st.set_page_config(page_title="Method playground · Collapse Lab", layout="wide",
+                       initial_sidebar_state="collapsed" if lesson_early else "auto")
+    errors = ui.sync_url(form.load, URL_STATE)
+    url_query = st.query_params.to_dict()
+    locked, lesson, lock_errors = ui.parse_lock(url_query, [p.name for p in form.params(form.current_method())])
+    st.title("Method playground")
+    if not lesson:
+        st.markdown(
+            "Pick an SSL method and a toy dataset (3 classes; two points of one class are two views of one "
+            "image, as in the paper's Figs. 3 and 4). Change a knob and watch the features on the circle (D = 2) "
+            "or the sphere (D = 3): "
+            "the green **center** `s` grows towards the circle when the method collapses, the grey "
+            "**residuals** `r = z − s` shrink. Every setting lives in the page's URL: copy it to share the view."
+        )
+    for message in errors + lock_errors:
+        st.error(message)
+    if not lesson:
+        st.sidebar.header("Setting")
+    values = form.render(st.sidebar, locked=locked, hidden=lesson)
+    extras = ({"lock": ",".join(sorted(locked))} if locked else {}) | ({"lesson": "1"} if lesson else {})
+    try:
+        config = form.config(values)
+    except ValueError as err:
+        st.error(f"Invalid setting: {err}")
+        ui.write_url(form.query(values) | extras, URL_STATE)
+        st.stop()
+    ui.write_url(form.query(values) | extras, URL_STATE)
+    if lesson:
+        st.caption(form.summary(values, [n for n in values if n not in ("show", "x")]))
+    try:
+        run = ui.train_cached([config], f"Training {config.method} on {config.dataset}, {config.seeds} seed(s)")[0]
+    except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
+        st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+        st.stop()
+    show, x_axis = values["show"], values["x"]
+    if run.diverged:
+        st.warning(f"{run.diverged}. The pictures show the epochs before it; try a smaller learning rate.")
+    anim_col, info_col = st.columns([3, 2], gap="large")
+    with anim_col:
+        figure = ui.memo(("pg_anim", config, show), lambda: toy_animation(run, seed_index=show, height=540))
+        st.plotly_chart(figure, key="pg_animation")
+    with info_col:
+        final = {k: v[-1] for k, v in run.metrics.items()}
+        first = run.metrics["center_norm"][0].mean().item()
+        s_final = final["center_norm"].mean().item()
+        cells = st.columns(2) + st.columns(2)
+        cells[0].metric(f"Final ‖s‖ (mean of {config.seeds})", f"{s_final:.3f}",
+                        delta=f"{s_final - first:+.3f} since epoch 0", delta_color="inverse",
+                        help="Center norm of the training points' features: 1 = collapse.")
+        cells[1].metric("kNN accuracy", f"{final['knn_acc'].mean().item():.3f}", help="Held-out points; chance 1/3.")
+        cells[2].metric("Linear accuracy", f"{final['linear_acc'].mean().item():.3f}")
+        cells[3].metric("z_std", f"{final['z_std'].mean().item():.3f}",
+                        help=f"Healthy ≈ 1/√D = {1 / config.dim ** 0.5:.3f}, collapsed 0.")
+        collapsed = (final["center_norm"] > COLLAPSE_AT).sum().item()
+        if collapsed:
+            st.markdown(f":red[**Collapsed**] in {collapsed} of {config.seeds} seed(s): final ‖s‖ > {COLLAPSE_AT}.")
+        else:
+            st.markdown(f":green[**Not collapsed**]: final ‖s‖ ≤ {COLLAPSE_AT} in every seed.")
+        st.caption(f"{config.steps_per_epoch} optimizer steps per epoch, {run.steps:,} per seed; "
+                   f"trained in {run.train_seconds:.1f} s (all seeds together).")
+        name = f"{config.method}_{config.dataset}_D{config.dim}_seed{config.seed + show}"
+        st.download_button("Download this animation as a GIF", key="pg_gif", file_name=f"{name}.gif",
+                           data=partial(toy_gif_bytes, run, seed_index=show, title=f"{config.method} on {config.dataset}"),
+                           mime="image/gif", on_click="ignore", icon=":material/download:")
+        st.markdown(
+            """
+    **What you see.** Each dot is a training point's feature `z` on the unit circle (sphere at D = 3),
+    coloured by class. The **green** arrow is the center `s`, the mean of all features; grey lines are
+    residuals `r = z − s` for a few points per class. Press ▶ Play or drag the epoch slider.
+    """
+        )
+        if config.dim > 3:
+            st.info(f"D = {config.dim}: the animation shows the first 3 coordinates, renormalised onto the sphere.")
+        st.markdown(
+            "**Why ‖s‖ matters.** At higher D a collapsed model can keep a good kNN score: the features may all "
+            "crowd into a small cap around `s` and still be ordered by class inside it, so the accuracy looks "
+            "fine while `‖s‖` is near 1 and the representation has lost nearly all of its spread."
+        )
+    st.subheader("Metrics over training")
+    st.caption(f"Mean over {config.seeds} seed(s), shaded from the lowest to the highest seed; dotted lines are "
+               "reference values.")
+    charts = [(m, c) for m, c in CHARTS if all(k in run.metrics for k in ([m] if isinstance(m, str) else m))]
+    for row in range(0, len(charts), 3):
+        for col, (metric, caption) in zip(st.columns(3), charts[row:row + 3]):
+            names = [metric] if isinstance(metric, str) else list(metric)
+            title = CHART_TITLES.get(tuple(names)) or vocab.label(names[0])
+            fig = ui.memo(("pg_band", config, tuple(names), x_axis),
+                          lambda names=names, title=title: metric_band_figure({config.method: run}, names, x=x_axis,
+                                                                              height=290, title=title))
+            col.plotly_chart(fig, key=f"pg_chart_{'_'.join(names)}")
+            if metric == "loss":
+                caption = f"Collapse value of the {config.method} loss: {method_class(config.method).collapse_loss}."
+            if caption:
+                col.caption(caption)
+    if not lesson:
+        with st.expander("Share / make a lesson link"):
+            st.markdown(
+                """
+    The page's address always holds the whole setting, so copying it from the browser shares exactly this
+    view. Keys: `method`, `dataset`, each knob of the method by name (e.g. `predictor=false`, `lam=-1`),
+    `seeds`, `epochs`, `lr`, `batch_size`, `dim`, `seed`, `sgd_momentum`, `weight_decay`, `hidden`, and the
+    view: `show` (which seed the animation shows, 0-based) and `x` (`epoch` or `step`). Keys left out take
+    their defaults; a bad value is reported and replaced by its default.
+
+    For a lesson, fix what the class should not touch:
+    - `lock=lr,predictor` hides those controls and shows their values as text (`lock=all` locks all);
+    - `lesson=1` (or `hide=all`) hides every control and the sidebar: the class gets the animation with its
+      ▶ Play button and the curves, nothing to change.
+    """
+            )
+            names = [p.name for p in form.params(config.method)]
+            labels = {p.name: p.label for p in form.params(config.method)}
+            lock_pick = st.multiselect("Lock these controls", names, default=[n for n in names if n in locked],
+                                       format_func=lambda n: f"{labels[n]} ({n})", key="pg_share_lock")
+            lesson_pick = st.toggle("Lesson view: hide every control", key="pg_share_lesson")
+            query = form.query(values) | ({"lock": ",".join(lock_pick)} if lock_pick and not lesson_pick else {}) \
+                | ({"lesson": "1"} if lesson_pick else {})
+            st.code(share_link(query), language=None, wrap_lines=True)
+
+
+if __name__ == "__main__":
+    page()
