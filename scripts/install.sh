@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install requirements.txt into it (again only when requirements.txt changed).
+# Create .venv, install requirements.txt into it and the lab itself as an editable package (pyproject.toml);
+# again only when either file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.requirements.sha256"
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+want="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then exit 0; fi
 
 pip=("$VENV/bin/python" -m pip install --disable-pip-version-check --quiet)
@@ -39,4 +40,6 @@ if ! command -v nvidia-smi >/dev/null; then
 fi
 echo "installing requirements into $VENV (first time: a few minutes)" >&2
 "${pip[@]}" -r requirements.txt
+# --no-deps: the pins above are the dependencies; pip must not resolve torch again (a CUDA build).
+"${pip[@]}" --no-deps -e .
 echo "$want" > "$stamp"

@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import lab
+
+# `lab` is installed (scripts/install.sh: pip install -e .), and this folder's helpers (notebook_runner,
+# test_browser) are found by pytest's rootdir-relative imports: no sys.path patching here.
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, Path(__file__).resolve().parent):  # lab/, and helpers such as notebook_runner
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
+assert Path(lab.__file__).resolve().is_relative_to(ROOT), f"tests import another lab: {lab.__file__}"
 
 torch.set_num_threads(1)
 
@@ -25,9 +27,7 @@ def python() -> str:
 
 @pytest.fixture(scope="session")
 def subprocess_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return dict(os.environ)  # `lab` is installed: a subprocess finds it without PYTHONPATH
 
 
 @pytest.fixture
@@ -44,3 +44,16 @@ def kernel_name(tmp_path_factory, monkeypatch) -> str:
         monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
         assert spec_runs_this_python("python3")
     return "python3"
+
+
+# Modules whose tests start real processes, servers, browsers or clusters, or train for long: marked
+# `slow`, so `pytest -m "not slow"` is the quick subset (README, "Tests").
+SLOW_MODULES = ("test_browser", "test_browser_toy", "test_browser_runs", "test_runs", "test_runs_slurm",
+                "test_app_runs", "test_notebook", "test_notebooks_toy", "test_imagenet_ddp", "test_imagenet_train",
+                "test_toy_cli", "test_bench_toy", "test_claims")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
