@@ -22,33 +22,17 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import streamlit as st
 
 from lab.checks import field_kind, parse_text
-from lab.data.toy import DATASETS
+from lab.data.toy import DATASET_LABELS, DATASETS
 from lab.methods import METHOD_NAMES, method_class, method_config
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 
 METHOD_LABELS = {name: method_class(name).label for name in METHOD_NAMES}
-DATASET_LABELS = {"blobs": "blobs (2-D)", "moons": "moons (2-D)", "circles": "circles (2-D)",
-                  "blobs3d": "blobs (3-D input)"}
 
-# The training knobs: (URL key, ToyConfig field, label, stops or None for a number box, page limits, help).
-TRAIN_SPECS = (
-    ("seeds", "seeds", "Seeds", (1, 2, 3, 4, 5), (1, 5),
-     "Seeds seed, seed+1, … trained together as one batched program; curves show their mean and spread."),
-    ("epochs", "epochs", "Epochs", (10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000), (1, 2000),
-     "Passes over the 600 training points."),
-    ("lr", "lr", "Learning rate", (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), None,
-     "SGD learning rate."),
-    ("batch_size", "batch_size", "Batch size", (10, 20, 30, 50, 100, 150, 200, 300, 600), None,
-     "Of the 600 training points (200 per class); a positive pair is two points of one class."),
-    ("dim", "dim", "Feature dimension D", (2, 3, 4, 8, 16, 32, 64, 128), None,
-     "2: the circle, 3: the sphere; above 3 the animation shows the first 3 coordinates."),
-    ("seed", "seed", "First seed", None, None, "Seeds used: seed, seed + 1, …"),
-)
-ADVANCED_SPECS = (
-    ("sgd_momentum", "sgd_momentum", "SGD momentum", (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), None, None),
-    ("weight_decay", "weight_decay", "Weight decay", (0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2), None, None),
-    ("hidden", "hidden", "Hidden width", (8, 16, 32, 64, 128, 256), None, "Width of the two-layer MLP backbone."),
-)
+# The training knobs: (URL key = ToyConfig field, the page's own [low, high] or None); label, help and
+# slider stops come from the field's metadata (lab.train.toy.ToyConfig). A field without stops is a number box.
+TRAIN_SPECS = (("seeds", (1, 5)), ("epochs", (1, 2000)), ("lr", None), ("batch_size", None), ("dim", None),
+               ("seed", None))
+ADVANCED_SPECS = (("sgd_momentum", None), ("weight_decay", None), ("hidden", None))
 RESERVED = ("lock", "lesson", "hide")
 
 
@@ -126,13 +110,15 @@ def method_params(method: str) -> list[Param]:
 
 
 def _train_param(spec, group: str, defaults: Mapping[str, Any]) -> Param:
-    url, target, label, stops, limits, help_ = spec
-    default = defaults.get(url, ToyConfig.__dataclass_fields__[target].default)
-    kind = type(ToyConfig.__dataclass_fields__[target].default)
-    formatter = {"dim": lambda d: {2: "2 · circle", 3: "3 · sphere"}.get(d, str(d))}.get(url)
+    name, limits = spec
+    f = ToyConfig.__dataclass_fields__[name]
+    default = defaults.get(name, f.default)
+    formatter = {"dim": lambda d: {2: "2 · circle", 3: "3 · sphere"}.get(d, str(d))}.get(name)
+    stops = f.metadata.get("stops")
     if stops is not None:
         stops = tuple(sorted(set(stops) | {default}))
-    return Param(url, label, kind, default, f"train:{target}", stops, limits, help_, group, format=formatter)
+    return Param(name, f.metadata.get("label", name), type(f.default), default, f"train:{name}", stops, limits,
+                 f.metadata.get("help"), group, format=formatter)
 
 
 class ParamForm:

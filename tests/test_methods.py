@@ -1,11 +1,13 @@
 """The SSL methods registry: every method (parametrised over METHOD_NAMES), every knob, the pure losses."""
 import copy
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from lab import geometry as geo
+from lab.checks import field_kind
 from lab.methods import METHOD_NAMES, REGISTRY, build_method, method_class, method_config
 from lab.methods.barlow import barlow_loss, batch_standardize
 from lab.methods.base import negative_cosine, squared_distance
@@ -582,3 +584,20 @@ def test_triplet_margin_inf_parses_from_a_string():
     assert math.isinf(method_config("triplet", {"margin": "inf"}).margin)
     with pytest.raises(ValueError, match="margin"):
         method_config("triplet", {"margin": "nan"})
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_every_knob_carries_its_label_and_numeric_knobs_their_range(name):
+    """A knob is one line in its method's module: label, help, stops and range travel in its metadata."""
+    cls = method_class(name)
+    assert cls.label, name
+    for f in dataclasses.fields(cls.Config):
+        assert f.metadata.get("label"), (name, f.name)
+        if field_kind(f) in (int, float) and not (name == "triplet" and f.name == "margin"):  # (0, ∞]: own check
+            low, high = f.metadata["range"]
+            assert low <= f.default <= high, (name, f.name)
+            with pytest.raises(ValueError, match=f.name):
+                method_config(name, {f.name: high * 2 + 1})
+        stops = f.metadata.get("stops")
+        if stops:
+            assert field_kind(f) is not bool and len(set(stops)) == len(stops), (name, f.name)

@@ -8,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from lab import ui
+from lab import ui, vocab
 from lab.experiments import experiment
 from lab.render.toy import metric_band_figure, side_by_side_gif, toy_animation
 from lab.train.toy import ToyConfig
@@ -24,8 +24,7 @@ FIGURES = {e.key.removeprefix("fig"): (f"{e.figure} · {e.title}",
                                        f"Paper {e.source.removeprefix('paper ')}: {e.statement}")
            for e in map(experiment, ("fig3", "fig4"))}
 
-COMPARE_METRICS = (("center_norm", "‖s‖ center norm"), ("knn_acc", "kNN accuracy (held-out)"),
-                   ("linear_acc", "linear accuracy (held-out)"), ("z_std", "z_std"))
+COMPARE_METRICS = tuple((m, vocab.label(m)) for m in ("center_norm", "knn_acc", "linear_acc", "z_std"))
 
 view_form = ui.ParamForm("cmp_", [
     ui.Param("fig", "Figure", str, "3", "view", tuple(FIGURES), widget="radio", format=lambda f: FIGURES[f][0]),

@@ -63,6 +63,8 @@ DATASETS: dict[str, Callable[[int, torch.Generator], tuple[torch.Tensor, torch.T
     "circles": _circles,
     "blobs3d": lambda n, g: _blobs(n, g, dim=3),
 }
+DATASET_LABELS = {"blobs": "blobs (2-D)", "moons": "moons (2-D)", "circles": "circles (2-D)",
+                  "blobs3d": "blobs (3-D input)"}
 
 
 def make_toy(name: str, seed: int = 0, n_train: int = 200, n_test: int = 100) -> ToyData:

@@ -15,7 +15,7 @@ import torch
 
 from lab import geometry as geo
 from lab import metrics as M
-from lab.checks import check_range, parse_text
+from lab.checks import check_knobs, check_range, knob, parse_text
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_config
 from lab.methods.fused import fused_step
@@ -36,19 +36,28 @@ class ToyConfig:
     method: str = "simsiam"
     dataset: str = "blobs"
     params: tuple[tuple[str, Any], ...] = ()
-    seeds: int = 5
-    seed: int = 0
+    seeds: int = knob(5, "Seeds", "Seeds seed, seed+1, … trained together as one batched program; curves show "
+                      "their mean and spread.", stops=(1, 2, 3, 4, 5), range=(1, 64))
+    seed: int = knob(0, "First seed", "Seeds used: seed, seed + 1, …", range=(0, 2**31 - 1))
     data_seed: int = 0
-    batch_size: int = 100
-    epochs: int = 250
-    lr: float = 0.05
-    sgd_momentum: float = 0.9  # not `momentum`: that name is BYOL's EMA knob (DESIGN §4)
-    weight_decay: float = 1e-4
-    dim: int = 3  # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (README)
-    hidden: int = 64
-    n_train: int = 200
-    n_test: int = 100
-    max_evals: int = 51
+    batch_size: int = knob(100, "Batch size", "Of the 600 training points (200 per class); a positive pair is two "
+                           "points of one class.", stops=(10, 20, 30, 50, 100, 150, 200, 300, 600))
+    epochs: int = knob(250, "Epochs", "Passes over the 600 training points.",
+                       stops=(10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000), range=(0, 100_000))
+    lr: float = knob(0.05, "Learning rate", "SGD learning rate.",
+                     stops=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), range=(0.0, 100.0),
+                     low_open=True)
+    # not `momentum`: that name is BYOL's EMA knob (DESIGN §4)
+    sgd_momentum: float = knob(0.9, "SGD momentum", stops=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), range=(0.0, 0.999))
+    weight_decay: float = knob(1e-4, "Weight decay", stops=(0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2), range=(0.0, 1.0))
+    # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (README)
+    dim: int = knob(3, "Feature dimension D", "2: the circle, 3: the sphere; above 3 the animation shows the first 3 "
+                    "coordinates.", stops=(2, 3, 4, 8, 16, 32, 64, 128), range=(2, 512))
+    hidden: int = knob(64, "Hidden width", "Width of the two-layer MLP backbone.", stops=(8, 16, 32, 64, 128, 256),
+                       range=(2, 4096))
+    n_train: int = knob(200, range=(2, 100_000))
+    n_test: int = knob(100, range=(1, 100_000))
+    max_evals: int = knob(51, range=(2, 10_000))
 
     def __post_init__(self):
         if self.method not in METHOD_NAMES:
@@ -57,21 +66,11 @@ class ToyConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; valid: {', '.join(DATASETS)}")
         object.__setattr__(self, "params", tuple(sorted(dict(self.params).items())))
         self.method_config  # validates the method's knobs
-        check_range("seeds", self.seeds, 1, 64)
-        check_range("seed", self.seed, 0, 2**31 - 1)
-        check_range("batch_size", self.batch_size, 2, 3 * self.n_train)
-        check_range("epochs", self.epochs, 0, 100_000)
-        check_range("lr", self.lr, 0.0, 100.0, low_open=True)
-        check_range("sgd_momentum", self.sgd_momentum, 0.0, 0.999)
-        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        check_range("dim", self.dim, 2, 512)
-        check_range("hidden", self.hidden, 2, 4096)
-        check_range("max_evals", self.max_evals, 2, 10_000)
-        check_range("n_train", self.n_train, 2, 100_000)
-        check_range("n_test", self.n_test, 1, 100_000)
         for name in ("seeds", "seed", "batch_size", "epochs", "dim", "hidden"):
-            if not isinstance(getattr(self, name), int):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        check_knobs(self)
+        check_range("batch_size", self.batch_size, 2, 3 * self.n_train)  # its range depends on n_train
 
     @property
     def method_config(self):
