@@ -61,22 +61,23 @@ class Param:
 # ---------------------------------------------------------------- values as text
 
 
-def fmt(value: Any) -> str:
-    """A value as a person reads it (and as the URL carries it, except bools: on/off here)."""
+def _as_text(value: Any, words: tuple[str, str, str]) -> str:
+    true, false, infinity = words
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return true if value else false
     if isinstance(value, float):
-        return "∞" if math.isinf(value) and value > 0 else f"{value:.6g}"
+        return infinity if math.isinf(value) and value > 0 else f"{value:.6g}"
     return str(value)
+
+
+def fmt(value: Any) -> str:
+    """A value as a person reads it: on/off, ∞."""
+    return _as_text(value, ("on", "off", "∞"))
 
 
 def encode(value: Any) -> str:
-    """A value as URL text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "inf" if math.isinf(value) and value > 0 else f"{value:.6g}"
-    return str(value)
+    """A value as URL text (`lab.checks.parse_text` reads it back): true/false, inf."""
+    return _as_text(value, ("true", "false", "inf"))
 
 
 def decode(p: Param, text: str) -> Any:

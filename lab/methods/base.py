@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lab import geometry as geo
+from lab.checks import knob
 from lab.nn import SeedLinear, seed_generators, seed_mlp
 
 REGISTRY: dict[str, type["Method"]] = {}
@@ -56,6 +57,21 @@ class Encoder(nn.Module):
 def predictor_head(gens: Sequence[torch.Generator], dim: int, hidden: int, enabled: bool) -> nn.Module | None:
     """SimSiam/BYOL predictor D → hidden (BN, ReLU) → D, or None when the knob turns it off."""
     return seed_mlp(gens, [dim, hidden, dim], batchnorm=True) if enabled else None
+
+
+def predictor_knob(help_extra: str = "") -> Any:
+    """The `predictor` on/off knob of SimSiam and BYOL."""
+    return knob(True, "Predictor", PREDICTOR_HELP + help_extra)
+
+
+def predictor_hidden_knob() -> Any:
+    # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here.
+    return knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
+
+
+def online_predictions(predictor: nn.Module | None, z1: torch.Tensor, z2: torch.Tensor):
+    """The online branch's predictions p = h(z) of both views, or z itself without a predictor. (K, N, D) each."""
+    return (predictor(z1), predictor(z2)) if predictor is not None else (z1, z2)
 
 
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -12,14 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from lab.checks import check_knobs, knob
-from lab.methods.base import (
-    PREDICTOR_HELP,
-    PREDICTOR_HIDDEN_STOPS,
-    Method,
-    negative_cosine,
-    predictor_head,
-    register,
-)
+from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
+                              predictor_knob, register)
 from lab.nn import ema_update
 from lab.schedules import cosine_to_one
 
@@ -29,8 +23,8 @@ class BYOLConfig:
     momentum: float = knob(0.99, "EMA momentum ε", "EMA of the teacher: lower → the teacher follows the student "
                            "faster (paper Fig. 7).", stops=(0.0, 0.5, 0.9, 0.95, 0.99, 0.996, 0.999, 1.0),
                            range=(0.0, 1.0))
-    predictor: bool = knob(True, "Predictor", PREDICTOR_HELP)
-    predictor_hidden: int = knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
+    predictor: bool = predictor_knob()
+    predictor_hidden: int = predictor_hidden_knob()
     # BYOL's cosine schedule of the EMA momentum from `momentum` to 1 over training (the ImageNet recipe);
     # off: `momentum` throughout.
     momentum_schedule: bool = knob(False, "Momentum schedule", "Cosine from ε to 1 over training (BYOL's recipe).",
@@ -43,9 +37,9 @@ class BYOLConfig:
 @register
 class BYOL(Method):
     name = "byol"
-    label = "BYOL"
     Config = BYOLConfig
-    collapse_loss = "-1"
+    label = "BYOL"
+    collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
@@ -54,7 +48,7 @@ class BYOL(Method):
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
-        p1, p2 = (self.predictor(z1), self.predictor(z2)) if self.predictor is not None else (z1, z2)
+        p1, p2 = online_predictions(self.predictor, z1, z2)
         with torch.no_grad():
             t1, t2 = self.target(x1)[1], self.target(x2)[1]
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}

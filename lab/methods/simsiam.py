@@ -9,27 +9,20 @@ from dataclasses import dataclass
 
 from lab.checks import check_knobs, knob
 from lab.methods import fused
-from lab.methods.base import (
-    PREDICTOR_HELP,
-    PREDICTOR_HIDDEN_STOPS,
-    Method,
-    negative_cosine,
-    predictor_head,
-    register,
-)
+from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
+                              predictor_knob, register)
 
 
 @dataclass(frozen=True)
 class SimSiamConfig:
-    predictor: bool = knob(True, "Predictor", PREDICTOR_HELP + " SimSiam without it collapses (paper Fig. 4).")
+    predictor: bool = predictor_knob(" SimSiam without it collapses (paper Fig. 4).")
     stop_grad: bool = knob(True, "Stop-gradient",
                            "No gradient through the target branch. SimSiam without it collapses (paper Fig. 4).")
     predictor_lr_scale: float = knob(
         1.0, "Predictor learning rate (× lr)", "The predictor's learning rate as a fraction of lr (paper Fig. B.6: "
         "1 %…100 %).", stops=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), range=(0.0, 100.0),
         low_open=True)
-    # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here.
-    predictor_hidden: int = knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
+    predictor_hidden: int = predictor_hidden_knob()
     # SimSiam's ImageNet recipe keeps the predictor's lr fixed while the rest follows the schedule
     # (the trainer honours the group's `fixed_lr`); the toy trainer has no schedule.
     predictor_fixed_lr: bool = knob(False, "Fixed predictor lr", "The predictor's lr stays at its start value "
@@ -68,7 +61,7 @@ class SimSiam(Method):
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
-        p1, p2 = (self.predictor(z1), self.predictor(z2)) if self.predictor is not None else (z1, z2)
+        p1, p2 = online_predictions(self.predictor, z1, z2)
         t1, t2 = (z1.detach(), z2.detach()) if self.cfg.stop_grad else (z1, z2)
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
 
