@@ -8,12 +8,8 @@ import shlex
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 from lab import runs as labruns
-from lab.imagenet.model import resolved_method_params
-from lab.imagenet.presets import NOTES, PRESETS
-from lab.imagenet.train import build_parser, config_from_args, prepare_check
 from lab.methods import METHOD_NAMES
 from lab.render import runs as view
 from lab.ui import METHOD_LABELS
@@ -57,7 +53,7 @@ def launch_demo() -> None:
     st.session_state.runs_flash = f"Started {info.name}: a short CPU run on generated images."
 
 
-if not torch.cuda.is_available():
+if not labruns.cuda_available():
     with st.container(border=True):
         left, right = st.columns([4, 1])
         left.markdown(
@@ -97,34 +93,23 @@ def train_argv(data: str, method: str | None, knobs: str, epochs: int, batch: in
     return argv
 
 
-def check_argv(argv: list[str], preset: str | None) -> None:
-    """The trainer's own checks (flags, method knobs, ranges) before anything starts."""
-    if preset:
-        for run in PRESETS[preset]:
-            sets = [a for k, v in run["set"].items() for a in ("--set", f"{k}={v}")]
-            prepare_check(config_from_args(build_parser().parse_args(
-                argv + ["--method", run["method"], *sets, "--out", "check"])))
-    else:
-        prepare_check(config_from_args(build_parser().parse_args(argv + ["--out", "check"])))
-
-
 with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
     c1, c2, c3 = st.columns(3)
     name = c1.text_input("Run name (a preset's: its prefix)", key="runs_name", placeholder="e.g. simsiam-nopred",
                          help="Letters, digits, '.', '_' and '-'. A preset names its runs <this>-<run>, "
                               "or <preset>-<run> when this is empty.")
-    preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *PRESETS], key="runs_preset",
+    preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *labruns.PRESETS], key="runs_preset",
                           help="A preset launches every run of one figure, with the paper's settings.")
     preset = None if preset == NO_PRESET else preset
     method = c3.selectbox("Method", METHOD_NAMES, index=METHOD_NAMES.index("simsiam"), key="runs_method",
                           format_func=lambda m: METHOD_LABELS.get(m, m), disabled=bool(preset))
     if preset:
-        st.caption(f"{NOTES.get(preset, '')}. Runs: " + ", ".join(
+        st.caption(f"{labruns.NOTES.get(preset, '')}. Runs: " + ", ".join(
             f"`{r['name']}` ({', '.join(f'{k}={v}' for k, v in r['set'].items()) or 'standard'})"
-            for r in PRESETS[preset]))
+            for r in labruns.preset_runs(preset)))
         knobs = ""
     else:
-        defaults = resolved_method_params(method)
+        defaults = labruns.method_params(method)
         knobs = st.text_input("Ablation and knobs (key=value, comma separated)", key="runs_knobs",
                               placeholder="e.g. predictor=false", help="On top of the method's ImageNet recipe.")
         st.caption("Knobs of this method (recipe values): " + ", ".join(f"`{k}={v}`" for k, v in defaults.items()))
@@ -136,7 +121,7 @@ with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
     batch = c4.number_input("Batch size (global)", 2, 65_536, 256, key="runs_batch")
     image_size = c5.number_input("Image size (px)", 16, 1024, 224, key="runs_image_size")
     extra = st.text_input("More trainer arguments", key="runs_extra",
-                          placeholder="e.g. --workers 8 --cache /data/cache160 --collapse-guard 0.95",
+                          placeholder="e.g. --workers 8 --cache /data/cache160 --collapse-threshold 0.95",
                           help="Any flag of python -m lab.imagenet.train.")
     slurm_on = st.toggle("Submit to SLURM", key="runs_slurm")
     slurm = None
@@ -153,7 +138,6 @@ with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
             # A preset names its runs <prefix>-<run>; the prefix defaults to the preset's name.
             run_name = labruns.validate_name(name.strip()) if name.strip() or not preset else None
             argv = train_argv(data, None if preset else method, knobs, int(epochs), int(batch), int(image_size), extra)
-            check_argv(argv, preset)
             if slurm_on:
                 slurm = labruns.SlurmSpec(nodes=int(nodes), gpus_per_node=int(gpn), cpus_per_task=int(cpus),
                                           mem_gb=int(mem), time_min=int(minutes), partition=partition.strip() or None)
@@ -173,7 +157,7 @@ with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
 
 infos = labruns.list_runs(root)
 if not infos:
-    st.info("No runs yet. Launch one above" + ("." if torch.cuda.is_available() else ", or start the CPU demo run."))
+    st.info("No runs yet. Launch one above" + ("." if labruns.cuda_available() else ", or start the CPU demo run."))
     st.stop()
 
 
@@ -273,7 +257,7 @@ live(shown, any(active(by_name[n]) for n in shown))
 
 presets_seen = {}
 for info in infos:
-    if info.preset in PRESETS:
+    if info.preset in labruns.PRESETS:
         presets_seen.setdefault(info.preset, []).append(info)
 if presets_seen:
     st.subheader("The paper's figures from your runs")
@@ -283,4 +267,4 @@ if presets_seen:
             st.caption(f"{preset_name}: its runs have no finished epoch yet.")
         else:
             st.plotly_chart(fig, key=f"runs_paper_{preset_name}")
-            st.caption(NOTES.get(preset_name, ""))
+            st.caption(labruns.NOTES.get(preset_name, ""))

@@ -5,8 +5,10 @@ input, kill -9 + resume, and SIGTERM.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -105,6 +107,75 @@ def test_config_validation_names_value_and_range():
         TrainConfig(data="x", method="simsiam", collapse_threshold=1.5)
 
 
+# Every field away from its default (byol: its momentum knob exists), for the command-line round trip.
+NON_DEFAULT = dict(data="/data/in 100", method="byol", set={"momentum": "0.9", "momentum_schedule": "false"},
+                   epochs=7, batch_size=64, image_size=64, load_size=72, device="cpu", out="/runs/r 1", seed=5,
+                   workers=1, cache="/cache/c", knn_every=2, knn_k=5, knn_temperature=0.1, log_every_steps=3,
+                   collapse_threshold=0.9, collapse_patience=2, lr=0.3, max_steps_per_epoch=9, amp=False,
+                   channels_last=False, aug_groups=2, progress=False)
+
+
+def test_every_config_field_is_a_flag_of_the_same_name_with_help():
+    from lab.imagenet.config import build_parser
+
+    flags = {a.dest: a.option_strings for a in build_parser()._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in flags[f.name], f.name
+        assert f.metadata.get("help"), f.name
+    assert "--collapse-guard" in flags["collapse_threshold"] and "--log-every" in flags["log_every_steps"]
+    assert {"--no-amp", "--no-channels-last", "--no-progress"} <= {s for names in flags.values() for s in names}
+
+
+def test_a_config_round_trips_through_the_command_line_and_a_config_file(tmp_path):
+    from lab.imagenet import config_to_argv, parse_train_args
+
+    assert set(NON_DEFAULT) == {f.name for f in dataclasses.fields(TrainConfig)}, "a new field: add it here"
+    cfg = TrainConfig(**NON_DEFAULT)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert all(getattr(cfg, k) != defaults[k] for k in NON_DEFAULT)
+    argv = config_to_argv(cfg)
+    assert parse_train_args(argv) == cfg
+    assert config_to_argv(TrainConfig(data="d", method="simsiam")) == ["--data", "d", "--method", "simsiam"]
+    path = tmp_path / "train_config.json"
+    path.write_text(json.dumps(cfg.to_json()))
+    assert parse_train_args(["--config", str(path)]) == cfg
+    # flags beside --config override it; --set knob by knob; the old spellings still work
+    over = parse_train_args(["--config", str(path), "--epochs", "9", "--set", "momentum=0.5", "--collapse-guard",
+                             "0.5", "--log-every", "4", "--amp"])
+    assert over == dataclasses.replace(cfg, epochs=9, set={"momentum": "0.5", "momentum_schedule": "false"},
+                                       collapse_threshold=0.5, log_every_steps=4, amp=True)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"data": "d", "colour": 1}', "unknown field 'colour'"), ("[1]", "expected a JSON object"),
+    ("{nope", "not JSON"), ('{"data": "d", "method": "simsiam", "out": "o", "amp": "no"}', "amp must be true or false"),
+    ('{"data": "d", "method": "simsiam", "out": "o", "epochs": "3"}', "epochs must be an integer in [1, 100000]"),
+    ('{"data": "d", "method": "simsiam"}', "missing --out"),
+])
+def test_a_bad_config_file_is_one_line(tmp_path, content, message):
+    from lab.imagenet import parse_train_args
+
+    (tmp_path / "c.json").write_text(content)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        parse_train_args(["--config", str(tmp_path / "c.json")])
+    assert "\n" not in str(err.value)
+
+
+def test_preset_configs_put_the_users_flags_over_each_run():
+    from lab.imagenet import preset_configs, preset_runs
+
+    configs = preset_configs("b6-simsiam-predictor-lr", {"data": "d", "epochs": 3, "set": {"predictor": "true"},
+                                                         "device": "cpu"})
+    assert [run for run, _ in configs] == preset_runs("b6-simsiam-predictor-lr")
+    for run, cfg in configs:
+        assert (cfg.method, cfg.epochs, cfg.device, cfg.out) == ("simsiam", 3, "cpu", f"runs/b6-simsiam-predictor-lr/{run['name']}")
+        assert cfg.set == {**run["set"], "predictor": "true"}
+    assert preset_configs("b5-simsiam-predictor", {"data": "d", "out": "o"})[1][1].out == "o/simsiam-nopred"
+    assert preset_configs("b5-simsiam-predictor", {"data": "d"})[0][1].epochs == preset_runs("b5-simsiam-predictor")[0]["epochs"]
+    with pytest.raises(ValueError, match="must not contain --method"):
+        preset_configs("b5-simsiam-predictor", {"data": "d", "method": "byol"})
+
+
 def test_trim_metrics_drops_what_the_checkpoint_does_not_cover(tmp_path):
     path = tmp_path / "metrics.jsonl"
     rows = [{"kind": "step", "epoch": 1, "step": 1}, {"kind": "epoch", "epoch": 1, "step": 2},
@@ -127,6 +198,9 @@ BAD_INPUTS = {
                          "no full batch of 64"),
     "unknown preset": (["--preset", "fig99"], "unknown preset 'fig99'"),
     "unknown flag": (["--data", "{data}", "--method", "simsiam", "--bogus"], "unrecognized arguments: --bogus"),
+    "run without preset": (["--data", "{data}", "--method", "simsiam", "--run"], "--run goes with --preset"),
+    "preset with a method": (["--data", "{data}", "--preset", "b5-simsiam-predictor", "--method", "byol"],
+                             "must not contain --method"),
 }
 SUBPROCESS_CASES = ("missing data folder", "unknown method", "knob of another method", "unknown preset")
 

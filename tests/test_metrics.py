@@ -107,6 +107,25 @@ def test_knn_accuracy_equals_a_plain_topk_vote():
     assert 0.2 < plain.mean() < 0.5  # random labels: near chance, so the check is not trivially 1 or 0
 
 
+def test_knn_accuracy_in_chunks_equals_all_at_once():
+    g = torch.Generator().manual_seed(5)
+    bank, query = geo.normalize(torch.randn(3, 400, 4, generator=g)), geo.normalize(torch.randn(3, 130, 4, generator=g))
+    bank_y, query_y = torch.randint(0, 4, (400,), generator=g), torch.randint(0, 4, (130,), generator=g)
+    whole = M.knn_accuracy(bank, bank_y, query, query_y)
+    for chunk in (1, 32, 129, 130, 1000):
+        assert torch.allclose(M.knn_accuracy(bank, bank_y, query, query_y, chunk=chunk), whole, atol=1e-6), chunk
+
+
+def test_knn_accuracy_makes_every_tensor_on_the_device_of_its_inputs():
+    """The meta device stands in for CUDA: a tensor made on the CPU beside meta inputs fails the same way."""
+    bank, query = torch.empty(2, 600, 8, device="meta"), torch.empty(2, 50, 8, device="meta")
+    labels = torch.empty(600, dtype=torch.int64, device="meta")
+    acc = M.knn_accuracy(bank, labels, query, labels[:50], n_classes=3, chunk=16)
+    assert acc.device.type == "meta" and acc.shape == (2,)
+    values, idx = M.top_k_last(torch.empty(2, 600, device="meta"), 20)
+    assert values.device.type == idx.device.type == "meta" and idx.shape == (2, 20)
+
+
 def test_alignment_is_zero_for_identical_views_and_grows_with_distance():
     z, _ = clusters(k=2)
     assert torch.allclose(M.alignment(z, z), torch.zeros(2))

@@ -74,13 +74,15 @@ def lab(tmp_path_factory):
     env = dict(os.environ, LAB_RUNS_DIR=str(root), OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     lab = Lab(root, data, env)
-    # epochs chosen so that each run is still going when the (sequential) tests reach it
-    for name, epochs in (("finish", 3), ("stopme", 8), ("killme", 50)):
-        lab.cli("launch", name, "--device", "cpu", "--", *train_args(data, epochs))
+    # epochs chosen so that each run is still going when the (sequential) tests reach it; the short runs
+    # last, since each launch takes a second or two (it parses and checks the train args with the engine)
+    lab.cli("launch", "killme", "--device", "cpu", "--", *train_args(data, 50))
     lab.cli("launch", "ddp", "--gpus", "2", "--device", "cpu", "--", *train_args(data, 50))
     lab.cli("launch", "sweep", "--device", "cpu", "--preset", "b6-simsiam-predictor-lr", "--",
             *[a for a in train_args(data, 1) if a not in ("--method", "simsiam")])
     lab.stopped_queued = stop("sweep-simsiam-predlr100", root, wait=0)  # third in the queue: skipped
+    for name, epochs in (("stopme", 8), ("finish", 3)):
+        lab.cli("launch", name, "--device", "cpu", "--", *train_args(data, epochs))
     # seen running by `runs list --json` after the CLI that launched it has exited (the run outlives it)
     lab.seen = wait_for(lambda: lab.listed()["finish"]["status"] == "running" and "running", 60)
     pidf = read_json(root / "finish" / "pid.json")
@@ -218,7 +220,9 @@ def test_runs_have_their_own_session_and_files(lab):
     infos = {n: lab.info(n) for n in ("finish", "stopme", "killme")}
     for name, info in infos.items():
         launch_json = read_json(info.path / "launch.json")
-        assert launch_json["train_argv"][-2:] == ["--out", str(info.path)]
+        # the engine runs the config the launcher wrote into the folder, with --out that folder
+        assert launch_json["train_argv"] == ["--config", str(info.path / "train_config.json")]
+        assert read_json(info.path / "train_config.json")["out"] == str(info.path)
         config = wait_for(lambda: read_json(info.path / "config.json"), 60)
         assert config["config"]["out"] == str(info.path)
         others = [str(lab.root / o) for o in infos if o != name]
@@ -253,8 +257,8 @@ def test_preset_runs_queue_one_after_another(lab):
     names = ["sweep-simsiam-predlr1", "sweep-simsiam-predlr10"]
     infos = [lab.info(n) for n in names]
     assert [i.preset for i in infos] == ["b6-simsiam-predictor-lr"] * 2
-    assert read_json(infos[0].path / "launch.json")["train_argv"][:4] == ["--method", "simsiam", "--set",
-                                                                           "predictor_lr_scale=0.01"]
+    first = read_json(infos[0].path / "train_config.json")
+    assert (first["method"], first["set"], first["epochs"]) == ("simsiam", {"predictor_lr_scale": 0.01}, 1)
     assert (lab.stopped_queued.status, lab.stopped_queued.message) == ("queued", "stop requested: it will be skipped")
     statuses = set()
 
@@ -296,6 +300,32 @@ def test_launch_refuses_what_the_launcher_owns(tmp_path):
     assert str(err.value).startswith("no run named 'nosuch'")
 
 
+def test_launch_parses_the_train_args_once_into_the_config_it_writes(tmp_path):
+    """Bad train args fail in launch() with the engine's one-line message, before any folder is made; good
+    ones become RUN/train_config.json, the config the engine runs (recipe defaults filled in)."""
+    from lab.imagenet import parse_train_args
+
+    root = tmp_path / "root"
+    for args, match in ((["--data", "d", "--method", "simsiam", "--set", "lam=0"], "unknown parameter 'lam'"),
+                        (["--data", "d", "--method", "byol", "--set", "momentum=2"], "momentum must be in"),
+                        (["--data", "d", "--method", "simsiam", "--epochs", "0"], r"epochs must be in \[1, 100000\]"),
+                        (["--data", "d", "--method", "simsiam", "--epochz", "3"], "unrecognized arguments: --epochz"),
+                        (["--data", "d"], "missing --method")):
+        with pytest.raises(ValueError, match=match):
+            launch("bad", args, root=root)
+        assert not (root / "bad").exists()
+    with pytest.raises(ValueError, match="must not contain --method"):
+        launch_preset("b5-simsiam-predictor", ["--data", "d", "--method", "byol"], root=root)
+    # no data folder 'd': the run itself fails at once; the files it was given are what this test reads
+    info = launch("ok", ["--data", "d", "--method", "byol", "--set", "momentum=0.9", "--log-every", "2"], root=root,
+                  device="cpu")
+    written = read_json(info.path / "train_config.json")
+    cfg = parse_train_args(read_json(info.path / "launch.json")["train_argv"])
+    assert cfg.to_json() == written and (cfg.out, cfg.device, cfg.log_every_steps) == (str(info.path), "cpu", 2)
+    assert (cfg.epochs, cfg.batch_size) != (None, None) and info.epochs == cfg.epochs and info.method == "byol"
+    wait_for(lambda: get_run("ok", root).status not in ("queued", "running"), 60)
+
+
 def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "env-root"))
     assert runs_root() == tmp_path / "env-root" and (tmp_path / "env-root").is_dir()
@@ -306,14 +336,14 @@ def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_demo_data_is_built_once_and_its_args_parse(tmp_path):
-    from lab.imagenet.train import build_parser, config_from_args
+    from lab.imagenet import parse_train_args
 
     data = demo_data(tmp_path)
     assert data.parent == tmp_path and sorted(p.name for p in data.iterdir()) == ["train", "val"]
     stamp = next((data / "train").rglob("*.jpg")).stat().st_mtime_ns
     assert demo_data(tmp_path) == data and next((data / "train").rglob("*.jpg")).stat().st_mtime_ns == stamp
     assert list_runs(tmp_path) == []  # the demo folder is not a run
-    cfg = config_from_args(build_parser().parse_args([*demo_train_args(data), "--out", str(tmp_path / "r")]))
+    cfg = parse_train_args([*demo_train_args(data), "--out", str(tmp_path / "r")])
     assert (cfg.method, cfg.epochs, cfg.image_size, cfg.device) == ("simsiam", 12, 32, "auto")
 
 
@@ -360,7 +390,8 @@ def test_status_rules_from_files_alone(tmp_path):
         path = tmp_path / name
         path.mkdir()
         write_json(path / "launch.json", {"name": name, "started": now_iso(), "backend": "local",
-                                          "train_argv": ["--method", "simsiam", "--epochs", "9"]})
+                                          "train_argv": ["--config", str(path / "train_config.json")]})
+        write_json(path / "train_config.json", {"data": "d", "method": "simsiam", "epochs": 9, "out": str(path)})
         for fname, content in files.items():
             if fname.endswith(".json"):
                 write_json(path / fname, content)

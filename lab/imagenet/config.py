@@ -1,24 +1,42 @@
-"""The configuration of one ImageNet run and the command line that builds it.
+"""The configuration of one ImageNet run and the command line that builds it, both declared once.
 
-`TrainConfig` is validated once, when it is made (bad input -> ValueError, one line); `build_parser` /
-`config_from_args` turn `python -m lab.imagenet.train` flags into one, and `preset_commands` a paper preset
-into the flags of each of its runs.
+`TrainConfig`'s fields carry their help text and valid range in their metadata (`lab.checks.knob`); a config
+is validated when it is made (bad input -> ValueError, one line). The command line is built from the fields
+(`build_parser`: `--batch-size` for batch_size, bools as `--amp/--no-amp`, `--set KEY=VALUE` repeatable, old
+spellings kept as aliases); `--config FILE.json` reads a JSON object of fields, and flags given beside it
+override it. `parse_train_args` makes a config from argv, `config_to_argv` turns one back into argv, and
+`preset_configs` makes the configs of a paper preset's runs.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
+from lab.checks import check_knobs, field_kind, knob
+from lab.imagenet.model import method_params
+from lab.imagenet.presets import preset_runs
+from lab.imagenet.recipes import RECIPES
 from lab.methods import METHOD_NAMES
-from lab.checks import check_range
 
 PROG = "python -m lab.imagenet.train"
 DESCRIPTION = "ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`."
+REQUIRED = ("data", "method", "out")  # a command line must name them (out has a default for the Python API only)
+
+
+def _option(default: Any = dataclasses.MISSING, *, help: str, metavar: str | None = None, aliases: tuple = (),
+            factory=None, **checks) -> Any:
+    """A TrainConfig field: `lab.checks.knob`'s metadata (help, range, low_open) and the command line's own
+    (metavar; aliases, the older spellings of the flag). factory: a default made afresh per config."""
+    meta = {**knob(None, help=help, **checks).metadata, "metavar": metavar, "aliases": tuple(aliases)}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -31,69 +49,73 @@ class TrainConfig:
     run with aug_groups = G sees exactly the views of a G-process run.
     """
 
-    data: str
-    method: str
-    set: Mapping[str, Any] = field(default_factory=dict)
-    epochs: int | None = None
-    batch_size: int | None = None
-    image_size: int = 224
-    load_size: int | None = None  # None: image_size · 256/224, rounded
-    device: str = "auto"  # auto: cuda when present, else cpu; under torchrun cuda:LOCAL_RANK
-    out: str = "runs/imagenet"
-    seed: int = 0
-    workers: int = 4
-    cache: str | None = None
-    knn_every: int = 10  # epochs between kNN evaluations (and always after the last epoch); 0: only at the end
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    log_every_steps: int = 50
-    collapse_threshold: float | None = None  # guard off by default
-    collapse_patience: int = 3
-    lr: float | None = None
-    max_steps_per_epoch: int | None = None
-    amp: bool = True  # bf16 autocast; CUDA only
-    channels_last: bool = True  # CUDA only (CPU convolutions gain nothing from it)
-    aug_groups: int | None = None
-    progress: bool = True  # a progress bar on stderr when it is a terminal
+    data: str = _option(help="ImageFolder root with train/<class>/*.jpg (and val/ for kNN)", metavar="DIR")
+    method: str = _option(help="one of: " + ", ".join(METHOD_NAMES), metavar="NAME")
+    set: Mapping[str, Any] = _option(factory=dict, metavar="KEY=VALUE",
+                                     help="a method knob on top of its recipe (e.g. predictor=false, lam=0, "
+                                          "momentum=0.9); repeatable")
+    epochs: int | None = _option(None, range=(1, 100_000), help="default: the method's recipe")
+    batch_size: int | None = _option(None, range=(2, 1 << 20),
+                                     help="global batch over all ranks; default: the recipe's")
+    image_size: int = _option(224, range=(16, 1024), help="side of the training views in pixels")
+    load_size: int | None = _option(None, range=(16, 2048),
+                                    help="decoded size before cropping; default image_size·256/224, rounded")
+    device: str = _option("auto", help="auto (cuda when present, else cpu; under torchrun cuda:LOCAL_RANK), "
+                                       "cpu, cuda, cuda:N")
+    out: str = _option("runs/imagenet", metavar="DIR", help="run folder (checkpoint, metrics.jsonl, config.json, "
+                                                            "train.log); the same folder resumes")
+    seed: int = _option(0, range=(0, 2**31 - 1), help="seed of weights, batch order and augmentations")
+    workers: int = _option(4, range=(0, 256), help="data-loading processes per rank")
+    cache: str | None = _option(None, metavar="DIR", help="pre-decoded cache folder (python -m lab.imagenet.cache)")
+    knn_every: int = _option(10, range=(0, 100_000),
+                             help="epochs between kNN evaluations (and always after the last epoch); 0: only at the end")
+    knn_k: int = _option(20, range=(1, 10_000), help="neighbours that vote in the kNN")
+    knn_temperature: float = _option(0.07, range=(0.0, 100.0), low_open=True,
+                                     help="temperature T of the kNN vote weights exp(sim/T)")
+    log_every_steps: int = _option(50, range=(1, 1 << 30), aliases=("--log-every",),
+                                   help="a step line in metrics.jsonl every N steps")
+    collapse_threshold: float | None = _option(None, range=(0.0, 1.0), metavar="T", aliases=("--collapse-guard",),
+                                               help="stop when center_norm > T for collapse_patience epochs "
+                                                    "(off by default)")
+    collapse_patience: int = _option(3, range=(1, 100_000), help="epochs above the collapse threshold that stop a run")
+    lr: float | None = _option(None, range=(0.0, 100.0), low_open=True,
+                               help="base lr for batch 256 (scaled by batch/256); default: the recipe's")
+    max_steps_per_epoch: int | None = _option(None, range=(1, 1 << 30), help="cut epochs short (tests, demos)")
+    amp: bool = _option(True, help="bf16 autocast on CUDA (CPU runs float32 either way)")
+    channels_last: bool = _option(True, help="channels-last memory format on CUDA (CPU convolutions gain nothing)")
+    aug_groups: int | None = _option(None, range=(1, 4096),
+                                     help="augmentation groups of the global batch (default: the world size)")
+    progress: bool = _option(True, help="a progress bar on stderr when it is a terminal")
 
     def __post_init__(self):
         if self.method not in METHOD_NAMES:
             raise ValueError(f"unknown method {self.method!r}; valid: {', '.join(METHOD_NAMES)}")
+        if not isinstance(self.set, Mapping):
+            raise ValueError(f"set must map knob names to values, got {self.set!r}")
         # Normalised so that equal settings compare (and serialise) equal, whatever types came in.
         object.__setattr__(self, "set", dict(sorted(dict(self.set).items())))
-        object.__setattr__(self, "data", str(self.data))
-        object.__setattr__(self, "out", str(self.out))
-        if self.cache is not None:
-            object.__setattr__(self, "cache", str(self.cache))
-        self._check_ints()
-        self._check_floats()
+        for name in ("data", "out", "cache"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, str(getattr(self, name)))
+        self._check_bools()
+        check_knobs(self)
         if self.load_size is not None and self.load_size < self.image_size:
             raise ValueError(f"load_size must be >= image_size ({self.image_size}), got {self.load_size}")
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except (RuntimeError, ValueError):
-                raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+        self._check_device()
 
-    def _check_ints(self) -> None:
-        ints = {"epochs": (1, 100_000), "batch_size": (2, 1 << 20), "image_size": (16, 1024),
-                "load_size": (16, 2048), "seed": (0, 2**31 - 1), "workers": (0, 256), "knn_every": (0, 100_000),
-                "knn_k": (1, 10_000), "log_every_steps": (1, 1 << 30), "collapse_patience": (1, 100_000),
-                "max_steps_per_epoch": (1, 1 << 30), "aug_groups": (1, 4096)}
-        for name, (low, high) in ints.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-            check_range(name, value, low, high)
+    def _check_bools(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if field_kind(f) is bool and not isinstance(value, bool):
+                raise ValueError(f"{f.name} must be true or false, got {value!r}")
 
-    def _check_floats(self) -> None:
-        check_range("knn_temperature", self.knn_temperature, 0.0, 100.0, low_open=True)
-        if self.collapse_threshold is not None:
-            check_range("collapse_threshold", self.collapse_threshold, 0.0, 1.0)
-        if self.lr is not None:
-            check_range("lr", self.lr, 0.0, 100.0, low_open=True)
+    def _check_device(self) -> None:
+        if self.device == "auto":
+            return
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError, TypeError):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
 
     def resolved(self) -> "TrainConfig":
         """Recipe defaults filled in (epochs, batch_size, load_size); everything else unchanged."""
@@ -102,13 +124,31 @@ class TrainConfig:
             self, epochs=self.epochs or recipe.epochs, batch_size=self.batch_size or recipe.batch_size,
             load_size=self.load_size or int(round(self.image_size * 256 / 224)))
 
+    def to_json(self) -> dict[str, Any]:
+        """Every field as plain JSON types: what `--config FILE.json` reads back (`TrainConfig(**d) == self`)."""
+        return jsonable(dataclasses.asdict(self))
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
 
 def get_recipe(method: str):
-    from lab.imagenet.recipes import RECIPES
-
     if method not in RECIPES:
         raise ValueError(f"no ImageNet recipe for method {method!r}; valid: {', '.join(RECIPES)}")
     return RECIPES[method]
+
+
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """The cheap checks beyond the fields' own, before anything starts: the method's knobs parse and
+    exist, the method has a recipe. Bad -> ValueError, one line."""
+    method_params(cfg.method, cfg.set)
+    get_recipe(cfg.method)
+    return cfg
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device here (device "auto" then means cuda)."""
+    return torch.cuda.is_available()
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, str]:
@@ -135,15 +175,6 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def prepare_check(cfg: TrainConfig) -> TrainConfig:
-    """The cheap checks of a preset's runs before the first one starts (method knobs, recipe)."""
-    from lab.imagenet.model import method_params
-
-    method_params(cfg.method, cfg.set)
-    get_recipe(cfg.method)
-    return cfg
-
-
 # ----------------------------------------------------------------------------------------- command line
 
 class _Parser(argparse.ArgumentParser):
@@ -151,91 +182,122 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=DESCRIPTION)
-    p.add_argument("--data", help="ImageFolder root with train/<class>/*.jpg (and val/ for kNN)")
-    p.add_argument("--method", help="one of: " + ", ".join(METHOD_NAMES))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method knob (e.g. predictor=false, lam=0, momentum=0.9); repeatable")
-    p.add_argument("--epochs", type=int, help="default: the method's recipe")
-    p.add_argument("--batch-size", type=int, help="global batch over all ranks; default: the recipe's")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--load-size", type=int, help="decoded size before cropping; default image-size·256/224")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:N")
-    p.add_argument("--out", help="run folder (checkpoint, metrics.jsonl, config.json, train.log); "
-                                 "the same --out resumes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=4, help="data-loading processes per rank")
-    p.add_argument("--cache", help="pre-decoded cache folder (python -m lab.imagenet.cache)")
-    p.add_argument("--lr", type=float, help="base lr for batch 256 (scaled by batch/256); default: the recipe's")
-    p.add_argument("--collapse-guard", type=float, metavar="T",
-                   help="stop when center_norm > T for --collapse-patience epochs (off by default)")
-    p.add_argument("--collapse-patience", type=int, default=3, metavar="N")
-    p.add_argument("--knn-every", type=int, default=10, metavar="E", help="kNN every E epochs and at the end")
-    p.add_argument("--knn-k", type=int, default=20)
-    p.add_argument("--knn-temperature", type=float, default=0.07)
-    p.add_argument("--log-every", type=int, default=50, metavar="STEPS", help="a step line every STEPS steps")
-    p.add_argument("--max-steps-per-epoch", type=int, metavar="S", help="cut epochs short (tests, demos)")
-    p.add_argument("--aug-groups", type=int, help="augmentation groups of the global batch (default: world size)")
-    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
-    p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--preset", metavar="NAME", help="print a paper preset's runs as commands (--run: run them)")
-    p.add_argument("--run", action="store_true", help="with --preset: run them one after another into --out/<name>")
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def build_parser(presets: bool = True) -> argparse.ArgumentParser:
+    """One flag per TrainConfig field (its name with dashes), --config, and (presets) --preset / --run.
+
+    Only the flags given appear in the parsed namespace (argparse.SUPPRESS), so that a --config file's
+    values stand wherever no flag overrides them; the fields' defaults live in TrainConfig alone."""
+    p = _Parser(prog=PROG, description=DESCRIPTION, argument_default=argparse.SUPPRESS)
+    p.add_argument("--config", metavar="FILE.json",
+                   help="a JSON object of these fields (e.g. a run folder's train_config.json); flags given "
+                        "beside it override it, --set knob by knob")
+    for f in dataclasses.fields(TrainConfig):
+        _add_flag(p, f)
+    if presets:
+        p.add_argument("--preset", metavar="NAME", help="print a paper preset's runs as commands (--run: run them)")
+        p.add_argument("--run", action="store_true",
+                       help="with --preset: run them one after another into OUT/<run name>")
     return p
 
 
-def config_from_args(args: argparse.Namespace, **over) -> TrainConfig:
-    values = dict(data=args.data, method=args.method, set=parse_sets(args.set), epochs=args.epochs,
-                  batch_size=args.batch_size, image_size=args.image_size, load_size=args.load_size,
-                  device=args.device, out=args.out, seed=args.seed, workers=args.workers, cache=args.cache,
-                  knn_every=args.knn_every, knn_k=args.knn_k, knn_temperature=args.knn_temperature,
-                  log_every_steps=args.log_every, collapse_threshold=args.collapse_guard,
-                  collapse_patience=args.collapse_patience, lr=args.lr, max_steps_per_epoch=args.max_steps_per_epoch,
-                  amp=not args.no_amp, channels_last=not args.no_channels_last, aug_groups=args.aug_groups,
-                  progress=not args.no_progress)
-    values.update(over)
+def _add_flag(p: argparse.ArgumentParser, f: dataclasses.Field) -> None:
+    meta, kind = f.metadata, field_kind(f)
+    names = [flag_name(f.name), *meta["aliases"]]
+    default = "" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})"
+    if f.name == "set":  # the one field that is a mapping: repeated KEY=VALUE
+        p.add_argument(*names, dest=f.name, action="append", metavar=meta["metavar"], help=meta["help"])
+    elif kind is bool:
+        p.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, help=meta["help"] + default)
+    else:
+        metavar = meta["metavar"] or {int: "N", float: "X"}.get(kind, f.name.upper())
+        p.add_argument(*names, dest=f.name, type=kind, metavar=metavar, help=meta["help"] + default)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The fields in a --config file: a JSON object whose keys are TrainConfig fields (any subset)."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise ValueError(f"--config {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise ValueError(f"--config {path}: not JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"--config {path}: expected a JSON object of TrainConfig fields, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        raise ValueError(f"--config {path}: unknown field {unknown[0]!r}; valid: {', '.join(FIELD_NAMES)}")
+    return values
+
+
+def fields_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields a parsed command line sets: its --config file's, then its flags (--set merges knob by knob)."""
+    values = read_config_file(args.config) if hasattr(args, "config") else {}
+    for name in FIELD_NAMES:
+        if hasattr(args, name):
+            value = getattr(args, name)
+            values[name] = {**values.get("set", {}), **parse_sets(value)} if name == "set" else value
+    return values
+
+
+def parse_overrides(argv: Sequence[str]) -> dict[str, Any]:
+    """The fields that argv (one run's flags, no --preset) sets, as `fields_given`; bad flags -> ValueError."""
+    return fields_given(build_parser(presets=False).parse_args(list(argv)))
+
+
+def make_config(values: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from fields a command line gave, which must include data, method and out."""
+    missing = [f for f in REQUIRED if values.get(f) is None]
+    if missing:
+        raise ValueError(f"missing --{missing[0]} (needed: --data, --method, --out)")
     return TrainConfig(**values)
 
 
-# The flags a preset passes on to each of its runs (method, --set, --epochs and --out are per run).
-_PASSTHROUGH = (("batch_size", "--batch-size"), ("image_size", "--image-size"), ("load_size", "--load-size"),
-                ("device", "--device"), ("seed", "--seed"), ("workers", "--workers"), ("cache", "--cache"),
-                ("lr", "--lr"), ("max_steps_per_epoch", "--max-steps-per-epoch"), ("knn_every", "--knn-every"),
-                ("knn_k", "--knn-k"), ("knn_temperature", "--knn-temperature"), ("log_every", "--log-every"),
-                ("collapse_guard", "--collapse-guard"), ("collapse_patience", "--collapse-patience"),
-                ("aug_groups", "--aug-groups"), ("no_amp", "--no-amp"), ("no_channels_last", "--no-channels-last"),
-                ("no_progress", "--no-progress"))
+def config_from_args(args: argparse.Namespace, **over) -> TrainConfig:
+    return make_config({**fields_given(args), **over})
 
 
-def preset_commands(name: str, args: argparse.Namespace) -> list[tuple[dict, list[str]]]:
-    """(run, argv) for each run of a preset; the user's other flags are passed on."""
-    from lab.imagenet.presets import preset_runs
-
-    runs = preset_runs(name)
-    out = Path(args.out or f"runs/{name}")
-    result = []
-    for r in runs:
-        argv = ["--data", args.data or "DATA", "--method", r["method"]]
-        for k, v in r.get("set", {}).items():
-            argv += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
-        epochs = args.epochs or r.get("epochs")
-        if epochs:
-            argv += ["--epochs", str(epochs)]
-        argv += _passthrough_flags(args)
-        argv += ["--out", str(out / r["name"])]
-        result.append((r, argv))
-    return result
+def parse_train_args(argv: Sequence[str]) -> TrainConfig:
+    """One run's command line (flags and --config, no --preset) -> its TrainConfig; bad input -> ValueError."""
+    return make_config(parse_overrides(argv))
 
 
-def _passthrough_flags(args: argparse.Namespace) -> list[str]:
-    """The user's flags that differ from the parser's defaults, as argv."""
-    defaults = build_parser()
+def _knob_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def config_to_argv(cfg: TrainConfig) -> list[str]:
+    """The flags that make cfg again: data and method, then each field that differs from its default
+    (`parse_train_args(config_to_argv(cfg)) == cfg`, knob values as the text --set gives them)."""
     argv = []
-    for attr, flag in _PASSTHROUGH:
-        value = getattr(args, attr)
-        if value is True:
-            argv.append(flag)
-        elif value is not None and value is not False and value != defaults.get_default(attr):
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        flag = flag_name(f.name)
+        if f.name == "set":
+            argv += [a for k, v in value.items() for a in ("--set", f"{k}={_knob_text(v)}")]
+        elif isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        else:
             argv += [flag, str(value)]
     return argv
+
+
+def preset_configs(name: str, overrides: Mapping[str, Any]) -> list[tuple[dict, TrainConfig]]:
+    """(run, config) for each run of preset `name` (`lab.imagenet.presets.preset_runs`): the run's method,
+    knobs and epochs, under `overrides` (fields as `parse_overrides` gives them): their epochs win, their
+    knobs go on top of the run's, a method of theirs is an error. Each run's out is OUT/<run name>, OUT
+    defaulting to runs/<preset>."""
+    if "method" in overrides:
+        raise ValueError("train args of a preset must not contain --method: each preset run has its own")
+    base = Path(overrides.get("out") or f"runs/{name}")
+    result = []
+    for run in preset_runs(name):
+        values = {**overrides, "method": run["method"], "set": {**run["set"], **overrides.get("set", {})},
+                  "epochs": overrides.get("epochs") or run["epochs"], "out": str(base / run["name"])}
+        result.append((run, make_config(values)))
+    return result

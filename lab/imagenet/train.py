@@ -12,7 +12,7 @@ reseeded from (seed, step), so a resumed run draws the same views) -> `model.los
 RUN/ holds (rank 0 writes):
 - metrics.jsonl, one JSON object per line, each with "kind":
   {"kind": "step", "epoch": 3, "step": 250, "loss": -0.91, "batch_center_norm": 0.05, "lr": 0.49} every
-  --log-every steps; one "epoch" line per epoch with `EPOCH_KEYS` (plus the method's extra metrics:
+  --log-every-steps steps; one "epoch" line per epoch with `EPOCH_KEYS` (plus the method's extra metrics:
   center_norm_pre_bn / center_norm_post_bn for barlow, teacher_entropy / teacher_entropy_max for dino,
   and knn_seconds), e.g. {"kind": "epoch", "epoch": 3, "step": 750, "loss": -0.91, "collapse_loss": -1.0,
   "center_norm": 0.04, "residual_norm": 0.999, "z_std": 0.0221, "z_std_healthy": 0.0221, "knn_acc": 0.41,
@@ -21,6 +21,10 @@ RUN/ holds (rank 0 writes):
   "step"}. "epoch" counts epochs done (1-based in epoch lines).
 - config.json (resolved config, method params, recipe, world size, kNN protocol), train.log (the human
   log), checkpoint.pt (model, optimizer, EMA teachers, DINO center, step, RNG states, guard counter).
+
+Flags: one per `TrainConfig` field, of the same name (`--help`); `--config FILE.json` reads a JSON object of
+fields (the runs launcher writes RUN/train_config.json and starts `--config` that file), flags beside it
+override it.
 
 Resume: the same command with the same --out continues from checkpoint.pt (a checkpoint of other
 settings is an error). The epoch's metrics line is written before its checkpoint, and a resume first
@@ -33,26 +37,24 @@ agent reports the signal as a failure (its behaviour, not the trainer's).
 """
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from typing import Sequence
 
 import torch.distributed as tdist
 
-# Re-exported: this module used to hold all of these, and tests and pages/5_Runs.py import them from here.
-from lab.imagenet.config import (PROG, TrainConfig, build_parser, config_from_args, get_recipe, parse_sets,
-                                 prepare_check, preset_commands)
+# Re-exported: the names a notebook or a test reaches for beside `train`.
+from lab.imagenet.config import (PROG, TrainConfig, build_parser, check_config, config_from_args, config_to_argv,
+                                 fields_given, preset_configs)
 from lab.imagenet.loop import DDP_STOP_CHECK_EVERY, run_loop
 from lab.imagenet.metrics import EPOCH_KEYS, ViewRecorder
 from lab.imagenet.model import collapse_value
 from lab.imagenet.run import Run, prepare
-from lab.imagenet.runfiles import (CHECKPOINT, IDENTITY_FIELDS, RunFiles, atomic_write_bytes, read_metrics,
-                                   trim_metrics)
+from lab.imagenet.runfiles import CHECKPOINT, IDENTITY_FIELDS, RunFiles, read_metrics, trim_metrics
 
-__all__ = ["CHECKPOINT", "DDP_STOP_CHECK_EVERY", "EPOCH_KEYS", "EXIT_BAD_INPUT", "IDENTITY_FIELDS",
-           "Run", "RunFiles", "TrainConfig", "ViewRecorder", "atomic_write_bytes", "build_parser", "collapse_value",
-           "config_from_args", "get_recipe", "main", "parse_sets", "prepare", "prepare_check", "preset_commands",
-           "read_metrics", "train", "trim_metrics"]
+__all__ = ["CHECKPOINT", "DDP_STOP_CHECK_EVERY", "EPOCH_KEYS", "EXIT_BAD_INPUT", "IDENTITY_FIELDS", "Run", "RunFiles",
+           "TrainConfig", "ViewRecorder", "collapse_value", "main", "prepare", "read_metrics", "train", "trim_metrics"]
 
 EXIT_BAD_INPUT = 2
 
@@ -67,27 +69,32 @@ def train(cfg: TrainConfig) -> dict:
             tdist.destroy_process_group()
 
 
+def _configs(args: argparse.Namespace) -> list[TrainConfig] | None:
+    """The configs to train, in order; None when a preset's commands were only printed."""
+    preset = getattr(args, "preset", None)
+    if preset is None:
+        if getattr(args, "run", False):
+            raise ValueError("--run goes with --preset NAME")
+        return [config_from_args(args)]
+    given = fields_given(args)
+    if not getattr(args, "run", False):
+        for _, cfg in preset_configs(preset, {"data": "DATA", **given}):
+            print(f"{PROG} {shlex.join(config_to_argv(cfg))}")
+        return None
+    if "data" not in given:
+        raise ValueError("--preset NAME --run needs --data")
+    return [check_config(cfg) for _, cfg in preset_configs(preset, given)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import warnings
 
     # torch warns when --workers exceeds its core-count guess; the user asked for that number.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     try:
-        args = build_parser().parse_args(argv)
-        if args.preset:
-            commands = preset_commands(args.preset, args)
-            if not args.run:
-                for _, cmd in commands:
-                    print(f"{PROG} " + " ".join(shlex.quote(a) for a in cmd))
-                return 0
-            if not args.data:
-                raise ValueError("--preset NAME --run needs --data")
-            configs = [prepare_check(config_from_args(build_parser().parse_args(cmd))) for _, cmd in commands]
-        else:
-            missing = [f for f in ("data", "method", "out") if getattr(args, f) is None]
-            if missing:
-                raise ValueError(f"missing --{missing[0]} (needed: --data, --method, --out)")
-            configs = [config_from_args(args)]
+        configs = _configs(build_parser().parse_args(argv))
+        if configs is None:
+            return 0
         run = prepare(configs[0])
     except ValueError as e:
         return _bad_input(e)

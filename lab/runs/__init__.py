@@ -1,11 +1,27 @@
 """Launching, tracking and reading ImageNet runs: locally (a detached process group, torchrun for
 several GPUs) or on SLURM. Everything a run is lives in its folder under the runs root; see
-`lab.runs.core` for the layout and the status rules, `lab.runs.slurm` for the SLURM backend."""
+`lab.runs.core` for the layout and the status rules, `lab.runs.slurm` for the SLURM backend.
+
+The engine's public names that a page needs beside the runs (`PRESETS`, `NOTES`, `method_params`,
+`cuda_available`, ...) are re-exported here, imported from `lab.imagenet` on first use: `python -m lab
+runs list` and the wrapper of every run start without torch.
+"""
 from lab.runs.core import (STATUSES, RunInfo, UnknownRunError, demo_data, demo_train_args, get_run, launch,
                            launch_preset, list_runs, log_tail, read_metrics, resume, run_path, runs_root, stop,
                            validate_name)
 from lab.runs.slurm import SlurmError, SlurmSpec
 
+ENGINE_NAMES = ("NOTES", "PRESETS", "TrainConfig", "check_config", "cuda_available", "method_params",
+                "parse_train_args", "preset_configs", "preset_runs")
+
 __all__ = ["STATUSES", "RunInfo", "SlurmError", "SlurmSpec", "UnknownRunError", "demo_data", "demo_train_args",
            "get_run", "launch", "launch_preset", "list_runs", "log_tail", "read_metrics", "resume", "run_path",
-           "runs_root", "stop", "validate_name"]
+           "runs_root", "stop", "validate_name", *ENGINE_NAMES]
+
+
+def __getattr__(name: str):
+    if name in ENGINE_NAMES:
+        import lab.imagenet
+
+        return getattr(lab.imagenet, name)
+    raise AttributeError(f"module 'lab.runs' has no attribute {name!r}")

@@ -5,9 +5,10 @@
     runs list [--json]        runs show NAME [--json]        runs stop NAME [--wait S] [--kill]
     runs resume NAME
 
-Everything after `--` goes to `python -m lab.imagenet.train` unchanged (an argv list, never a shell
-line); the launcher adds --out ROOT/NAME and --device. With --preset, NAME is the prefix of the
-preset's run names. Every subcommand takes --root DIR (default $LAB_RUNS_DIR, else ./runs).
+Everything after `--` is `python -m lab.imagenet.train`'s flags (an argv list, never a shell line): the
+launcher parses them once into the run's config, adds --out ROOT/NAME and --device, writes it to
+ROOT/NAME/train_config.json and starts the engine with --config that file. With --preset, NAME is the
+prefix of the preset's run names. Every subcommand takes --root DIR (default $LAB_RUNS_DIR, else ./runs).
 Bad input: one line on stderr, exit status 2.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     root.add_argument("--root", help="runs root (default: $LAB_RUNS_DIR, else ./runs)")
     la = sub.add_parser("launch", parents=[root], help="start a run (train args after --)",
                         epilog="Train args follow a lone --, e.g. -- --data DIR --method simsiam --epochs 100; "
-                               "the launcher adds --out ROOT/NAME and --device.")
+                               "the launcher adds --out ROOT/NAME and --device and writes the run's config "
+                               "to ROOT/NAME/train_config.json.")
     la.add_argument("name", help="run name (letters, digits, . _ -), or the name prefix with --preset")
     la.add_argument("--gpus", type=int, default=1, help="processes (GPUs) per node; > 1 uses torchrun (default 1)")
     la.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto: cuda when present)")

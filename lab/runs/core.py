@@ -3,8 +3,11 @@
 A run is a folder ROOT/NAME. What the engine writes there: metrics.jsonl, config.json, train.log,
 checkpoint.pt. What the launcher writes (every JSON file atomically: temp file, fsync, rename):
 
-    launch.json   what to run: the engine's argv (train_argv), python, cwd, backend, gpus, device,
-                  preset, started, stop_grace_s, resumed (times), slurm resources
+    train_config.json  the run's engine config (`lab.imagenet.TrainConfig`, recipe defaults filled in),
+                  parsed once from the user's train args; the engine is started with --config this file
+    launch.json   what to run: the engine's argv (train_argv: --config train_config.json), python, cwd,
+                  backend, gpus, device, preset, started, stop_grace_s, resumed (times), slurm resources,
+                  and the user's train args as given (train_args)
     queue.json    local: the wrapper process that will start this run (pid + start time)
     pid.json      the training process and its wrapper (pid, start time, boot id, host), written by
                   the wrapper when it starts the command; the command leads its own session, so its
@@ -36,6 +39,7 @@ SLURM each run is its own job and the scheduler decides.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -59,6 +63,7 @@ STATUSES = ("queued", "running", "finished", "failed", "stopped", "collapsed")
 ACTIVE = ("queued", "running")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESERVED_ARGS = ("--out", "--preset", "--run")  # the launcher sets the run folder; presets go through launch_preset
+CONFIG_FILE = "train_config.json"  # the engine's config of the run, written by the launcher
 DEMO_DIR = ".demo-data"  # a leading dot: never a valid run name, so it cannot clash with one
 STOP_GRACE_S = 120.0  # SIGTERM -> SIGKILL: the engine checkpoints at the next step; kNN may take a while
 NEVER_STARTED_S = 60.0  # a launch.json alone for this long: the launcher died before starting the run
@@ -166,33 +171,11 @@ class RunInfo:
         return data
 
 
-def _arg_value(args: Sequence[str], flag: str) -> str | None:
-    """The last value of --flag V / --flag=V in an argv list (argparse's rule: the last one wins)."""
-    value = None
-    for i, a in enumerate(args):
-        if a == flag and i + 1 < len(args):
-            value = args[i + 1]
-        elif a.startswith(flag + "="):
-            value = a.split("=", 1)[1]
-    return value
-
-
-def _epochs_method(path: Path, launch: dict) -> tuple[int | None, str | None]:
-    cfg = (read_json(path / "config.json") or {}).get("config") or {}
-    args = launch.get("train_argv") or []
-    method = cfg.get("method") or _arg_value(args, "--method")
-    epochs = cfg.get("epochs")
-    if epochs is None:
-        text = _arg_value(args, "--epochs")
-        epochs = int(text) if text and text.isdigit() else None
-    if epochs is None and method:
-        try:
-            from lab.imagenet.recipes import RECIPES
-
-            epochs = RECIPES[method].epochs if method in RECIPES else None
-        except ImportError:
-            pass
-    return epochs, method
+def _epochs_method(path: Path) -> tuple[int | None, str | None]:
+    """From the config the launcher wrote (resolved: epochs is a number), else from the engine's config.json
+    (a folder an older launcher made, once its run started)."""
+    cfg = read_json(path / CONFIG_FILE) or (read_json(path / "config.json") or {}).get("config") or {}
+    return cfg.get("epochs"), cfg.get("method")
 
 
 def _failure(reason: str, path: Path) -> str:
@@ -288,7 +271,7 @@ def _info(path: Path) -> RunInfo | None:
     status, message, pid, job_id, code = _derive(path, launch, rows)
     epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
     last = epochs_rows[-1] if epochs_rows else {}
-    epochs, method = _epochs_method(path, launch)
+    epochs, method = _epochs_method(path)
     steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
     try:
         updated = (path / "metrics.jsonl").stat().st_mtime
@@ -340,21 +323,33 @@ def build_command(python: str, train_argv: Sequence[str], nproc_per_node: int, *
     return [python, *engine]
 
 
-def _check_train_args(train_args: Sequence[str], device: str) -> list[str]:
+def _train_fields(train_args: Sequence[str], device: str) -> dict:
+    """The user's train args as the config fields they set (the engine's own parser, one-line ValueError),
+    with the launcher's device unless they name the same one; what the launcher owns -> ValueError."""
+    from lab.imagenet import parse_overrides  # here, not at the top: `runs list` and the wrapper need no torch
+
     if isinstance(train_args, (str, bytes)) or not all(isinstance(a, str) for a in train_args):
         raise ValueError("train_args must be a list of strings (an argv list, not a command line)")
-    args = list(train_args)
-    for a in args:
+    for a in train_args:
         for flag in RESERVED_ARGS:
             if a == flag or a.startswith(flag + "="):
                 raise ValueError(f"train args must not contain {flag}: the launcher sets the run folder "
                                  f"(--out) itself, and presets go through launch_preset / --preset")
-    theirs = _arg_value(args, "--device")
+    fields = parse_overrides(train_args)
+    theirs = fields.get("device")
     if theirs is None:
-        args += ["--device", device]
-    elif device != "auto" and theirs != device:
+        return {**fields, "device": device}
+    if device != "auto" and theirs != device:
         raise ValueError(f"device {device!r} and --device {theirs!r} in the train args disagree; give one")
-    return args
+    return fields
+
+
+def _run_config(cfg, path: Path):
+    """cfg into run folder `path`, checked (its knobs, its recipe) and with the recipe's defaults written
+    out, so that a resume runs exactly this even if a recipe changes."""
+    from lab.imagenet import check_config
+
+    return check_config(dataclasses.replace(cfg, out=str(path))).resolved()
 
 
 def _check_gpus(gpus: int) -> int:
@@ -363,9 +358,8 @@ def _check_gpus(gpus: int) -> int:
     return gpus
 
 
-def _create(name: str, train_args: Sequence[str], *, gpus: int, root, slurm: SlurmSpec | None, device: str,
-            preset: str | None, stop_grace_s: float) -> Path:
-    """Validate everything, claim ROOT/NAME (mkdir fails if it exists) and write launch.json."""
+def _free_path(name: str, *, gpus: int, root, slurm: SlurmSpec | None, stop_grace_s: float) -> tuple[Path, int]:
+    """(ROOT/NAME, processes per node): every launch setting but the train args checked, the name free."""
     path = run_path(name, root)
     gpus = _check_gpus(gpus)
     if slurm is not None:
@@ -376,18 +370,26 @@ def _create(name: str, train_args: Sequence[str], *, gpus: int, root, slurm: Slu
         nproc = slurm.nproc_per_node if slurm.gpus_per_node else gpus
     else:
         nproc = gpus
-    args = _check_train_args(train_args, device)
     if not (isinstance(stop_grace_s, (int, float)) and 0 < stop_grace_s <= 3600):
         raise ValueError(f"stop_grace_s must be in (0, 3600] seconds, got {stop_grace_s!r}")
+    if path.exists():
+        raise ValueError(f"run {name!r} already exists in {path.parent}; pick another name or resume it")
+    return path, nproc
+
+
+def _create(path: Path, cfg, train_args: Sequence[str], *, gpus: int, nproc: int, slurm: SlurmSpec | None,
+            preset: str | None, stop_grace_s: float) -> Path:
+    """Claim the run folder (mkdir fails if it exists), write the engine's config and launch.json."""
     try:
         path.mkdir()
     except FileExistsError:
-        raise ValueError(f"run {name!r} already exists in {path.parent}; pick another name or resume it") from None
-    train_argv = [*args, "--out", str(path)]
+        raise ValueError(f"run {path.name!r} already exists in {path.parent}; pick another name or resume it") from None
+    write_json(path / CONFIG_FILE, cfg.to_json())
+    train_argv = ["--config", str(path / CONFIG_FILE)]
     python = sys.executable
-    launch = {"name": name, "backend": "slurm" if slurm else "local", "gpus": gpus, "nproc_per_node": nproc,
-              "device": _arg_value(args, "--device"), "preset": preset, "started": now_iso(),
-              "train_args": list(train_args), "train_argv": train_argv, "python": python, "cwd": os.getcwd(),
+    launch = {"name": path.name, "backend": "slurm" if slurm else "local", "gpus": gpus, "nproc_per_node": nproc,
+              "device": cfg.device, "preset": preset, "started": now_iso(), "train_args": list(train_args),
+              "train_argv": train_argv, "python": python, "cwd": os.getcwd(),
               "argv": build_command(python, train_argv, nproc, nodes=slurm.nodes if slurm else 1,
                                     rdzv_host="HEAD_NODE", job_id="JOB_ID"),
               "slurm": slurm.to_json() if slurm else None, "stop_grace_s": float(stop_grace_s),
@@ -431,10 +433,15 @@ def _submit(path: Path) -> str:
 def launch(name: str, train_args: Sequence[str], *, gpus: int = 1, root: str | Path | None = None,
            slurm: SlurmSpec | None = None, device: str = "auto", preset: str | None = None,
            stop_grace_s: float = STOP_GRACE_S) -> RunInfo:
-    """Start run NAME: `python -m lab.imagenet.train <train_args> --device D --out ROOT/NAME`, detached
-    (torchrun when gpus > 1), or as a SLURM batch job when slurm is given. An existing name -> ValueError."""
-    path = _create(name, train_args, gpus=gpus, root=root, slurm=slurm, device=device, preset=preset,
-                   stop_grace_s=stop_grace_s)
+    """Start run NAME: its train args parsed once into the engine's config (ROOT/NAME/train_config.json, with
+    the device and --out ROOT/NAME), then `python -m lab.imagenet.train --config that file`, detached
+    (torchrun when gpus > 1), or as a SLURM batch job when slurm is given. Bad args or an existing name ->
+    ValueError, before anything is made."""
+    from lab.imagenet import make_config
+
+    path, nproc = _free_path(name, gpus=gpus, root=root, slurm=slurm, stop_grace_s=stop_grace_s)
+    cfg = _run_config(make_config({**_train_fields(train_args, device), "out": str(path)}), path)
+    _create(path, cfg, train_args, gpus=gpus, nproc=nproc, slurm=slurm, preset=preset, stop_grace_s=stop_grace_s)
     _start_or_remove([path], slurm is not None)
     return get_run(name, root)
 
@@ -454,40 +461,28 @@ def _start_or_remove(paths: Sequence[Path], on_slurm: bool) -> None:
         raise
 
 
-def preset_train_args(run: dict, train_args: Sequence[str]) -> list[str]:
-    """One preset run's engine args: its method, knobs and epochs, then the user's args (which may
-    override --epochs and add --set knobs, but not the method)."""
-    if _arg_value(train_args, "--method") is not None:
-        raise ValueError("train args of a preset must not contain --method: each preset run has its own")
-    args = ["--method", run["method"]]
-    for k, v in run.get("set", {}).items():
-        args += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
-    if run.get("epochs"):
-        args += ["--epochs", str(run["epochs"])]
-    return [*args, *train_args]
-
-
 def launch_preset(preset: str, train_args: Sequence[str], *, gpus: int = 1, root: str | Path | None = None,
                   slurm: SlurmSpec | None = None, prefix: str | None = None, device: str = "auto",
                   stop_grace_s: float = STOP_GRACE_S) -> list[RunInfo]:
-    """Launch every run of a paper preset as PREFIX-<run name> (prefix defaults to the preset's name).
-    Locally one queue runs them one after another; on SLURM each is its own job. All names are checked
-    free before any run starts."""
-    from lab.imagenet.presets import preset_runs
+    """Launch every run of a paper preset as PREFIX-<run name> (prefix defaults to the preset's name), each
+    with the engine's config of that run (`lab.imagenet.preset_configs`: the user's args may change its
+    epochs and add knobs, not its method). Locally one queue runs them one after another; on SLURM each
+    is its own job. All names and configs are checked before any run starts."""
+    from lab.imagenet import preset_configs
 
-    runs = preset_runs(preset)
+    configs = preset_configs(preset, _train_fields(train_args, device))
     prefix = validate_name(prefix or preset)
-    names = [validate_name(f"{prefix}-{r['name']}") for r in runs]
+    names = [validate_name(f"{prefix}-{run['name']}") for run, _ in configs]
     taken = [n for n in names if run_path(n, root).exists()]
     if taken:
         raise ValueError(f"run {taken[0]!r} already exists; pick another prefix than {prefix!r}")
-    arg_lists = [preset_train_args(r, train_args) for r in runs]
-    for args in arg_lists:
-        _check_train_args(args, device)
+    kw = dict(gpus=gpus, root=root, slurm=slurm, stop_grace_s=stop_grace_s)
+    planned = [(*_free_path(n, **kw), cfg) for n, (_, cfg) in zip(names, configs)]
+    planned = [(path, nproc, _run_config(cfg, path)) for path, nproc, cfg in planned]
     paths = []
     try:
-        for n, args in zip(names, arg_lists):
-            paths.append(_create(n, args, gpus=gpus, root=root, slurm=slurm, device=device, preset=preset,
+        for path, nproc, cfg in planned:
+            paths.append(_create(path, cfg, train_args, gpus=gpus, nproc=nproc, slurm=slurm, preset=preset,
                                  stop_grace_s=stop_grace_s))
     except Exception:
         for p in paths:
@@ -560,7 +555,7 @@ def resume(name: str, root: str | Path | None = None) -> RunInfo:
 def demo_data(root: str | Path | None = None) -> Path:
     """A small generated ImageFolder (4 classes, 32 train + 8 val JPEGs each, 40 px) under the runs
     root, made once; concurrent callers are safe (each builds apart, the first rename wins)."""
-    from lab.imagenet.fake import write_fake_imagefolder
+    from lab.imagenet import write_fake_imagefolder
 
     base = runs_root(root)
     final = base / DEMO_DIR
@@ -582,4 +577,4 @@ def demo_train_args(data: str | Path, *, method: str = "simsiam", epochs: int = 
     Add knobs with ["--set", "predictor=false", ...]."""
     return ["--data", str(data), "--method", method, "--epochs", str(epochs), "--batch-size", "16",
             "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "4", "--knn-every", "3",
-            "--log-every", "1", "--no-progress"]
+            "--log-every-steps", "1", "--no-progress"]
