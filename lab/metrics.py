@@ -9,7 +9,6 @@ import math
 
 import torch
 
-
 # The one kNN protocol of the lab (the toy trainer's knn_acc and the ImageNet engine's config.json).
 KNN_PROTOCOL = ("weighted kNN (InstDisc/DINO vote): each of the k nearest bank features by cosine similarity "
                 "(L2-normalised features) votes for its class with weight exp(sim/T); the largest vote wins")

@@ -326,6 +326,21 @@ def test_launch_parses_the_train_args_once_into_the_config_it_writes(tmp_path):
     wait_for(lambda: get_run("ok", root).status not in ("queued", "running"), 60)
 
 
+def test_engine_api_is_reexported_and_listing_runs_needs_no_torch():
+    """The page reads the engine's public names through lab.runs; `runs list` and each run's wrapper import
+    lab.runs and must start without torch (it is imported when a run is launched or a name is used)."""
+    import lab.imagenet
+    import lab.runs
+
+    for name in lab.imagenet.__all__:
+        assert getattr(lab.imagenet, name) is not None, name
+    for name in lab.runs.ENGINE_NAMES:
+        assert getattr(lab.runs, name) is getattr(lab.imagenet, name) and name in lab.runs.__all__, name
+    code = "import sys, lab.runs, lab.runs.wrap, lab.runs.cli; assert 'torch' not in sys.modules, 'torch imported'"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
 def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path / "env-root"))
     assert runs_root() == tmp_path / "env-root" and (tmp_path / "env-root").is_dir()

@@ -14,7 +14,9 @@ _API = {"config": ("TrainConfig", "check_config", "config_to_argv", "cuda_availa
                    "parse_overrides", "parse_train_args", "preset_configs"),
         "fake": ("write_fake_imagefolder",), "model": ("method_params",),
         "presets": ("NOTES", "PRESETS", "preset_runs")}
-__all__ = sorted(n for names in _API.values() for n in names)
+__all__ = ["NOTES", "PRESETS", "TrainConfig", "check_config", "config_to_argv", "cuda_available", "make_config",
+           "method_params", "parse_overrides", "parse_train_args", "preset_configs", "preset_runs",
+           "write_fake_imagefolder"]
 
 
 def __getattr__(name: str):

@@ -16,7 +16,9 @@ ENGINE_NAMES = ("NOTES", "PRESETS", "TrainConfig", "check_config", "cuda_availab
 
 __all__ = ["STATUSES", "RunInfo", "SlurmError", "SlurmSpec", "UnknownRunError", "demo_data", "demo_train_args",
            "get_run", "launch", "launch_preset", "list_runs", "log_tail", "read_metrics", "resume", "run_path",
-           "runs_root", "stop", "validate_name", *ENGINE_NAMES]
+           "runs_root", "stop", "validate_name",
+           "NOTES", "PRESETS", "TrainConfig", "check_config", "cuda_available", "method_params", "parse_train_args",
+           "preset_configs", "preset_runs"]
 
 
 def __getattr__(name: str):
