@@ -219,7 +219,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("no centering", "dino", (("centering", False),), run="dino-nocenter")),
         (Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
                _first_collapses_second_not("no centering", "dino")),),
-        preset="b4-dino-centering"),
+        preset="b4-dino-centering", note="centering on vs off"),
     Experiment(
         "b5", "Fig. B.5", "SimSiam with and without the predictor",
         "SimSiam without the predictor collapses: its center is much larger.", "paper B.3, Fig. B.5",
