@@ -13,7 +13,7 @@ from lab import runs as labruns
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.render.runs import LIVE_METRICS
 
-PAGE = "pages/5_Runs.py"
+PAGE = "views/runs.py"
 # A real simsiam run named as the b5 preset's first run, so the page also draws the paper's Fig. B.5 from it.
 FINISHED = "b5-simsiam-predictor-simsiam"
 TINY = ["--workers", "0", "--max-steps-per-epoch", "2", "--image-size", "32", "--epochs", "2", "--batch-size", "16",

@@ -22,7 +22,7 @@ LAYERS = (  # (layer, module prefixes), lowest first
     ("trainers and engine", ("lab.train", "lab.imagenet", "lab.claims")),
     ("runs", ("lab.runs",)),
     ("render", ("lab.render",)),
-    ("UI", ("lab.ui", "views", "pages", "app")),
+    ("UI", ("lab.ui", "views", "app")),
     ("entry points", ("lab.cli", "lab.__main__", "lab.bench", "lab")),
 )
 THIRD_PARTY_IN_BASE = {"torch", "numpy"}
@@ -34,7 +34,7 @@ def module_name(path: Path) -> str:
 
 
 def sources() -> dict[str, Path]:
-    files = [*(ROOT / "lab").rglob("*.py"), *(ROOT / "pages").glob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
+    files = [*(ROOT / "lab").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
     return {module_name(p): p for p in files}
 
 
@@ -71,7 +71,7 @@ def layer(module: str) -> int:
 def graph() -> dict[str, set[str]]:
     edges = {}
     for module, path in MODULES.items():
-        targets = {resolve(name) for name, _ in imports(path) if name.split(".")[0] in ("lab", "views", "pages")}
+        targets = {resolve(name) for name, _ in imports(path) if name.split(".")[0] in ("lab", "views")}
         edges[module] = {t for t in targets if t and t != module}
     return edges
 
@@ -85,7 +85,7 @@ def test_every_module_has_a_layer():
 def test_imports_point_down(module):
     mine = layer(module)
     for name, line in imports(MODULES[module]):
-        target = resolve(name) if name.split(".")[0] in ("lab", "views", "pages") else None
+        target = resolve(name) if name.split(".")[0] in ("lab", "views") else None
         if target is None or target == module or module == "lab":
             continue
         assert layer(target) <= mine, (f"{module}:{line} imports {target}: {LAYERS[layer(target)][0]} is above "

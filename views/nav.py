@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from views import circle, claims, compare, playground
+from views import circle, claims, compare, playground, runs
 
 # name -> (the page, its title, its URL path, its icon)
 PAGES = {
@@ -11,7 +11,7 @@ PAGES = {
     "playground": (playground.page, "Method playground", "Method_playground", ":material/tune:"),
     "compare": (compare.page, "Compare", "Compare", ":material/compare:"),
     "claims": (claims.page, "Claims", "Claims", ":material/fact_check:"),
-    "runs": ("pages/5_Runs.py", "Runs", "Runs", ":material/monitoring:"),
+    "runs": (runs.page, "Runs", "Runs", ":material/monitoring:"),
 }
 
 
