@@ -257,13 +257,19 @@ def _wait_for(path: Path, predicate, proc: subprocess.Popen, timeout: float = 60
     raise AssertionError(f"timed out waiting on {path}")
 
 
-def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp_path, env):
-    run = tmp_path / "run"
-    argv = cli("--data", str(data), "--method", "simsiam", "--epochs", "3", "--max-steps-per-epoch", "3",
+def _start_until(data, run, env, method: str, epochs: int, steps: int, kind: str):
+    """Start the engine as a real process and wait for its first metrics line of `kind` -> (argv, process)."""
+    argv = cli("--data", str(data), "--method", method, "--epochs", str(epochs), "--max-steps-per-epoch", str(steps),
                "--out", str(run), *CLI_TINY)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == kind for r in rows), proc)
+    return argv, proc
+
+
+def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp_path, env):
+    run = tmp_path / "run"
     # Kill right after epoch 1's metrics line: most likely before its checkpoint is on disk.
-    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == "epoch" for r in rows), proc)
+    argv, proc = _start_until(data, run, env, "simsiam", epochs=3, steps=3, kind="epoch")
     proc.kill()
     proc.wait()
     assert [r["epoch"] for r in epochs_of(run)] == [1]
@@ -288,10 +294,7 @@ def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp
 
 def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     run = tmp_path / "run"
-    argv = cli("--data", str(data), "--method", "byol", "--epochs", "2", "--max-steps-per-epoch", "4",
-               "--out", str(run), *CLI_TINY)
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == "step" for r in rows), proc)
+    argv, proc = _start_until(data, run, env, "byol", epochs=2, steps=4, kind="step")
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)  # SLURM and torchrun both forward it: the second must not kill the save

@@ -1,7 +1,7 @@
 """The toy-data notebooks (Fig. 3, Fig. 4, the claims) run top to bottom in a kernel of this venv.
 
 Kernel handling and execution follow tests/test_notebook.py: the kernel is this venv's Python, and the
-notebooks find `lab` from notebooks/ by themselves (no PYTHONPATH). Training takes a while: the Fig. 3
+notebooks import `lab` as installed by scripts/install.sh (`pip install -e .`, no PYTHONPATH). Training takes a while: the Fig. 3
 and Fig. 4 notebooks about half a minute each, the claims notebook one to three minutes.
 """
 from __future__ import annotations
@@ -52,7 +52,8 @@ def test_notebook_is_stored_clean(root, name):
     assert stored.metadata.kernelspec.name == "python3"
     # The notebooks call lab; they do not train with anything else.
     source = "\n".join(c.source for c in code)
-    assert "import lab" in source and "torch.optim" not in source
+    assert re.search(r"^(from lab[.\w]* import|import lab)", source, re.M), "the notebook imports lab"
+    assert "torch.optim" not in source
 
 
 def _check_figure_notebook(nb, variants: tuple[str, ...], claim_keys: tuple[str, ...]) -> None:
