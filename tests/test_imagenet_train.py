@@ -317,8 +317,8 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     # The resumed epoch skipped the trained batches and kept the partial sums: the same numbers as a
     # run never stopped (byol's EMA target and optimizer state came back too).
     torch.set_num_threads(1)
-    straight = train(TrainConfig(data=str(data), method="byol", out=str(tmp_path / "straight"),
-                                 **{**TINY, "epochs": 2, "max_steps_per_epoch": 4, "knn_every": 0}))
+    train(TrainConfig(data=str(data), method="byol", out=str(tmp_path / "straight"),
+                  **{**TINY, "epochs": 2, "max_steps_per_epoch": 4, "knn_every": 0}))
     resumed = epochs_of(run)
     straight_rows = epochs_of(tmp_path / "straight")
     for a, b in zip(resumed, straight_rows):

@@ -6,7 +6,6 @@ backward per step, not K. Runs on different datasets with the same method can st
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
