@@ -33,13 +33,15 @@ class Metric:
 
 _Z = "the normalised projector output z"
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("center_norm", "‖s‖ center norm", "‖s‖ data", "collapse", True, _Z),
+    Metric("center_norm", "‖s‖ center norm", "‖s‖ data", "collapse", True,
+           _Z + " (real runs: before the projector's output BatchNorm, where it has one)"),
     Metric("center_norm_aug", "‖s‖ of the augmented points (paper's s)", "‖s‖ aug", "collapse", True, _Z),
     Metric("batch_center_norm", "‖s‖ estimated from one mini-batch", "‖s‖ batch", "collapse", True, _Z),
     Metric("center_norm_pre_bn", "‖s‖ before BatchNorm", "‖s‖ pre-BN", "collapse", True,
-           "the projector output before its normalising BatchNorm"),
+           "the projector output before its normalising BatchNorm (or the loss's standardisation)"),
     Metric("center_norm_post_bn", "‖s‖ after BatchNorm", "‖s‖ post-BN", "collapse", True,
-           "the projector output after its BatchNorm (≈ 0 by construction)"),
+           "the projector output after its BatchNorm or the loss's standardisation (≈ 0 by construction)"),
+    Metric("effective_rank_max", "D", "D"),
     Metric("residual_norm", "mean ‖r‖ = ‖z − s‖ residual norm", "‖r‖", None, False, _Z),
     Metric("z_std", "z_std (std per dimension)", "z_std", "healthy_std", False, _Z),
     Metric("knn_acc", "kNN accuracy (held-out)", "kNN", "chance", True, "backbone features h"),

@@ -1,18 +1,13 @@
 #!/usr/bin/env bash
-# Install (first time) everything, Debian's chromium (browser tests) and SLURM (runs tests) included, and run all tests.
+# Install (first time) everything, Debian's chromium (browser tests), SLURM (runs tests) and Fashion-MNIST
+# (real-image engine tests) included, and run all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-if [ ! -x /usr/bin/chromium ]; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
-  echo "installing Debian's chromium for the browser tests" >&2
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+source scripts/debian.sh
+debian_package /usr/bin/chromium chromium -- for the browser tests
+if ! command -v slurmctld >/dev/null; then
+  debian_package /usr/sbin/slurmctld slurmctld slurmd slurm-client munge -- for the runs backend\'s cluster tests
 fi
-if ! command -v slurmctld >/dev/null && [ ! -x /usr/sbin/slurmctld ]; then
-  SUDO=""
-  if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
-  echo "installing Debian's SLURM (slurmctld, slurmd, client, munge) for the runs backend's cluster tests" >&2
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
-fi
+debian_package /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz dataset-fashion-mnist -- real images for the engine tests
 exec .venv/bin/python -m pytest -q "$@"

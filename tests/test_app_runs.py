@@ -97,7 +97,7 @@ def test_finished_run(root, finished_root, monkeypatch):
     assert {f"runs_chart_{m}" for m in LIVE_METRICS} <= set(shown)
     center = shown["runs_chart_center_norm"]
     line = [t for t in center["data"] if t["name"] == FINISHED][0]
-    assert line["x"] == [1, 2] and all(0.0 <= y <= 1.0 for y in line["y"])
+    assert line["x"] == [0, 1, 2] and all(0.0 <= y <= 1.0 for y in line["y"])  # epoch 0: the untrained model
     assert len(center["layout"]["shapes"]) == 2  # collapse at 1 and the warning threshold
     loss = shown["runs_chart_loss"]
     assert [s["y0"] for s in loss["layout"]["shapes"]] == [-1.0], "SimSiam's collapse value"

@@ -51,8 +51,9 @@ def test_every_method_trains_an_epoch(data, tmp_path, method):
     result = train(TrainConfig(data=str(data), method=method, out=str(tmp_path), **TINY))
     assert result["status"] == "finished" and result["step"] == 2
     rows = read_metrics(tmp_path / "metrics.jsonl")
-    assert [r["kind"] for r in rows] == ["step", "step", "epoch", "end"]
-    epoch = rows[2]
+    assert [r["kind"] for r in rows] == ["epoch", "step", "step", "epoch", "end"]
+    assert rows[0]["epoch"] == 0 and rows[0]["step"] == 0  # the untrained model
+    epoch = rows[3]
     assert set(EPOCH_KEYS) <= set(epoch), set(EPOCH_KEYS) - set(epoch)
     assert math.isfinite(epoch["loss"]) and 0.0 <= epoch["center_norm"] <= 1.0
     # Mean ‖z − s‖ over a sample of the views (exactness: test_view_recorder_residual_norm_...).
@@ -82,14 +83,14 @@ def test_collapse_guard_stops_the_run(data, tmp_path):
                                **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))
     assert result["status"] == "collapsed" and result["epoch"] == 1
     rows = read_metrics(tmp_path / "metrics.jsonl")
-    assert [r["kind"] for r in rows if r["kind"] != "step"] == ["epoch", "end"]
+    assert [r["kind"] for r in rows if r["kind"] != "step"] == ["epoch", "epoch", "end"]  # epochs 0 and 1
     assert rows[-2]["collapsed"] is True and rows[-1]["status"] == "collapsed"
     assert rows[-2]["knn_acc"] is None  # knn only at the end, which a collapsed run does not reach
     assert "collapse guard" in (tmp_path / "train.log").read_text()
     # the same call again: the run is over, nothing trains
     again = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path),
                               **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))
-    assert again["status"] == "collapsed" and len(epochs_of(tmp_path)) == 1
+    assert again["status"] == "collapsed" and len(epochs_of(tmp_path)) == 2
 
 
 def test_resume_refuses_another_run_in_the_same_folder(data, tmp_path):
@@ -262,7 +263,8 @@ def _start_until(data, run, env, method: str, epochs: int, steps: int, kind: str
     argv = cli("--data", str(data), "--method", method, "--epochs", str(epochs), "--max-steps-per-epoch", str(steps),
                "--out", str(run), *CLI_TINY)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == kind for r in rows), proc)
+    # An epoch line past the untrained reading (epoch 0), or a step line.
+    _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == kind and r.get("epoch", 1) > 0 for r in rows), proc)
     return argv, proc
 
 
@@ -272,14 +274,14 @@ def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp
     argv, proc = _start_until(data, run, env, "simsiam", epochs=3, steps=3, kind="epoch")
     proc.kill()
     proc.wait()
-    assert [r["epoch"] for r in epochs_of(run)] == [1]
+    assert [r["epoch"] for r in epochs_of(run)] == [0, 1]
     ckpt = run / "checkpoint.pt"
     in_window = not ckpt.exists() or torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 0
     print("killed between epoch 1's metrics line and its checkpoint:", in_window)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = read_metrics(run / "metrics.jsonl")
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0, 1, 2, 3]
     steps = [r["step"] for r in rows if r["kind"] == "step"]
     assert steps == list(range(1, 10))  # no step twice, none missing
     assert rows[-1] == {"kind": "end", "status": "finished", "epoch": 3, "step": 9}
@@ -310,7 +312,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = read_metrics(run / "metrics.jsonl")
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0, 1, 2]
     assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 9))
     assert [r["kind"] for r in rows].count("end") == 1 and rows[-1]["status"] == "finished"
     assert "resuming byol" in (run / "train.log").read_text()
@@ -333,7 +335,7 @@ def test_corrupt_jpegs_are_skipped_and_counted(tmp_path):
         path.write_bytes(path.read_bytes()[:40] if path.stat().st_size % 2 else b"not a jpeg at all")
     result = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path / "run"), **TINY))
     assert result["status"] == "finished"
-    epoch = epochs_of(tmp_path / "run")[0]
+    epoch = epochs_of(tmp_path / "run")[-1]
     assert 1 <= epoch["n_corrupt"] <= len(victims) and math.isfinite(epoch["loss"])
 
 

@@ -60,7 +60,10 @@ class Lab:
         return get_run(name, self.root)
 
     def epochs_logged(self, name: str) -> list[int]:
-        return [r["epoch"] for r in read_metrics(self.root / name) if r.get("kind") == "epoch"]
+        """The trained epochs logged (the untrained reading, epoch 0, checked to appear at most once)."""
+        epochs = [r["epoch"] for r in read_metrics(self.root / name) if r.get("kind") == "epoch"]
+        assert epochs.count(0) <= 1, epochs
+        return [e for e in epochs if e > 0]
 
 
 @pytest.fixture(scope="module")
@@ -353,13 +356,25 @@ def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
 def test_demo_data_is_built_once_and_its_args_parse(tmp_path):
     from lab.imagenet import parse_train_args
 
-    data = demo_data(tmp_path)
+    data = demo_data(tmp_path, real=False)
     assert data.parent == tmp_path and sorted(p.name for p in data.iterdir()) == ["train", "val"]
     stamp = next((data / "train").rglob("*.jpg")).stat().st_mtime_ns
-    assert demo_data(tmp_path) == data and next((data / "train").rglob("*.jpg")).stat().st_mtime_ns == stamp
+    assert demo_data(tmp_path, real=False) == data and next((data / "train").rglob("*.jpg")).stat().st_mtime_ns == stamp
     assert list_runs(tmp_path) == []  # the demo folder is not a run
     cfg = parse_train_args([*demo_train_args(data), "--out", str(tmp_path / "r")])
     assert (cfg.method, cfg.epochs, cfg.image_size, cfg.device) == ("simsiam", 12, 32, "auto")
+
+
+def test_the_demo_is_a_real_fashion_mnist_run_where_debian_has_it(tmp_path):
+    from lab.data.fmnist import DEBIAN_DIR, is_fashion_mnist
+    from lab.imagenet import parse_train_args
+
+    if not is_fashion_mnist(DEBIAN_DIR):
+        pytest.skip("needs Debian's dataset-fashion-mnist (scripts/test.sh installs it)")
+    data = demo_data(tmp_path)
+    assert data == DEBIAN_DIR and not (tmp_path / ".demo-data").exists()
+    cfg = parse_train_args([*demo_train_args(data), "--out", str(tmp_path / "r")]).resolved()
+    assert (cfg.scale, cfg.image_size, cfg.batch_size, cfg.max_steps_per_epoch) == ("fmnist", 28, 256, 20)
 
 
 def test_slurm_spec_and_batch_script_are_validated_and_quoted(tmp_path):

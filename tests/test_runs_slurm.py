@@ -56,7 +56,9 @@ def wait_for(what, timeout: float = 90.0, poll: float = 0.3):
 def epochs_logged(path: Path) -> list[int]:
     from lab.runs import read_metrics
 
-    return [r["epoch"] for r in read_metrics(path) if r.get("kind") == "epoch"]
+    epochs = [r["epoch"] for r in read_metrics(path) if r.get("kind") == "epoch"]
+    assert epochs.count(0) <= 1, epochs  # the untrained reading, once, even across requeues
+    return [e for e in epochs if e > 0]
 
 
 def scontrol(cluster, *args: str) -> None:

@@ -79,19 +79,24 @@ def page() -> None:
     )
 
     def launch_demo() -> None:
-        with st.spinner("Writing a small image folder and starting the run…"):
+        with st.spinner("Starting the run…"):
             data = labruns.demo_data(root)
             name = next(f"demo-{i}" for i in range(1, 10_000) if not (root / f"demo-{i}").exists())
             info = labruns.launch(name, labruns.demo_train_args(data), root=root, device="cpu")
+        what = "Fashion-MNIST" if labruns.demo_is_real(data) else "generated images"
         st.session_state.runs_shown = [info.name]
-        st.session_state.runs_flash = f"Started {info.name}: a short CPU run on generated images."
+        st.session_state.runs_flash = f"Started {info.name}: a short CPU run of SimSiam on {what}."
 
     if not labruns.cuda_available():
         with st.container(border=True):
             left, right = st.columns([4, 1])
+            real = labruns.real_demo_available()
             left.markdown(
-                "**No GPU here.** Try the whole loop on the CPU: a tiny ResNet-18 run on a generated image folder "
-                "(a minute or two), its charts growing every few seconds."
+                "**No GPU here.** Try the whole loop on the CPU: SimSiam on real Fashion-MNIST images, a small "
+                "ResNet-18 (two to three minutes), its charts growing every few seconds."
+                if real else
+                "**No GPU here.** Try the whole loop on the CPU: a tiny ResNet-18 run on generated images. For real "
+                f"images: `{labruns.real_demo_hint()}`, then reload."
             )
             if right.button("CPU demo run", type="primary", key="runs_demo"):
                 try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
@@ -174,9 +175,28 @@ def _imagenet(args) -> int:
     return 0
 
 
+def _fmnist(args) -> int:
+    from lab.bench.fmnist import bench_fmnist
+    from lab.data.fmnist import DEBIAN_DIR
+
+    batch = args.batch_size or 256
+    steps = args.steps or 10
+    if not 2 <= batch <= 8192 or not 1 <= steps <= 10_000:
+        print(f"error: --batch-size must be in [2, 8192] and --steps in [1, 10000], got {batch} and {steps}",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads if args.threads != 1 else (os.cpu_count() or 1))
+    try:
+        bench_fmnist(args.data or DEBIAN_DIR, batch, steps)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "imagenet"], help="which benchmark")
+    parser.add_argument("what", choices=["b1", "toy", "imagenet", "fmnist"], help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
@@ -187,9 +207,12 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, help="imagenet: batch (default 256 on cuda, 32 on cpu)")
     parser.add_argument("--steps", type=int, help="imagenet: timed training steps (default 20 on cuda, 5 on cpu)")
     parser.add_argument("--workers", type=int, default=2, help="imagenet: data-loading processes (default 2)")
+    parser.add_argument("--data", help="fmnist: a Fashion-MNIST folder (default Debian's)")
     args = parser.parse_args(argv)
     if args.what == "imagenet":
         return _imagenet(args)
+    if args.what == "fmnist":
+        return _fmnist(args)
     if args.repeats < 1 or args.frames < 2 or not 64 <= args.size <= 2048 or args.threads < 1 \
             or (args.epochs is not None and args.epochs < 1):
         print("error: --repeats >= 1, --frames >= 2, --size in [64, 2048], --threads >= 1, --epochs >= 1",

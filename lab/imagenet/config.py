@@ -21,7 +21,7 @@ import torch
 from lab.checks import check_knobs, field_kind, knob
 from lab.imagenet.model import method_params
 from lab.imagenet.presets import preset_runs
-from lab.imagenet.recipes import RECIPES
+from lab.imagenet.recipes import RECIPES, SCALES, data_scale, recipe
 from lab.methods import METHOD_NAMES
 
 PROG = "python -m lab.imagenet.train"
@@ -49,7 +49,8 @@ class TrainConfig:
     run with aug_groups = G sees exactly the views of a G-process run.
     """
 
-    data: str = _option(help="ImageFolder root with train/<class>/*.jpg (and val/ for kNN)", metavar="DIR")
+    data: str = _option(help="ImageFolder root with train/<class>/*.jpg (and val/ for kNN), or a folder with "
+                             "Fashion-MNIST's four idx files (e.g. /usr/share/datasets/fashion-mnist)", metavar="DIR")
     method: str = _option(help="one of: " + ", ".join(METHOD_NAMES), metavar="NAME")
     set: Mapping[str, Any] = _option(factory=dict, metavar="KEY=VALUE",
                                      help="a method knob on top of its recipe (e.g. predictor=false, lam=0, "
@@ -57,9 +58,11 @@ class TrainConfig:
     epochs: int | None = _option(None, range=(1, 100_000), help="default: the method's recipe")
     batch_size: int | None = _option(None, range=(2, 1 << 20),
                                      help="global batch over all ranks; default: the recipe's")
-    image_size: int = _option(224, range=(16, 1024), help="side of the training views in pixels")
+    image_size: int | None = _option(None, range=(16, 1024),
+                                     help="side of the training views in pixels; default 224 (28 on Fashion-MNIST)")
     load_size: int | None = _option(None, range=(16, 2048),
-                                    help="decoded size before cropping; default image_size·256/224, rounded")
+                                    help="decoded size before cropping; default image_size·256/224, rounded "
+                                         "(Fashion-MNIST: its 28 px)")
     device: str = _option("auto", help="auto (cuda when present, else cpu; under torchrun cuda:LOCAL_RANK), "
                                        "cpu, cuda, cuda:N")
     out: str = _option("runs/imagenet", metavar="DIR", help="run folder (checkpoint, metrics.jsonl, config.json, "
@@ -99,7 +102,7 @@ class TrainConfig:
                 object.__setattr__(self, name, str(getattr(self, name)))
         self._check_bools()
         check_knobs(self)
-        if self.load_size is not None and self.load_size < self.image_size:
+        if self.load_size is not None and self.image_size is not None and self.load_size < self.image_size:
             raise ValueError(f"load_size must be >= image_size ({self.image_size}), got {self.load_size}")
         self._check_device()
 
@@ -117,12 +120,23 @@ class TrainConfig:
         except (RuntimeError, ValueError, TypeError):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
 
+    @property
+    def scale(self) -> str:
+        """"fmnist" when data is a folder of Fashion-MNIST's idx files, else "imagenet" (`recipes.SCALES`)."""
+        return data_scale(self.data)
+
     def resolved(self) -> "TrainConfig":
-        """Recipe defaults filled in (epochs, batch_size, load_size); everything else unchanged."""
-        recipe = get_recipe(self.method)
-        return dataclasses.replace(
-            self, epochs=self.epochs or recipe.epochs, batch_size=self.batch_size or recipe.batch_size,
-            load_size=self.load_size or int(round(self.image_size * 256 / 224)))
+        """The scale's and the recipe's defaults filled in (epochs, batch_size, image_size, load_size)."""
+        scale = SCALES[self.scale]
+        rec = get_recipe(self.method, scale.name)
+        image_size = self.image_size or scale.image_size
+        load_size = self.load_size or scale.load_size or int(round(image_size * 256 / 224))
+        if scale.load_size is not None and load_size != scale.load_size:
+            raise ValueError(f"load_size must be {scale.load_size} on {scale.label} (its images' size), got {load_size}")
+        if load_size < image_size:
+            raise ValueError(f"load_size must be >= image_size ({image_size}), got {load_size}")
+        return dataclasses.replace(self, epochs=self.epochs or rec.epochs, batch_size=self.batch_size or rec.batch_size,
+                                   image_size=image_size, load_size=load_size)
 
     def to_json(self) -> dict[str, Any]:
         """Every field as plain JSON types: what `--config FILE.json` reads back (`TrainConfig(**d) == self`)."""
@@ -132,17 +146,17 @@ class TrainConfig:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
-def get_recipe(method: str):
+def get_recipe(method: str, scale: str = "imagenet"):
     if method not in RECIPES:
         raise ValueError(f"no ImageNet recipe for method {method!r}; valid: {', '.join(RECIPES)}")
-    return RECIPES[method]
+    return recipe(method, scale)
 
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """The cheap checks beyond the fields' own, before anything starts: the method's knobs parse and
     exist, the method has a recipe. Bad -> ValueError, one line."""
-    method_params(cfg.method, cfg.set)
-    get_recipe(cfg.method)
+    method_params(cfg.method, cfg.set, cfg.scale)
+    get_recipe(cfg.method, cfg.scale)
     return cfg
 
 
@@ -288,16 +302,17 @@ def config_to_argv(cfg: TrainConfig) -> list[str]:
 
 
 def preset_configs(name: str, overrides: Mapping[str, Any]) -> list[tuple[dict, TrainConfig]]:
-    """(run, config) for each run of preset `name` (`lab.imagenet.presets.preset_runs`): the run's method,
-    knobs and epochs, under `overrides` (fields as `parse_overrides` gives them): their epochs win, their
-    knobs go on top of the run's, a method of theirs is an error. Each run's out is OUT/<run name>, OUT
-    defaulting to runs/<preset>."""
+    """(run, config) for each run of preset `name` (`lab.imagenet.presets.preset_runs`, at the scale of the
+    data folder): the run's method, knobs, epochs and seed, under `overrides` (fields as `parse_overrides`
+    gives them): their epochs win, their knobs go on top of the run's, their seed offsets the run's, a method
+    of theirs is an error. Each run's out is OUT/<run name>, OUT defaulting to runs/<preset>."""
     if "method" in overrides:
         raise ValueError("train args of a preset must not contain --method: each preset run has its own")
     base = Path(overrides.get("out") or f"runs/{name}")
     result = []
-    for run in preset_runs(name):
+    for run in preset_runs(name, data_scale(overrides.get("data"))):
         values = {**overrides, "method": run["method"], "set": {**run["set"], **overrides.get("set", {})},
-                  "epochs": overrides.get("epochs") or run["epochs"], "out": str(base / run["name"])}
+                  "epochs": overrides.get("epochs") or run["epochs"], "out": str(base / run["name"]),
+                  "seed": overrides.get("seed", 0) + run["seed"]}
         result.append((run, make_config(values)))
     return result

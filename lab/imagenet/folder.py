@@ -1,7 +1,8 @@
 """ImageFolder loading: root/split/<class>/*.jpg decoded with Pillow in DataLoader workers, or read from a
-pre-decoded cache (`lab.imagenet.cache`).
+pre-decoded cache (`lab.imagenet.cache`); or Fashion-MNIST's idx files, held in memory (`lab.data.fmnist`).
 
-Every batch is a CPU uint8 tensor (B, 3, size, size), short side resized to `size` and center cropped,
+Every batch is a CPU uint8 tensor (B, 3, size, size) (Fashion-MNIST: (B, 1, 28, 28)), short side resized
+to `size` and center cropped,
 with int64 labels (B,). Epoch order is a permutation drawn from (seed, epoch); each of world_size ranks
 takes a disjoint strided shard of it, so all ranks see the same number of batches (DDP needs that).
 Within a batch the indices are sorted: the cache reads the memmap in file order, and the JPEG path
@@ -20,6 +21,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 from PIL import Image
+
+from lab.data import fmnist
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 # The cache folder's format (`lab.imagenet.cache` builds it; the loader here reads it).
@@ -340,6 +343,54 @@ def _prefetched(fn, items: list, depth: int):
                 pass
 
 
+# ----------------------------------------------------------------------------------------- in memory
+
+class TensorSource:
+    """Batches gathered from images already in memory (Fashion-MNIST: 47 MB for the training split)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def iterate(self, batches: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+        for idx in batches:
+            i = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
+            yield self.images.index_select(0, i), self.labels.index_select(0, i), []
+
+
+_MEMORY: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def load_fashion_mnist(root, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of a Fashion-MNIST folder, read once per process (the kNN loader reuses the training split)."""
+    paths = [fmnist.file_path(root, stem) for stem in fmnist.FILES[split]]
+    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) if p else None for p in paths)
+    if key not in _MEMORY:
+        if len(_MEMORY) >= 4:
+            _MEMORY.clear()
+        _MEMORY[key] = fmnist.load_split(root, split)
+    return _MEMORY[key]
+
+
+def check_split(root, split: str) -> None:
+    """ValueError (one line, naming the folder or file) unless root/split can be read: an ImageFolder split,
+    or a Fashion-MNIST split of its idx files."""
+    if fmnist.is_fashion_mnist(root):
+        load_fashion_mnist(root, split)
+    else:
+        scan(root, split)
+
+
+def has_split(root, split: str) -> bool:
+    """Whether root has the split at all (Fashion-MNIST: its files; an ImageFolder: root/split)."""
+    if fmnist.is_fashion_mnist(root):
+        return fmnist.has_split(root, split)
+    try:
+        split_folder(root, split)
+    except ValueError:
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------------------- loaders
 
 def _check_args(size: int, batch_size: int, workers: int, seed: int, rank: int, world_size: int) -> None:
@@ -361,6 +412,14 @@ def make_loader(root, split: str, *, size: int, batch_size: int, workers: int = 
     _check_args(size, batch_size, workers, seed, rank, world_size)
     kw = dict(size=size, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed, rank=rank,
               world_size=world_size)
+    if fmnist.is_fashion_mnist(root):
+        if cache is not None:
+            raise DataError(f"{root}: Fashion-MNIST is read into memory; --cache is for ImageFolders")
+        if size != fmnist.SIDE:
+            raise DataError(f"{root}: Fashion-MNIST images are {fmnist.SIDE} px; load size must be {fmnist.SIDE}, "
+                            f"got {size}")
+        images, labels = load_fashion_mnist(root, split)
+        return ImageLoader(TensorSource(images, labels), len(labels), list(fmnist.CLASSES), where=str(root), **kw)
     if cache is not None:
         source, meta = open_cache(cache, root, split, size)
         return ImageLoader(source, meta["n"], meta["classes"], n_corrupt=meta["n_corrupt"], where=str(cache), **kw)

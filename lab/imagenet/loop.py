@@ -70,9 +70,14 @@ def run_loop(run: Run) -> dict:
         last = [r for r in read_metrics(run.out / "metrics.jsonl") if r.get("kind") == "epoch"]
         return {**summary, "status": start["status"], "last": last[-1] if last else None}
     _begin(run)
-    recorder = ViewRecorder(run.model.encoder, run.device)
+    recorder = view_recorder(run)
     run.ddp.train()
     step, guard, status, last = start["step"], start["guard"], "finished", None
+    if start["step"] == 0 and not _has_epoch_zero(run):
+        # Its own random streams: a run that finds epoch 0 already logged (killed before its first
+        # checkpoint) trains exactly as one that has just read it.
+        with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
+            _epoch_zero(run, recorder)
     with _Stop() as stop:
         for epoch in range(start["epoch"], run.cfg.epochs):
             skip = start["step_in_epoch"] if epoch == start["epoch"] else 0
@@ -98,6 +103,52 @@ def run_loop(run: Run) -> dict:
     run.files.metric({"kind": "end", "status": status, "epoch": epoch_done, "step": step})
     run.files.log(f"{status}: epoch {epoch_done}, step {step}")
     return {**summary, "status": status, "epoch": epoch_done, "step": step, "last": last}
+
+
+def view_recorder(run: Run) -> ViewRecorder:
+    """The recorder of the online encoder's views: pre-BN where the projector ends in a BatchNorm."""
+    projector = run.model.encoder.projector
+    out_bn = projector[-1] if run.recipe.proj_out_bn else None
+    return ViewRecorder(run.model.encoder, run.device, out_bn=out_bn, loss_view=run.model.loss_view)
+
+
+# Training batches the untrained model is read on (epoch 0): enough views for a stable ‖s‖ and a
+# covariance of rank D at every scale (64 × 256 = 16,384 views > D = 2048), a few seconds on a GPU.
+EPOCH_ZERO_BATCHES = 64
+
+
+def _has_epoch_zero(run: Run) -> bool:
+    return any(r.get("kind") == "epoch" and r.get("epoch") == 0 for r in read_metrics(run.out / "metrics.jsonl"))
+
+
+@torch.no_grad()
+def _epoch_zero(run: Run, recorder: ViewRecorder) -> None:
+    """The untrained model read as the epoch lines read a trained one (its metrics.jsonl line has epoch 0):
+    the views of up to EPOCH_ZERO_BATCHES training batches of epoch 0's order, in train mode as the loss
+    sees them, and kNN when the run has a val split. The model's buffers (BatchNorm statistics, DINO's
+    center, queues) are put back afterwards, so training starts exactly as without this reading."""
+    saved = {k: v.clone() for k, v in run.model.named_buffers()}
+    began = time.perf_counter()
+    recorder.reset()
+    run.loader.set_epoch(0)
+    n = min(EPOCH_ZERO_BATCHES, run.steps_per_epoch)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
+    images = 0
+    for i, (images_u8, _) in zip(range(n), run.loader):
+        v1, v2 = _views(run, images_u8, 0, i, -(i + 1))  # negative steps: streams no training step uses
+        recorder.active = True
+        with run.autocast():
+            loss, _ = run.model.loss(v1[None], v2[None])
+        recorder.active = False
+        loss_sum += loss.sum().double() * run.steps_per_epoch / n  # epoch_row averages over steps_per_epoch
+        images += images_u8.shape[0] * run.world
+    for k, v in run.model.named_buffers():
+        v.copy_(saved[k])
+    row = epoch_row(run, -1, 0, loss_sum, recorder, 0.0, time.perf_counter() - began, images)
+    row["untrained_batches"] = n
+    run.files.metric(row)
+    run.files.log(epoch_line(row, run.cfg.epochs) + f" (untrained, {n} batches)")
+    recorder.reset()
 
 
 def _begin(run: Run) -> None:

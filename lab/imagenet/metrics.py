@@ -21,13 +21,15 @@ from lab.imagenet.run import Run
 from lab.metrics import knn_accuracy
 
 # What the engine's kNN votes on (the vote itself: `lab.metrics.KNN_PROTOCOL`); config.json records both.
-KNN_FEATURES = ("backbone features h (512-d, model in eval mode), val images against all train images, each "
+KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fashion-MNIST; model in eval mode), "
+                "val images (Fashion-MNIST: the test split) against all train images, each "
                 "image short-side resized to load_size, center-cropped, resized to image_size, normalised; no "
                 "augmentation")
 KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train similarities
 # Every line of metrics.jsonl has "kind": "step" | "epoch" | "end". Keys of an epoch line:
-EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "residual_norm", "z_std",
-              "z_std_healthy", "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapsed")
+EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_norm_pre_bn",
+              "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_max",
+              "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapsed")
 
 
 def all_sum(t: torch.Tensor) -> torch.Tensor:
@@ -52,39 +54,89 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[:c] for p, c in zip(parts, counts)])
 
 
-class ViewRecorder:
-    """Forward hook on model.encoder: sums of the L2-normalised projector outputs of the training views.
+# Where center_norm is read, by projector kind (config.json says it for each run).
+READ_AT = {"proj_out_bn": "before the projector's output BatchNorm (train mode; after it the mean is 0 by "
+                          "construction)",
+           "plain": "on the projector output (no normalising layer follows it in the projector)"}
 
-    Over an epoch: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² − (E z_d)²) (= lab.geometry.z_std).
-    residual_norm is DESIGN §4's mean ‖z − s‖ with the epoch's s, which is known only at the epoch's end:
-    it is taken over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank) kept on
-    the device. (The root mean square sqrt(1 − ‖s‖²) would need no sample, but it says nothing that
-    center_norm does not.) Sums stay on the device in float64; nothing syncs until `epoch_values`.
+
+class _Moments:
+    """Sums over views of L2-normalised features z (D,): Σz, Σz², and (with cov) Σzzᵀ; float64 on the device."""
+
+    def __init__(self, cov: bool):
+        self.with_cov = cov
+        self.sum = self.sum2 = self.cov = None
+
+    def add(self, z: torch.Tensor) -> None:
+        """z: (n, D) float32, L2-normalised."""
+        s, s2 = z.sum(0).double(), z.square().sum(0).double()
+        if self.sum is None:
+            self.sum, self.sum2 = torch.zeros_like(s), torch.zeros_like(s)
+            if self.with_cov:
+                self.cov = torch.zeros(s.shape[0], s.shape[0], dtype=torch.float64, device=s.device)
+        self.sum += s
+        self.sum2 += s2
+        if self.with_cov:
+            self.cov += (z.T @ z).double()  # float32 product of one batch, float64 over the epoch
+
+    def packed(self) -> list[torch.Tensor]:
+        return [self.sum, self.sum2] + ([self.cov.flatten()] if self.with_cov else [])
+
+    def unpack(self, flat: torch.Tensor) -> None:
+        d = self.sum.shape[0]
+        self.sum, self.sum2 = flat[:d].clone(), flat[d:2 * d].clone()
+        if self.with_cov:
+            self.cov = flat[2 * d:].view(d, d).clone()
+
+
+class ViewRecorder:
+    """Hooks on the online encoder: moments of the training views' features, before and after normalising.
+
+    pre: the projector's output before its output BatchNorm (SimSiam's recipe family), or the projector's
+    output where it has none. This is where collapse can show: a train-mode BatchNorm gives every batch zero
+    mean per dimension by construction, so after it ‖s‖ stays near 0 even when every pre-BN output is one
+    point. post: what the loss is given, after that BatchNorm and the method's own normalisation
+    (`Method.loss_view`: Barlow Twins standardises each dimension over the batch). Both are L2-normalised per
+    view before averaging. Over an epoch, on `pre`: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² −
+    (E z_d)²) (= lab.geometry.z_std), effective_rank = exp(entropy of the normalised singular values of the
+    centered z) from the epoch's covariance (= lab.metrics.effective_rank over all views); residual_norm is
+    DESIGN §4's mean ‖z − s‖ over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank)
+    kept on the device, since s is known only at the epoch's end. center_norm_post_bn: ‖Σ post / n‖.
+    Nothing syncs until `epoch_values`.
     """
 
     SAMPLE_EVERY, SAMPLE_MAX = 8, 4096
 
-    def __init__(self, encoder: nn.Module, device: torch.device):
+    def __init__(self, encoder: nn.Module, device: torch.device, out_bn: nn.Module | None = None,
+                 loss_view=None):
         self.device, self.active = device, False
-        self.sum = self.sum2 = self.batch_sum = None
+        self.loss_view = loss_view
+        self.pre, self.post = _Moments(cov=True), _Moments(cov=False)
         self.count = torch.zeros((), dtype=torch.float64, device=device)
-        self.batch_count = 0
+        self.batch_sum, self.batch_count = None, 0
         self.sample: list[torch.Tensor] = []
         self.sample_n = 0
-        self.handle = encoder.register_forward_hook(self._hook)
+        self._pre_bn: torch.Tensor | None = None
+        self.handles = [encoder.register_forward_hook(self._hook)]
+        if out_bn is not None:
+            self.handles.append(out_bn.register_forward_hook(self._bn_hook))
+
+    def _bn_hook(self, module, inputs, output):
+        if self.active:
+            self._pre_bn = inputs[0].detach()
 
     def _hook(self, module, inputs, output):
         if not self.active:
             return
-        z = output[1].detach().float()
-        z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        z = z.reshape(-1, z.shape[-1])
-        s, s2 = z.sum(0).double(), z.square().sum(0).double()
-        if self.sum is None:
-            self.sum, self.sum2 = torch.zeros_like(s), torch.zeros_like(s)
-        self.sum += s
-        self.sum2 += s2
+        y = output[1].detach().float()
+        pre = y if self._pre_bn is None else self._pre_bn.float().view(y.shape)
+        self._pre_bn = None
+        post = y if self.loss_view is None else self.loss_view(y).float()
+        z, zp = (_unit(t.reshape(-1, t.shape[-1])) for t in (pre, post))
+        self.pre.add(z)
+        self.post.add(zp)
         self.count += z.shape[0]
+        s = z.sum(0).double()
         self.batch_sum = s if self.batch_sum is None else self.batch_sum + s
         self.batch_count += z.shape[0]
         if self.sample_n < self.SAMPLE_MAX:
@@ -96,40 +148,52 @@ class ViewRecorder:
         self.batch_sum, self.batch_count = None, 0
 
     def batch_center_norm(self) -> float:
-        """‖mean z‖ of this step's views, all ranks together (a collective: call on every rank)."""
+        """‖mean z‖ (pre) of this step's views, all ranks together (a collective: call on every rank)."""
         packed = all_sum(torch.cat([self.batch_sum, torch.tensor([float(self.batch_count)], dtype=torch.float64,
                                                                    device=self.device)]))
         return float((packed[:-1] / packed[-1]).norm())
 
+    def _flat(self) -> torch.Tensor:
+        return torch.cat(self.pre.packed() + self.post.packed() + [self.count.view(1)])
+
+    def _unflat(self, flat: torch.Tensor) -> None:
+        d = self.pre.sum.shape[0]
+        n_pre = 2 * d + d * d
+        self.pre.unpack(flat[:n_pre])
+        self.post.unpack(flat[n_pre:-1])
+        self.count = flat[-1].clone()
+
     def state(self) -> dict:
         sample = torch.cat(self.sample) if self.sample else None
-        return {"sum": self.sum, "sum2": self.sum2, "count": self.count, "sample": sample}
+        return {"flat": None if self.pre.sum is None else self._flat(), "dims": self._dims(), "count": self.count,
+                "sample": sample}
+
+    def _dims(self) -> tuple[int, int] | None:
+        return None if self.pre.sum is None else (self.pre.sum.shape[0], self.post.sum.shape[0])
 
     def load(self, state: Mapping) -> None:
-        self.sum, self.sum2 = state["sum"], state["sum2"]
-        self.count = state["count"].to(self.device)
-        sample = state.get("sample")  # absent in checkpoints written before the sample existed
+        self.reset()
+        if state.get("flat") is None:  # nothing recorded yet (or a checkpoint from before pre/post readings)
+            return
+        d_pre, d_post = state["dims"]
+        self.pre.sum = torch.zeros(d_pre, dtype=torch.float64, device=self.device)
+        self.post.sum = torch.zeros(d_post, dtype=torch.float64, device=self.device)
+        self._unflat(state["flat"].to(self.device))
+        sample = state.get("sample")
         self.sample = [] if sample is None else [sample.to(self.device)]
         self.sample_n = 0 if sample is None else sample.shape[0]
-        if self.sum is not None:
-            self.sum, self.sum2 = self.sum.to(self.device), self.sum2.to(self.device)
 
     def gather_to_rank0(self) -> None:
         """Put every rank's partial sums on rank 0 (for a mid-epoch checkpoint, which rank 0 writes)."""
         if not tdist.is_initialized():
             return
-        d = self.sum.shape[0]
-        packed = all_sum(torch.cat([self.sum, self.sum2, self.count.view(1)]))
-        if tdist.get_rank() == 0:
-            self.sum, self.sum2, self.count = packed[:d], packed[d:2 * d], packed[-1]
-        else:
-            self.sum, self.sum2 = torch.zeros_like(self.sum), torch.zeros_like(self.sum2)
-            self.count = torch.zeros_like(self.count)
+        packed = all_sum(self._flat())
+        self._unflat(packed if tdist.get_rank() == 0 else torch.zeros_like(packed))
         # The residual sample stays per rank: rank 0's part goes into the checkpoint, and after a resume
         # the other ranks sample afresh (still views of this epoch, scored against the epoch's s).
 
     def reset(self) -> None:
-        self.sum = self.sum2 = None
+        self.pre, self.post = _Moments(cov=True), _Moments(cov=False)
         self.sample, self.sample_n = [], 0
         self.count = torch.zeros((), dtype=torch.float64, device=self.device)
 
@@ -146,14 +210,31 @@ class ViewRecorder:
 
     def epoch_values(self) -> dict[str, float]:
         """All-reduced over ranks (a collective)."""
-        packed = all_sum(torch.cat([self.sum, self.sum2, self.count.view(1)]))
-        d = self.sum.shape[0]
-        n = packed[-1]
-        mean, mean2 = packed[:d] / n, packed[d:2 * d] / n
+        self._unflat(all_sum(self._flat()))
+        n = self.count
+        d = self.pre.sum.shape[0]
+        mean, mean2 = self.pre.sum / n, self.pre.sum2 / n
         center = float(mean.norm())
-        return {"center_norm": center, "residual_norm": self._residual_norm(mean),
+        cov = self.pre.cov / n - torch.outer(mean, mean)
+        return {"center_norm": center, "center_norm_pre_bn": center,
+                "center_norm_post_bn": float((self.post.sum / n).norm()),
+                "residual_norm": self._residual_norm(mean),
                 "z_std": float((mean2 - mean.square()).clamp_min(0).sqrt().mean()),
-                "z_std_healthy": 1.0 / math.sqrt(d), "n_views": int(n)}
+                "z_std_healthy": 1.0 / math.sqrt(d), "effective_rank": effective_rank_of_covariance(cov),
+                "effective_rank_max": float(d), "n_views": int(n)}
+
+
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def effective_rank_of_covariance(cov: torch.Tensor) -> float:
+    """`lab.metrics.effective_rank` from the covariance C = ZᵀZ/n − μμᵀ (D, D) of the centered features:
+    their singular values are sqrt(n λ_i) for the eigenvalues λ_i of C, and the factor √n cancels."""
+    lam = torch.linalg.eigvalsh(cov.double()).clamp_min(0)
+    s = lam.sqrt()
+    p = s / s.sum().clamp_min(1e-300)
+    return float(torch.exp(-(p * p.clamp_min(1e-300).log()).sum()))
 
 
 # ----------------------------------------------------------------------------------------- epoch line
@@ -172,8 +253,7 @@ def epoch_row(run: Run, epoch: int, step: int, loss_sum: torch.Tensor, recorder:
     knn_start = time.perf_counter()
     knn = knn_eval(run) if knn_due else None
     row = {"kind": "epoch", "epoch": epoch + 1, "step": step, "loss": loss, "collapse_loss": run.collapse_loss,
-           **{k: views[k] for k in ("center_norm", "residual_norm", "z_std", "z_std_healthy")},
-           **extra, "knn_acc": knn, "lr": lr,
+           **extra, **{k: views[k] for k in EPOCH_KEYS if k in views}, "knn_acc": knn, "lr": lr,
            "images_per_s": run.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds,
            "knn_seconds": time.perf_counter() - knn_start if knn_due else 0.0, "n_corrupt": n_corrupt,
            "collapsed": False}
@@ -204,7 +284,8 @@ def _probe_batch(run: Run) -> torch.Tensor:
             loader.set_epoch(0)
         images = next(iter(loader))[0]
         run.probe = images[: max(2, run.cfg.batch_size // run.world)]
-    x = eval_transform(run.probe.to(run.device), run.cfg.image_size)
+    x = eval_transform(run.probe.to(run.device), run.cfg.image_size, run.augment.mean.flatten().tolist(),
+                       run.augment.std.flatten().tolist())
     if run.device.type == "cuda" and run.cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -241,7 +322,8 @@ def _features(run: Run, loader) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features of a whole split, L2-normalised, every rank's shard gathered. -> (N, F) float, (N,) int64."""
     feats, labels = [], []
     for images, y in loader:
-        x = eval_transform(images.to(run.device, non_blocking=True), run.cfg.image_size)
+        x = eval_transform(images.to(run.device, non_blocking=True), run.cfg.image_size,
+                           run.augment.mean.flatten().tolist(), run.augment.std.flatten().tolist())
         if run.device.type == "cuda" and run.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with run.autocast():

@@ -14,17 +14,18 @@ import torch
 from torch import nn
 
 from lab.imagenet.recipes import Recipe, recipe
-from lab.imagenet.resnet import FEATURES, resnet18
+from lab.imagenet.resnet import resnet18
 from lab.methods import Method, build_method, method_class, method_config
 from lab.nn import SeedBatchNorm
 
 
-def projector(rec: Recipe, in_dim: int = FEATURES) -> nn.Sequential:
+def projector(rec: Recipe, in_dim: int | None = None) -> nn.Sequential:
     """Linear (+ BN) + activation per hidden dim of `rec.proj_dims`, then Linear to D (+ BN without affine).
 
     (N, in_dim) -> (N, D). A Linear followed by BN has no bias (BN's shift replaces it).
     """
     act = {"relu": nn.ReLU, "gelu": nn.GELU}[rec.proj_act]
+    in_dim = rec.features if in_dim is None else in_dim
     layers: list[nn.Module] = []
     dims = (in_dim,) + tuple(rec.proj_dims)
     for a, b in zip(dims[:-2], dims[1:-1]):
@@ -39,16 +40,17 @@ def projector(rec: Recipe, in_dim: int = FEATURES) -> nn.Sequential:
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet-18 backbone + the recipe's projector, in the toy Encoder's shapes with K = 1.
+    """ResNet-18 backbone (the recipe's stem, width and channels) + the recipe's projector, in the toy Encoder's
+    shapes with K = 1.
 
-    x: (1, N, 3, H, W) or (N, 3, H, W) -> h: (1, N, 512) backbone features, y: (1, N, D) projector output.
+    x: (1, N, C, H, W) or (N, C, H, W) -> h: (1, N, F) backbone features, y: (1, N, D) projector output.
     With `autocast_dtype` set (see `enable_autocast`) the backbone and projector run under autocast and
     h, y come back as float32, so the heads and losses after them keep full precision.
     """
 
     def __init__(self, rec: Recipe, zero_init_residual: bool = False):
         super().__init__()
-        self.backbone = resnet18(zero_init_residual)
+        self.backbone = resnet18(zero_init_residual, rec.stem, rec.width, rec.in_channels)
         self.projector = projector(rec)
         self.autocast_dtype: torch.dtype | None = None
 
@@ -105,11 +107,10 @@ def _flatten_seed_bn(module: nn.Module) -> None:
             _flatten_seed_bn(child)
 
 
-def method_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Every knob of `method` at ImageNet scale: the recipe's values, overridden by `params` (strings are
-    parsed by field type, as `--set key=value` gives them). Unknown method or key -> ValueError listing the
-    valid ones."""
-    merged = {**recipe(method).method_params, **dict(params or {})}
+def method_params(method: str, params: Mapping[str, Any] | None = None, scale: str = "imagenet") -> dict[str, Any]:
+    """Every knob of `method` at `scale`: the recipe's values, overridden by `params` (strings are parsed by
+    field type, as `--set key=value` gives them). Unknown method or key -> ValueError listing the valid ones."""
+    merged = {**recipe(method, scale).method_params, **dict(params or {})}
     return dataclasses.asdict(method_config(method, merged))
 
 
@@ -120,17 +121,17 @@ def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batc
 
 
 def build_model(method: str, params: Mapping[str, Any] | None = None, seed: int = 0,
-                zero_init_residual: bool = False) -> Method:
-    """`method` on ResNet-18 with its recipe's projector and ImageNet-scale heads (K = 1, seed `seed`).
+                zero_init_residual: bool = False, scale: str = "imagenet") -> Method:
+    """`method` on ResNet-18 with its recipe's projector and heads at `scale` (K = 1, seed `seed`).
 
     Deterministic in `seed`; leaves the global RNG as it was. The recipe is at `model.recipe`.
     """
-    rec = recipe(method)
-    resolved = method_params(method, params)
+    rec = recipe(method, scale)
+    resolved = method_params(method, params, scale)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = ResNetEncoder(rec, zero_init_residual)
-    model = build_method(method, resolved, [seed], FEATURES, rec.dim, hidden=FEATURES, encoder=encoder)
+    model = build_method(method, resolved, [seed], rec.features, rec.dim, hidden=rec.features, encoder=encoder)
     _flatten_seed_bn(model)
     model.recipe = rec
     return model

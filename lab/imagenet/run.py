@@ -15,12 +15,14 @@ import torch
 import torch.distributed as tdist
 from torch import nn
 
+from lab.data.fmnist import is_fashion_mnist
 from lab.imagenet import dist
 from lab.imagenet.augment import SSLAugment
 from lab.imagenet.config import TrainConfig, get_recipe
-from lab.imagenet.folder import make_loader, scan
+from lab.imagenet.folder import check_split, make_loader
 from lab.imagenet.model import build_model, collapse_value, method_params
 from lab.imagenet.optim import build_optimizer
+from lab.imagenet.recipes import SCALES
 from lab.imagenet.runfiles import RunFiles, load_start
 
 
@@ -110,8 +112,8 @@ def prepare(cfg: TrainConfig) -> Run:
     Bad input raises ValueError (one line) before anything heavy runs.
     """
     cfg = cfg.resolved()
-    recipe = get_recipe(cfg.method)
-    params = method_params(cfg.method, cfg.set)
+    recipe = get_recipe(cfg.method, cfg.scale)
+    params = method_params(cfg.method, cfg.set, cfg.scale)
     rank, local_rank, world = _dist_env()
     device = _resolve_device(cfg.device, local_rank)
     _check_batch_split(cfg, world)
@@ -133,7 +135,8 @@ def prepare(cfg: TrainConfig) -> Run:
     ddp = _LossModule(model)
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(ddp, device_ids=[device.index] if device.type == "cuda" else None)
-    augment = SSLAugment(cfg.image_size, min_scale=recipe.min_scale).to(device)
+    augment = SSLAugment(cfg.image_size, min_scale=recipe.min_scale, mean=SCALES[cfg.scale].mean,
+                         std=SCALES[cfg.scale].std).to(device)
     total = cfg.epochs * steps
     warmup = min(int(round(recipe.warmup_epochs * steps)), max(total - 1, 0))
     return Run(cfg=cfg, recipe=recipe, params=dict(params), device=device, rank=rank, world=world, out=out,
@@ -153,10 +156,14 @@ def _check_batch_split(cfg: TrainConfig, world: int) -> None:
 
 
 def _check_data(data: str) -> bool:
-    """Whether data/val exists (kNN runs only then); a missing or empty data/train -> DataError, one line."""
-    scan(data, "train")
+    """Whether data has a val split (kNN runs only then); a missing or empty data/train -> DataError, one
+    line. Fashion-MNIST needs all four files: its test split is the val split."""
+    check_split(data, "train")
+    if is_fashion_mnist(data):
+        check_split(data, "val")
+        return True
     try:
-        scan(data, "val")
+        check_split(data, "val")
     except ValueError:
         return False
     return True
@@ -190,7 +197,7 @@ def _knn_loaders(cfg: TrainConfig, rank: int, world: int) -> tuple:
 
 
 def _build_model(cfg: TrainConfig, params: dict, world: int, device: torch.device) -> nn.Module:
-    model = build_model(cfg.method, params, seed=cfg.seed)
+    model = build_model(cfg.method, params, seed=cfg.seed, scale=cfg.scale)
     if world > 1:
         model = dist.sync_batchnorm(model, device)
     model = model.to(device)

@@ -117,7 +117,7 @@ class RunFiles:
 def identity(cfg: TrainConfig) -> dict:
     """The IDENTITY_FIELDS of cfg as the checkpoint stores and compares them."""
     values = {k: getattr(cfg, k) for k in IDENTITY_FIELDS}
-    values["set"] = method_params(cfg.method, cfg.set)
+    values["set"] = method_params(cfg.method, cfg.set, cfg.scale)
     values["data"] = str(Path(cfg.data).absolute())
     return jsonable(values)
 

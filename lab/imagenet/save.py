@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lab.imagenet.config import jsonable
-from lab.imagenet.metrics import EPOCH_KEYS, KNN_FEATURES, ViewRecorder
+from lab.imagenet.metrics import EPOCH_KEYS, KNN_FEATURES, READ_AT, ViewRecorder
 from lab.imagenet.run import Run
 from lab.imagenet.runfiles import CHECKPOINT, atomic_write_bytes, identity
 from lab.metrics import KNN_PROTOCOL
@@ -51,8 +51,15 @@ def write_config(run: Run) -> None:
            "metrics_schema": {"epoch": list(EPOCH_KEYS),
                               "residual_norm": "mean ‖z − s‖ over a sample of the epoch's views "
                                                "(every 8th, at most 4096 per rank)",
-                              "center_norm": "‖mean of L2-normalised projector outputs over the epoch's training "
-                                             "views, all ranks‖"},
+                              "center_norm": "= center_norm_pre_bn: ‖mean of L2-normalised projector outputs over "
+                                             "the epoch's training views, all ranks‖, read " + READ_AT[
+                                                 "proj_out_bn" if run.recipe.proj_out_bn else "plain"],
+                              "center_norm_post_bn": "the same after the projector's output BatchNorm and the "
+                                                     "loss's own normalisation (Barlow: standardised per "
+                                                     "dimension over each rank's batch); train mode",
+                              "effective_rank": "exp(entropy of the normalised singular values) of the centered "
+                                                "pre-BN views of the epoch, 1 … effective_rank_max = D",
+                              "epoch 0": "the untrained model on up to 64 training batches of epoch 0's order"},
            "torch": torch.__version__, "amp": cfg.amp and run.device.type == "cuda"}
     text = json.dumps(doc, indent=2) + "\n"
     atomic_write_bytes(run.out / "config.json", lambda f: f.write(text.encode()))

@@ -1,4 +1,6 @@
-"""ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`.
+"""ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`; the same
+engine on Fashion-MNIST when DIR holds its four idx files (`lab.imagenet.recipes.SCALES`: a small-image
+ResNet-18 at width 16 and the recipes' heads scaled with it).
 
 One process (CPU or one GPU) or the same module under `torchrun --nproc_per_node=G` (DDP: gloo on CPU,
 NCCL on CUDA; per-rank batch = global / G; BatchNorm over the global batch). `train(cfg)` is the plain
@@ -13,12 +15,14 @@ RUN/ holds (rank 0 writes):
 - metrics.jsonl, one JSON object per line, each with "kind":
   {"kind": "step", "epoch": 3, "step": 250, "loss": -0.91, "batch_center_norm": 0.05, "lr": 0.49} every
   --log-every-steps steps; one "epoch" line per epoch with `EPOCH_KEYS` (plus the method's extra metrics:
-  center_norm_pre_bn / center_norm_post_bn for barlow, teacher_entropy / teacher_entropy_max for dino,
-  and knn_seconds), e.g. {"kind": "epoch", "epoch": 3, "step": 750, "loss": -0.91, "collapse_loss": -1.0,
-  "center_norm": 0.04, "residual_norm": 0.999, "z_std": 0.0221, "z_std_healthy": 0.0221, "knn_acc": 0.41,
-  "lr": 0.49, "images_per_s": 5210.0, "epoch_seconds": 24.3, "knn_seconds": 6.1, "n_corrupt": 0,
-  "collapsed": false}; and a last {"kind": "end", "status": "finished" | "collapsed" | "stopped", "epoch",
-  "step"}. "epoch" counts epochs done (1-based in epoch lines).
+  teacher_entropy / teacher_entropy_max for dino, and knn_seconds), e.g. {"kind": "epoch", "epoch": 3,
+  "step": 750, "loss": -0.91, "collapse_loss": -1.0, "center_norm": 0.31, "center_norm_pre_bn": 0.31,
+  "center_norm_post_bn": 0.04, "residual_norm": 0.95, "z_std": 0.0201, "z_std_healthy": 0.0221,
+  "effective_rank": 410.2, "effective_rank_max": 2048, "knn_acc": 0.41, "lr": 0.49, "images_per_s": 5210.0,
+  "epoch_seconds": 24.3, "knn_seconds": 6.1, "n_corrupt": 0, "collapsed": false}; and a last {"kind":
+  "end", "status": "finished" | "collapsed" | "stopped", "epoch", "step"}. "epoch" counts epochs done; the
+  first epoch line, epoch 0 (step 0), reads the untrained model. center_norm is center_norm_pre_bn: read
+  before the projector's output BatchNorm, which erases it (`lab.imagenet.metrics.ViewRecorder`).
 - config.json (resolved config, method params, recipe, world size, kNN protocol), train.log (the human
   log), checkpoint.pt (model, optimizer, EMA teachers, DINO center, step, RNG states, guard counter).
 

@@ -70,14 +70,13 @@ class Barlow(Method):
     def collapse_value(cls, cfg, dim, batch):
         return cfg.scale * dim  # C = 0: Σ (1 − 0)² = D, times the loss scale
 
-    def _view(self, x):
-        y = self.encoder(x)[1]
+    def loss_view(self, y):
         if not self.cfg.batchnorm:
             return y
         return global_batch_standardize(y) if is_dist() else batch_standardize(y)
 
     def loss(self, x1, x2):
-        loss = barlow_loss(self._view(x1), self._view(x2), self.cfg.lam)
+        loss = barlow_loss(self.loss_view(self.encoder(x1)[1]), self.loss_view(self.encoder(x2)[1]), self.cfg.lam)
         return (loss if self.cfg.scale == 1.0 else loss * self.cfg.scale), {}
 
     @torch.no_grad()

@@ -145,6 +145,11 @@ class Method(nn.Module):
         return geo.normalize(self.encoder(x)[1])
 
     @torch.no_grad()
+    def loss_view(self, y: torch.Tensor) -> torch.Tensor:
+        """What the loss's own normalisation makes of projector outputs y (K, N, D) before comparing views
+        (Barlow Twins: each dimension standardised over the batch). The identity for most methods."""
+        return y
+
     def extra_metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Method-specific metrics on data x (K, N, d): name -> (K,)."""
         return {}

@@ -183,7 +183,7 @@ def _whole_epochs(fig: go.Figure, x: str, runs: Mapping[str, Rows], metric: str)
         return
     last = max((max(series(rows, metric, x)[0], default=0.0) for rows in runs.values()), default=0.0)
     if last <= 12:
-        fig.update_xaxes(tick0=1, dtick=1)
+        fig.update_xaxes(tick0=0, dtick=1)
 
 
 # ---------------------------------------------------------------- progress and the runs table
@@ -310,7 +310,7 @@ def preset_members(preset_name: str, names: Sequence[str]) -> dict[str, dict]:
     as `b5-simsiam-nopred`); the longest matching entry wins (`simsiam-nopred` over `simsiam`)."""
     from lab.imagenet.presets import preset_runs
 
-    entries = sorted(preset_runs(preset_name), key=lambda e: -len(e["name"]))
+    entries = sorted(preset_runs(preset_name) + preset_runs(preset_name, "fmnist"), key=lambda e: -len(e["name"]))
     out = {}
     for name in names:
         for e in entries:
@@ -328,7 +328,8 @@ def _entry_label(name: str, entry: Mapping[str, Any]) -> str:
 
 def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) -> go.Figure | None:
     """The paper's figure of a preset from its runs: one panel per metric (‖s‖ per epoch, kNN accuracy per
-    epoch; Fig. 5 adds ‖s‖ after BatchNorm), a line per run in the preset's order, labelled with its knobs.
+    epoch; Fig. 5 adds ‖s‖ after BatchNorm), a line per run in the preset's order of variants (ImageNet runs
+    or Fashion-MNIST seeds), labelled with its knobs.
     None while no run of the preset has an epoch yet. Runs not in the preset are ignored.
     Unknown preset -> ValueError listing the valid ones."""
     if preset_name not in PAPER_FIGURES:
@@ -339,8 +340,8 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
         return None
     present = [m for m in panels if any(series(runs[n], m)[1] for n in members)] or list(panels[:1])
     fig = make_subplots(rows=1, cols=len(present), subplot_titles=[vocab.label(m) for m in present])
-    order = [e["name"] for e in _preset_entries(preset_name)]
-    ranked = sorted(members, key=lambda n: (order.index(members[n]["name"]), n))
+    order = [e["variant"] for e in _preset_entries(preset_name)]
+    ranked = sorted(members, key=lambda n: (order.index(members[n]["variant"]), n))
     for i, name in enumerate(ranked):
         label = _entry_label(name, members[name])
         for col, metric in enumerate(present, start=1):
@@ -348,7 +349,7 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(ys) <= 30 else "lines", name=label,
                                      legendgroup=name, showlegend=col == 1, line=dict(color=run_color(i), width=2),
                                      marker=dict(size=5)), row=1, col=col)
-            whole = {"tick0": 1, "dtick": 1} if max(xs, default=0.0) <= 12 else {}  # see _whole_epochs
+            whole = {"tick0": 0, "dtick": 1} if max(xs, default=0.0) <= 12 else {}  # see _whole_epochs
             fig.update_xaxes(title_text="epoch", row=1, col=col, **whole)
             if vocab.unit_range(metric):
                 fig.update_yaxes(range=[0, 1.05], row=1, col=col)

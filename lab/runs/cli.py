@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--gpus", type=int, default=1, help="processes (GPUs) per node; > 1 uses torchrun (default 1)")
     la.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto: cuda when present)")
     la.add_argument("--preset", help="launch a paper preset's whole sweep (python -m lab.imagenet.train --preset)")
-    la.add_argument("--demo", action="store_true", help="a CPU demo run on a generated small image folder")
+    la.add_argument("--demo", action="store_true", help="a CPU demo run: SimSiam on Debian's Fashion-MNIST (generated images where it is missing)")
     la.add_argument("--stop-grace", type=float, default=120.0, metavar="S",
                     help="seconds from SIGTERM to SIGKILL when stopping (default 120)")
     la.add_argument("--json", action="store_true", help="print the launched runs as JSON")
