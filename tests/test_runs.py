@@ -5,6 +5,7 @@ The slow runs start together once per module (they share the two cores) and each
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -96,8 +97,13 @@ def lab(tmp_path_factory):
         pidf = read_json(info.path / "pid.json") or {}
         queue = (read_json(info.path / "queue.json") or {}).get("wrapper")
         for ident in (pidf.get("child"), pidf.get("wrapper"), queue):
-            if alive(ident):
-                os.kill(ident["pid"], signal.SIGKILL)
+            if alive(ident):  # the whole group: torchrun's workers do not die with torchrun on SIGKILL
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    group = os.getpgid(ident["pid"])
+                    if group != os.getpgrp():
+                        os.killpg(group, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(ident["pid"], signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------------------- no processes

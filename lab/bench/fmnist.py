@@ -41,7 +41,7 @@ def _median_rate(step, batch: int, steps: int, warmup: int = 2) -> float:
 
 def _batches(data, batch_size: int, n: int) -> list[torch.Tensor]:
     loader = make_loader(data, "train", size=fmnist.SIDE, batch_size=batch_size, workers=0, seed=0)
-    return [images for images, _ in zip(range(n), loader)][:n]
+    return [images for _, (images, _labels) in zip(range(n), loader)]
 
 
 def lab_step_rate(data, batch_size: int, steps: int, method: str = "simsiam") -> float:
