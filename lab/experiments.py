@@ -59,6 +59,7 @@ class Experiment:
     preset: str | None = None  # the ImageNet preset that runs it
     panels: tuple[str, ...] = ("center_norm", "knn_acc")  # the metrics its figure shows
     note: str = ""  # what the paper's text leaves open and the lab chose
+    engine_claims: tuple[Claim, ...] = ()  # judged seed by seed on the engine's runs (`RunNumbers`)
 
     def variants_at(self, scale: str) -> tuple[Variant, ...]:
         return tuple(v for v in self.variants if scale in v.scales)
@@ -134,6 +135,98 @@ def _b1_turns(runs) -> bool:
     return all(b1_turn_deg(runs, mode) > B1_TURNED_DEG for mode in ("mini_batch_sgd", "batch_sgd"))
 
 
+# ----------------------------------------------------------------------------------------- engine rules
+# The engine's claims are judged seed by seed: a rule reads one seed's runs, {variant label: RunNumbers},
+# and the verdict counts the seeds it holds in (`engine_verdict`). Written before any preset run, from the
+# mechanism, not from results:
+# - collapse is ‖s‖ above the shared threshold, read where collapse shows (before a projector's output
+#   BatchNorm, `center_norm`); the untrained model's ‖s‖ is reported beside it, not subtracted;
+# - dimensional collapse: fewer effective dimensions than C − 1, the fewest in which C class means can lie
+#   apart (C = 10 on Fashion-MNIST, 100 on ImageNet-100);
+# - a representation that learned nothing usable classifies near chance: kNN below 5 × chance (0.5 on
+#   Fashion-MNIST, 0.05 on ImageNet-100) counts as failed;
+# - an ordering over a sweep (BYOL's momentum) holds when the rank correlation is at most −0.8: with four
+#   values, at most one neighbouring pair out of order.
+KNN_CHANCE_FACTOR = 5.0
+ORDER_RHO = -0.8
+
+
+@dataclass(frozen=True)
+class RunNumbers:
+    """What an engine verdict reads of one run: its last epoch line and its epoch-0 (untrained) line."""
+
+    center_norm: float  # the reading that can show collapse (before a projector's output BN)
+    center_norm_post_bn: float
+    effective_rank: float  # of the pre-BN views
+    effective_rank_post_bn: float  # of what the loss is given (Barlow: the standardised embedding)
+    effective_rank_max: float
+    knn_acc: float | None
+    n_classes: int
+    epoch: int
+    start_center_norm: float | None = None  # epoch 0
+    start_knn_acc: float | None = None
+
+    @property
+    def collapsed(self) -> bool:
+        return self.center_norm > COLLAPSE_THRESHOLD
+
+    @property
+    def rank_collapsed(self) -> bool:
+        return self.effective_rank < self.n_classes - 1
+
+    @property
+    def knn_failed(self) -> bool:
+        return self.knn_acc is None or self.knn_acc < KNN_CHANCE_FACTOR / self.n_classes
+
+
+def _rank_correlation(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rho (no ties expected)."""
+    def ranks(v):
+        order = sorted(range(len(v)), key=v.__getitem__)
+        r = [0.0] * len(v)
+        for i, j in enumerate(order):
+            r[j] = float(i)
+        return r
+    rx, ry = ranks(xs), ranks(ys)
+    n = len(xs)
+    return 1 - 6 * sum((a - b) ** 2 for a, b in zip(rx, ry)) / (n * (n * n - 1))
+
+
+def _e_collapses_other_not(a: str, b: str) -> Callable:
+    return lambda r: r[a].collapsed and not r[b].collapsed
+
+
+def _e_barlow_lam0(r) -> bool:
+    lam0 = r["lam 0"]
+    return not lam0.collapsed and lam0.effective_rank_post_bn >= lam0.n_classes - 1 and not lam0.knn_failed
+
+
+def _e_swav_fixed(r) -> bool:
+    fixed = r["fixed prototypes"]
+    return not fixed.collapsed and not fixed.knn_failed
+
+
+def _e_byol_order(r) -> bool:
+    runs = [(float(label.split()[-1]), n.center_norm) for label, n in r.items() if label.startswith("momentum ")]
+    return len(runs) >= 3 and _rank_correlation(*map(list, zip(*runs))) <= ORDER_RHO
+
+
+def _e_invariance(r) -> bool:
+    return r["invariance"].collapsed
+
+
+def engine_verdict(claim: Claim, seeds: Mapping[int, Mapping[str, RunNumbers]],
+                   labels: tuple[str, ...]) -> dict[str, Any]:
+    """claim judged in each seed that has all its `labels`: {"held", "n", "per_seed": {seed: bool},
+    "verdict"}: "held" in every seed, "did not hold" in none, "mixed" otherwise, "no runs" without a
+    complete seed."""
+    per_seed = {seed: bool(claim.rule(runs)) for seed, runs in sorted(seeds.items())
+                if all(label in runs for label in labels)}
+    held, n = sum(per_seed.values()), len(per_seed)
+    verdict = "no runs" if n == 0 else "held" if held == n else "did not hold" if held == 0 else "mixed"
+    return {"held": held, "n": n, "per_seed": per_seed, "verdict": verdict}
+
+
 # ----------------------------------------------------------------------------------------- the registry
 
 _T = COLLAPSE_THRESHOLD
@@ -187,8 +280,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         (Variant("barlow", "barlow", run="barlow"), Variant("lam 0", "barlow", (("lam", 0.0),), run="barlow-lam0")),
         (Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse", f"lam 0: ‖s‖ ≤ {_T}",
                lambda n: not _collapsed(n["lam 0"])),),
-        preset="fig5-barlow", panels=("center_norm", "center_norm_post_bn", "knn_acc"),
-        note="λ = 0 vs Barlow's 0.0051"),
+        preset="fig5-barlow", panels=("center_norm", "center_norm_post_bn", "effective_rank_post_bn", "knn_acc"),
+        note="λ = 0 vs Barlow's 0.0051",
+        engine_claims=(Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse",
+                             f"lam 0: ‖s‖ ≤ {_T}, effective rank of the standardised embedding ≥ C − 1, and kNN ≥ "
+                             f"{KNN_CHANCE_FACTOR:g} × chance", _e_barlow_lam0),)),
     Experiment(
         "fig6", "Fig. 6", "SwAV with fixed vs learned prototypes",
         "SwAV with prototypes fixed at their random start does not collapse; Sinkhorn's equipartition is what "
@@ -198,7 +294,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("no Sinkhorn", "swav", (("sinkhorn_iters", 0),), ("toy",))),
         (Claim("swav_fixed", "SwAV with fixed prototypes does not collapse; without Sinkhorn it does",
                f"fixed prototypes ≤ {_T}, no Sinkhorn above it", _swav),),
-        preset="fig6-swav-fixed", note="fixed vs learnable prototypes"),
+        preset="fig6-swav-fixed", note="fixed vs learnable prototypes",
+        engine_claims=(Claim("swav_fixed", "SwAV with fixed prototypes does not collapse",
+                             f"fixed prototypes: ‖s‖ ≤ {_T} and kNN ≥ {KNN_CHANCE_FACTOR:g} × chance",
+                             _e_swav_fixed),)),
     Experiment(
         "fig7", "Fig. 7", "BYOL EMA momentum sweep", "A lower BYOL momentum gives a larger center and a lower kNN.",
         "paper §2.4, §3.5, Fig. 7",
@@ -211,7 +310,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         preset="fig7-byol-momentum",
         note="the paper's text does not give Fig. 7's values: 0.5, 0.9, 0.99, 0.996 are ours (0.99 the paper's "
              "'typical value', 0.996 BYOL's) at ImageNet scale, 0.9, 0.99, 0.999 on the toy; constant ε (no cosine "
-             "to 1), so each run keeps the ε it is named after"),
+             "to 1), so each run keeps the ε it is named after",
+        engine_claims=(Claim("byol_momentum", "a lower BYOL momentum gives a larger center",
+                             f"rank correlation of momentum and final ‖s‖ ≤ {ORDER_RHO:g} (of four momenta, at most "
+                             "one neighbouring pair out of order)", _e_byol_order),)),
     Experiment(
         "b4", "Fig. B.4", "DINO with and without centering", "DINO without centering collapses.",
         "paper B.2, Fig. B.4",
@@ -219,13 +321,27 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("no centering", "dino", (("centering", False),), run="dino-nocenter")),
         (Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
                _first_collapses_second_not("no centering", "dino")),),
-        preset="b4-dino-centering", note="centering on vs off"),
+        preset="b4-dino-centering", note="centering on vs off",
+        engine_claims=(Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
+                             _e_collapses_other_not("no centering", "dino")),)),
     Experiment(
         "b5", "Fig. B.5", "SimSiam with and without the predictor",
         "SimSiam without the predictor collapses: its center is much larger.", "paper B.3, Fig. B.5",
         (Variant("simsiam", "simsiam", scales=("imagenet",), run="simsiam"),
-         Variant("no predictor", "simsiam", (("predictor", False),), ("imagenet",), "simsiam-nopred")),
-        preset="b5-simsiam-predictor", note="predictor on vs off"),
+         Variant("no predictor", "simsiam", (("predictor", False),), ("imagenet",), "simsiam-nopred"),
+         Variant("simsiam, no output BN", "simsiam", (("proj_out_bn", False),), ("imagenet",), "simsiam-nobn"),
+         Variant("no predictor, no output BN", "simsiam", (("predictor", False), ("proj_out_bn", False)),
+                 ("imagenet",), "simsiam-nopred-nobn")),
+        preset="b5-simsiam-predictor", panels=("center_norm", "center_norm_post_bn", "effective_rank", "knn_acc"),
+        note="predictor on vs off, each with and without the projector's output BatchNorm (the paper's runs have "
+             "it: SimSiam's recipe)",
+        engine_claims=(Claim("simsiam_predictor", "SimSiam without the predictor collapses; with it, it does not",
+                             f"no predictor above {_T} (before the output BN), simsiam not",
+                             _e_collapses_other_not("no predictor", "simsiam")),
+                       Claim("simsiam_predictor_nobn", "... and the same without the projector's output BatchNorm",
+                             f"no predictor, no output BN above {_T}, simsiam, no output BN not",
+                             _e_collapses_other_not("no predictor, no output BN", "simsiam, no output BN"),
+                             from_paper=False))),
     Experiment(
         "b6", "Fig. B.6", "SimSiam predictor learning rate 1 % … 100 %",
         "SimSiam with the predictor's learning rate at 1 % of the base collapses.", "paper B.4, Fig. B.6",
@@ -236,7 +352,20 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         (Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
                f"predictor lr 1 % above {_T}, simsiam not", _first_collapses_second_not("predictor lr 1 %", "simsiam")),),
         preset="b6-simsiam-predictor-lr", note="predictor lr 1 % … 100 % of the base lr; the text names 1 %, 10 % "
-                                               "and 100 %"),
+                                               "and 100 %",
+        engine_claims=(Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
+                             f"predictor lr 1 % above {_T}, simsiam (100 %) not",
+                             _e_collapses_other_not("predictor lr 1 %", "simsiam")),)),
+    Experiment(
+        "invariance", "§2.1", "The invariance loss alone",
+        "Minimising only the distance between two views of an image has a trivial solution: every image on one "
+        "point (‖s‖ → 1).", "paper §1, §2.1",
+        (Variant("invariance", "invariance", scales=("imagenet",), run="invariance"),),
+        preset="baseline-invariance", panels=("center_norm", "effective_rank", "knn_acc"),
+        note="the baseline every other method adds a mechanism to: SimSiam's projector and optimizer, no predictor, "
+             "no stop-gradient",
+        engine_claims=(Claim("invariance_collapses", "the invariance loss alone collapses", f"invariance above {_T}",
+                             _e_invariance),)),
 )
 BY_KEY: dict[str, Experiment] = {e.key: e for e in EXPERIMENTS}
 BY_PRESET: dict[str, Experiment] = {e.preset: e for e in EXPERIMENTS if e.preset}
@@ -246,6 +375,11 @@ def experiment(key: str) -> Experiment:
     if key not in BY_KEY:
         raise ValueError(f"unknown experiment {key!r}; valid: {', '.join(BY_KEY)}")
     return BY_KEY[key]
+
+
+def engine_claims() -> tuple[tuple[Experiment, Claim], ...]:
+    """Every claim judged on the engine's preset runs, in the registry's order."""
+    return tuple((e, c) for e in EXPERIMENTS for c in e.engine_claims)
 
 
 def claims_at(scale: str) -> tuple[tuple[Experiment, Claim], ...]:

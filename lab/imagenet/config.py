@@ -20,7 +20,7 @@ import torch
 
 from lab.checks import check_knobs, field_kind, knob
 from lab.imagenet.model import method_params
-from lab.imagenet.presets import preset_runs
+from lab.imagenet.presets import ALL, preset_runs
 from lab.imagenet.recipes import RECIPES, SCALES, data_scale, recipe
 from lab.methods import METHOD_NAMES
 
@@ -146,17 +146,17 @@ class TrainConfig:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
-def get_recipe(method: str, scale: str = "imagenet"):
+def get_recipe(method: str, scale: str = "imagenet", knobs: Mapping[str, Any] | None = None):
     if method not in RECIPES:
         raise ValueError(f"no ImageNet recipe for method {method!r}; valid: {', '.join(RECIPES)}")
-    return recipe(method, scale)
+    return recipe(method, scale, knobs)
 
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """The cheap checks beyond the fields' own, before anything starts: the method's knobs parse and
     exist, the method has a recipe. Bad -> ValueError, one line."""
     method_params(cfg.method, cfg.set, cfg.scale)
-    get_recipe(cfg.method, cfg.scale)
+    get_recipe(cfg.method, cfg.scale, cfg.set)
     return cfg
 
 
@@ -212,7 +212,7 @@ def build_parser(presets: bool = True) -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         _add_flag(p, f)
     if presets:
-        p.add_argument("--preset", metavar="NAME", help="print a paper preset's runs as commands (--run: run them)")
+        p.add_argument("--preset", metavar="NAME", help="print a paper preset's runs as commands (--run: run them); all: every preset, seed by seed")
         p.add_argument("--run", action="store_true",
                        help="with --preset: run them one after another into OUT/<run name>")
     return p
@@ -305,14 +305,18 @@ def preset_configs(name: str, overrides: Mapping[str, Any]) -> list[tuple[dict, 
     """(run, config) for each run of preset `name` (`lab.imagenet.presets.preset_runs`, at the scale of the
     data folder): the run's method, knobs, epochs and seed, under `overrides` (fields as `parse_overrides`
     gives them): their epochs win, their knobs go on top of the run's, their seed offsets the run's, a method
-    of theirs is an error. Each run's out is OUT/<run name>, OUT defaulting to runs/<preset>."""
+    of theirs is an error. Each run's out is OUT/<run name>, OUT defaulting to runs/<preset>; preset "all":
+    OUT/<preset>/<run name>. A scale's steps per epoch and kNN interval (`presets.STEPS_PER_EPOCH`) apply
+    unless the overrides set them."""
     if "method" in overrides:
         raise ValueError("train args of a preset must not contain --method: each preset run has its own")
     base = Path(overrides.get("out") or f"runs/{name}")
     result = []
     for run in preset_runs(name, data_scale(overrides.get("data"))):
-        values = {**overrides, "method": run["method"], "set": {**run["set"], **overrides.get("set", {})},
-                  "epochs": overrides.get("epochs") or run["epochs"], "out": str(base / run["name"]),
+        folder = base / run["preset"] / run["name"] if name == ALL else base / run["name"]
+        scaled = {k: run[k] for k in ("max_steps_per_epoch", "knn_every") if run.get(k) is not None}
+        values = {**scaled, **overrides, "method": run["method"], "set": {**run["set"], **overrides.get("set", {})},
+                  "epochs": overrides.get("epochs") or run["epochs"], "out": str(folder),
                   "seed": overrides.get("seed", 0) + run["seed"]}
         result.append((run, make_config(values)))
     return result

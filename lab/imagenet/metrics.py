@@ -28,7 +28,8 @@ KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fash
 KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train similarities
 # Every line of metrics.jsonl has "kind": "step" | "epoch" | "end". Keys of an epoch line:
 EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_norm_pre_bn",
-              "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_max",
+              "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_post_bn",
+              "effective_rank_max",
               "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapsed")
 
 
@@ -99,7 +100,8 @@ class ViewRecorder:
     (`Method.loss_view`: Barlow Twins standardises each dimension over the batch). Both are L2-normalised per
     view before averaging. Over an epoch, on `pre`: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² −
     (E z_d)²) (= lab.geometry.z_std), effective_rank = exp(entropy of the normalised singular values of the
-    centered z) from the epoch's covariance (= lab.metrics.effective_rank over all views); residual_norm is
+    centered z) from the epoch's covariance (= lab.metrics.effective_rank over all views), and
+    effective_rank_post_bn the same on `post` (Barlow Twins: of the standardised embedding); residual_norm is
     DESIGN §4's mean ‖z − s‖ over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank)
     kept on the device, since s is known only at the epoch's end. center_norm_post_bn: ‖Σ post / n‖.
     Nothing syncs until `epoch_values`.
@@ -111,7 +113,7 @@ class ViewRecorder:
                  loss_view=None):
         self.device, self.active = device, False
         self.loss_view = loss_view
-        self.pre, self.post = _Moments(cov=True), _Moments(cov=False)
+        self.pre, self.post = _Moments(cov=True), _Moments(cov=True)
         self.count = torch.zeros((), dtype=torch.float64, device=device)
         self.batch_sum, self.batch_count = None, 0
         self.sample: list[torch.Tensor] = []
@@ -176,6 +178,8 @@ class ViewRecorder:
         if state.get("flat") is None:  # nothing recorded yet (or a checkpoint from before pre/post readings)
             return
         d_pre, d_post = state["dims"]
+        if state["flat"].numel() != 2 * d_pre + d_pre ** 2 + 2 * d_post + d_post ** 2 + 1:
+            return  # a checkpoint from before the post-BN covariance: this epoch's readings restart
         self.pre.sum = torch.zeros(d_pre, dtype=torch.float64, device=self.device)
         self.post.sum = torch.zeros(d_post, dtype=torch.float64, device=self.device)
         self._unflat(state["flat"].to(self.device))
@@ -193,7 +197,7 @@ class ViewRecorder:
         # the other ranks sample afresh (still views of this epoch, scored against the epoch's s).
 
     def reset(self) -> None:
-        self.pre, self.post = _Moments(cov=True), _Moments(cov=False)
+        self.pre, self.post = _Moments(cov=True), _Moments(cov=True)
         self.sample, self.sample_n = [], 0
         self.count = torch.zeros((), dtype=torch.float64, device=self.device)
 
@@ -216,8 +220,11 @@ class ViewRecorder:
         mean, mean2 = self.pre.sum / n, self.pre.sum2 / n
         center = float(mean.norm())
         cov = self.pre.cov / n - torch.outer(mean, mean)
+        post_mean = self.post.sum / n
+        post_cov = self.post.cov / n - torch.outer(post_mean, post_mean)
         return {"center_norm": center, "center_norm_pre_bn": center,
-                "center_norm_post_bn": float((self.post.sum / n).norm()),
+                "center_norm_post_bn": float(post_mean.norm()),
+                "effective_rank_post_bn": effective_rank_of_covariance(post_cov),
                 "residual_norm": self._residual_norm(mean),
                 "z_std": float((mean2 - mean.square()).clamp_min(0).sqrt().mean()),
                 "z_std_healthy": 1.0 / math.sqrt(d), "effective_rank": effective_rank_of_covariance(cov),

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from lab.imagenet.recipes import Recipe, recipe
+from lab.imagenet.recipes import Recipe, recipe, recipe_knobs, split_knobs
 from lab.imagenet.resnet import resnet18
 from lab.methods import Method, build_method, method_class, method_config
 from lab.nn import SeedBatchNorm
@@ -109,15 +109,17 @@ def _flatten_seed_bn(module: nn.Module) -> None:
 
 def method_params(method: str, params: Mapping[str, Any] | None = None, scale: str = "imagenet") -> dict[str, Any]:
     """Every knob of `method` at `scale`: the recipe's values, overridden by `params` (strings are parsed by
-    field type, as `--set key=value` gives them). Unknown method or key -> ValueError listing the valid ones."""
-    merged = {**recipe(method, scale).method_params, **dict(params or {})}
-    return dataclasses.asdict(method_config(method, merged))
+    field type, as `--set key=value` gives them), and the recipe knobs among `params` (`recipes.RECIPE_KNOBS`),
+    parsed. Unknown method or key -> ValueError listing the valid ones."""
+    own, knobs = split_knobs(params)
+    merged = {**recipe(method, scale).method_params, **knobs}
+    return {**dataclasses.asdict(method_config(method, merged)), **recipe_knobs(method, own)}
 
 
 def collapse_value(method: str, params: Mapping[str, Any], dim: int, global_batch: int) -> float | None:
     """The loss a collapsed model reaches (every feature one point), as a number at these settings: the
     method's own `collapse_value`; None where the method has no single one."""
-    return method_class(method).collapse_value(method_config(method, dict(params)), dim, global_batch)
+    return method_class(method).collapse_value(method_config(method, split_knobs(params)[1]), dim, global_batch)
 
 
 def build_model(method: str, params: Mapping[str, Any] | None = None, seed: int = 0,
@@ -126,8 +128,8 @@ def build_model(method: str, params: Mapping[str, Any] | None = None, seed: int 
 
     Deterministic in `seed`; leaves the global RNG as it was. The recipe is at `model.recipe`.
     """
-    rec = recipe(method, scale)
-    resolved = method_params(method, params, scale)
+    rec = recipe(method, scale, params)
+    resolved = split_knobs(method_params(method, params, scale))[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = ResNetEncoder(rec, zero_init_residual)

@@ -14,18 +14,25 @@ import copy
 
 from lab.experiments import BY_PRESET
 
-EPOCHS = {"imagenet": 200, "fmnist": 10}
+EPOCHS = {"imagenet": 200, "fmnist": 3}
 SEEDS = {"imagenet": (0,), "fmnist": (0, 1, 2)}
-FMNIST_WHY = ("10 epochs (2,340 steps of 256): the collapses the paper reports (no predictor, predictor lr 1 %, "
-              "no centering, a low EMA momentum) are runaway feedbacks that show within a few hundred steps on "
-              "the toy and in the paper's curves' first epochs, and 10 epochs of the 128-feature ResNet take about "
-              "10 minutes on a 2-core CPU; 3 seeds, so each verdict is a count out of 3, not one run's fate")
+# At Fashion-MNIST scale an "epoch" is cut to STEPS_PER_EPOCH steps and kNN runs every KNN_EVERY epochs
+# (and on the untrained model); None: the engine's defaults.
+STEPS_PER_EPOCH = {"imagenet": None, "fmnist": 78}
+KNN_EVERY = {"imagenet": None, "fmnist": 3}
+FMNIST_WHY = ("a budget, not a recipe: 3 epochs of 78 steps of 256 (234 steps, 60,000 views of each branch: one "
+              "pass over the training set), kNN on the untrained model and at the end, about 1.5 minutes a run on "
+              "a 2-core CPU, so the 54 runs of all presets (18 variants × 3 seeds) take about 80 minutes. That is "
+              "0.06 % of the paper's ImageNet-100 training in steps; a collapse that needs longer to appear will "
+              "not show, and the page says so next to every verdict. 3 seeds, so each verdict is a count out of 3, "
+              "not one run's fate")
 
 
 def _runs(experiment, scale: str) -> list[dict]:
     seeds = SEEDS[scale]
     return [{"name": v.run if len(seeds) == 1 else f"{v.run}-s{seed}", "method": v.method,
-             "set": v.knobs_at("imagenet"), "epochs": EPOCHS[scale], "seed": seed, "variant": v.label}
+             "set": v.knobs_at("imagenet"), "epochs": EPOCHS[scale], "seed": seed, "variant": v.label,
+             "max_steps_per_epoch": STEPS_PER_EPOCH[scale], "knn_every": KNN_EVERY[scale]}
             for v in experiment.variants_at("imagenet") for seed in seeds]
 
 
@@ -34,12 +41,19 @@ FMNIST_PRESETS: dict[str, list[dict]] = {preset: _runs(e, "fmnist") for preset, 
 NOTES: dict[str, str] = {preset: f"paper {e.source.removeprefix('paper ')}: {e.note}" for preset, e in BY_PRESET.items()}
 
 
+ALL = "all"  # every preset as one queue: seed 0 of every preset first, then seed 1, ...
+
+
 def preset_runs(name: str, scale: str = "imagenet") -> list[dict]:
-    """The runs of preset `name` at `scale` (copies: safe to edit). Unknown name -> ValueError listing the
-    valid ones."""
+    """The runs of preset `name` at `scale` (copies: safe to edit), each with its "preset". `ALL`: every
+    preset's, seed by seed, so that a queue cut short still holds whole seeds of every experiment. Unknown
+    name -> ValueError listing the valid ones."""
     table = {"imagenet": PRESETS, "fmnist": FMNIST_PRESETS}.get(scale)
     if table is None:
         raise ValueError(f"unknown scale {scale!r}; valid: imagenet, fmnist")
+    if name == ALL:
+        runs = [{**run, "preset": preset} for preset, runs in table.items() for run in runs]
+        return copy.deepcopy(sorted(runs, key=lambda run: run["seed"]))
     if name not in table:
-        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(table)}")
-    return copy.deepcopy(table[name])
+        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(table)}, {ALL}")
+    return [{**run, "preset": name} for run in copy.deepcopy(table[name])]

@@ -173,9 +173,48 @@ def data_scale(data) -> str:
     return "fmnist" if data is not None and fmnist.is_fashion_mnist(data) else "imagenet"
 
 
-def recipe(method: str, scale: str = "imagenet") -> Recipe:
+# Knobs of a recipe rather than of a method, set like a method's (`--set proj_out_bn=false`): which recipes
+# have each, and its help. Fig. B.5's second pair turns SimSiam's output BatchNorm off.
+RECIPE_KNOBS: dict[str, tuple[tuple[str, ...], str]] = {
+    "proj_out_bn": (tuple(m for m, r in RECIPES.items() if r.proj_out_bn),
+                    "the BatchNorm without affine after the projector's last Linear (SimSiam's recipe family)"),
+}
+
+
+def split_knobs(knobs: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """knobs -> (the recipe's, the method's)."""
+    knobs = dict(knobs or {})
+    return ({k: v for k, v in knobs.items() if k in RECIPE_KNOBS},
+            {k: v for k, v in knobs.items() if k not in RECIPE_KNOBS})
+
+
+def _bool_knob(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{key} must be true or false, got {value!r}")
+
+
+def recipe_knobs(method: str, knobs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The recipe knobs in `knobs`, parsed; one the method's recipe lacks -> ValueError naming who has it."""
+    own, _ = split_knobs(knobs)
+    for key in own:
+        methods, _help = RECIPE_KNOBS[key]
+        if method not in methods:
+            raise ValueError(f"{key} is a knob of the recipes of {', '.join(methods)}, not of {method}")
+    return {k: _bool_knob(k, v) for k, v in own.items()}
+
+
+def recipe(method: str, scale: str = "imagenet", knobs: Mapping[str, Any] | None = None) -> Recipe:
+    """`method`'s recipe at `scale`, with the recipe knobs among `knobs` applied (the method's are ignored)."""
     if method not in RECIPES:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(RECIPES)}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    return _at_scale(method, RECIPES[method], SCALES[scale])
+    rec = _at_scale(method, RECIPES[method], SCALES[scale])
+    own = recipe_knobs(method, knobs)
+    return dataclasses.replace(rec, **own) if own else rec

@@ -112,7 +112,7 @@ def prepare(cfg: TrainConfig) -> Run:
     Bad input raises ValueError (one line) before anything heavy runs.
     """
     cfg = cfg.resolved()
-    recipe = get_recipe(cfg.method, cfg.scale)
+    recipe = get_recipe(cfg.method, cfg.scale, cfg.set)
     params = method_params(cfg.method, cfg.set, cfg.scale)
     rank, local_rank, world = _dist_env()
     device = _resolve_device(cfg.device, local_rank)
