@@ -67,11 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--seeds", type=int, help="number of seeds trained together (default 5)")
     toy.add_argument("--epochs", type=int, help="training epochs (default 250)")
     toy.add_argument("--out", required=True, type=Path, help="output JSON file")
-    claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts")
+    claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts; "
+                                           "--runs DIR: judge the engine's preset runs there instead")
     claims.add_argument("--only", help="comma-separated claim keys (default: all)")
     claims.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
     claims.add_argument("--epochs", type=int, help="training epochs (default: the toy trainer's)")
-    claims.add_argument("--out", type=Path, help="also write the results as JSON here")
+    claims.add_argument("--out", type=Path, help="also write the results as JSON here (with --runs: and each "
+                                                 "experiment's figure as PNG beside it)")
+    claims.add_argument("--runs", type=Path, metavar="DIR",
+                        help="judge the finished preset runs under DIR (python -m lab.imagenet.train --preset all "
+                             "--run --out DIR) seed by seed; trains nothing")
     survey = sub.add_parser("b1-survey", help="check the paper's three B.1 claims on many seeds")
     survey.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20, range 1-200)")
     survey.add_argument("--lr", type=float, default=DEFAULT_LR)
@@ -128,10 +133,39 @@ def run_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_engine_claims(args: argparse.Namespace) -> int:
+    from lab import experiments as X
+    from lab.claims import engine_curves, engine_table, judge_engine_runs
+    from lab.render.figures import fig_engine_claim, save_png
+
+    if not args.runs.is_dir():
+        raise UsageError(f"--runs {args.runs} is not a folder")
+    results = judge_engine_runs(args.runs)
+    if not results["runs"]:
+        raise UsageError(f"--runs {args.runs} holds no finished preset run (python -m lab.imagenet.train --preset "
+                         "all --run --out DIR makes them)")
+    print(engine_table(results))
+    if args.out:
+        for experiment in X.EXPERIMENTS:
+            panels, curves = engine_curves(results, experiment.key)
+            if experiment.preset and curves:
+                png = args.out.parent / f"{experiment.preset}.png"
+                save_png(fig_engine_claim(panels, curves, f"{experiment.figure}: {experiment.title} — "
+                                          f"{results['made']}, {results['machine']}, commit {results['commit']}"), png)
+                print(f"  wrote {png}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(args.out, results)
+        print(f"  wrote {args.out}")
+    return 0
+
+
 def run_claims_cli(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from lab.claims import results_table, run_claims
+    if args.runs is not None:
+        return run_engine_claims(args)
+
+    from lab.claims import provenance, results_table, run_claims
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
     try:
@@ -146,7 +180,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
                                    "numbers": {label: asdict(n) for label, n in r.numbers[ds].items()}}
                               for ds, (ok, test) in r.per_dataset.items()}} for r in results]
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(args.out, {"seeds": args.seeds, "results": data})
+        _write_json_atomic(args.out, {**provenance(), "seeds": args.seeds, "epochs": args.epochs, "results": data})
     return 0
 
 

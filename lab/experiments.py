@@ -45,6 +45,8 @@ class Claim:
     rule_text: str  # the rule in words, shown next to the verdict
     rule: Callable[[Mapping[str, Any]], bool] = field(compare=False)
     from_paper: bool = True  # False: a check of ours that puts a paper claim in context
+    toy: str | None = None  # an engine claim's twin on the toy: the key of the toy claim of the same statement
+    reads: tuple[str, ...] = ()  # an engine claim's variants that a seed needs; () = all of its experiment's
 
 
 @dataclass(frozen=True)
@@ -337,11 +339,12 @@ EXPERIMENTS: tuple[Experiment, ...] = (
              "it: SimSiam's recipe)",
         engine_claims=(Claim("simsiam_predictor", "SimSiam without the predictor collapses; with it, it does not",
                              f"no predictor above {_T} (before the output BN), simsiam not",
-                             _e_collapses_other_not("no predictor", "simsiam")),
+                             _e_collapses_other_not("no predictor", "simsiam"), toy="fig4",
+                             reads=("simsiam", "no predictor")),
                        Claim("simsiam_predictor_nobn", "... and the same without the projector's output BatchNorm",
                              f"no predictor, no output BN above {_T}, simsiam, no output BN not",
                              _e_collapses_other_not("no predictor, no output BN", "simsiam, no output BN"),
-                             from_paper=False))),
+                             from_paper=False, reads=("simsiam, no output BN", "no predictor, no output BN")))),
     Experiment(
         "b6", "Fig. B.6", "SimSiam predictor learning rate 1 % … 100 %",
         "SimSiam with the predictor's learning rate at 1 % of the base collapses.", "paper B.4, Fig. B.6",
@@ -375,6 +378,14 @@ def experiment(key: str) -> Experiment:
     if key not in BY_KEY:
         raise ValueError(f"unknown experiment {key!r}; valid: {', '.join(BY_KEY)}")
     return BY_KEY[key]
+
+
+def toy_twin(claim: Claim) -> str | None:
+    """The key of the toy claim that checks an engine claim's statement: its `toy`, else its own key where the
+    toy has a claim of that key."""
+    toy_keys = {c.key for _, c in claims_at("toy")}
+    key = claim.toy or claim.key
+    return key if key in toy_keys else None
 
 
 def engine_claims() -> tuple[tuple[Experiment, Claim], ...]:

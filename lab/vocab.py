@@ -49,6 +49,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("alignment", "alignment (lower = views closer)", "alignment", None, False, _Z),
     Metric("uniformity", "uniformity (lower = more spread)", "uniformity", None, False, _Z),
     Metric("effective_rank", "effective rank", "eff. rank", "dim", False, "the centered features z − s"),
+    Metric("effective_rank_post_bn", "effective rank after BatchNorm", "eff. rank post-BN", "dim", False,
+           "the features the loss is given (Barlow Twins: standardised per dimension)"),
     Metric("teacher_entropy", "teacher entropy (mean output)", "H(teacher)", "uniform_entropy"),
     Metric("teacher_entropy_max", "ln K", "ln K"),
     Metric("loss", "loss", "loss", "collapse_loss"),

@@ -1,7 +1,8 @@
 """The ImageNet trainer on a tiny fake ImageFolder of real JPEGs (4 classes, 8 per class, 40 px), on CPU.
 
 Every method trains an epoch through `train()`; the command line is run as a real subprocess for bad
-input, kill -9 + resume, and SIGTERM.
+input, kill -9 + resume, and SIGTERM. kill -9 + resume and SIGTERM also run on a small Fashion-MNIST
+folder (7 train and 3 test images per class, written from Debian's files), the engine's other data source.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lab.data import fmnist
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
 from lab.methods import METHOD_NAMES
@@ -28,9 +30,31 @@ CLI_TINY = ["--batch-size", "8", "--image-size", "32", "--load-size", "40", "--d
             "--log-every", "1", "--knn-every", "0", "--no-progress"]
 
 
+# Fashion-MNIST's images are 28 px and the loader takes them as they are: load size = image size = 28.
+TINY_FMNIST = {**TINY, "image_size": 28, "load_size": 28}
+CLI_TINY_FMNIST = ["--batch-size", "8", "--image-size", "28", "--load-size", "28", *CLI_TINY[6:]]
+assert CLI_TINY[:6] == ["--batch-size", "8", "--image-size", "32", "--load-size", "40"]
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_fake_imagefolder(tmp_path_factory.mktemp("fake"), classes=4, per_class=8, size=40, val_per_class=2)
+
+
+@pytest.fixture(scope="module")
+def fmnist_data(tmp_path_factory) -> Path:
+    """70 training and 30 test images (7 and 3 per class) of the real Fashion-MNIST, as gzipped idx files."""
+    if not fmnist.is_fashion_mnist(fmnist.DEBIAN_DIR) or not fmnist.has_split(fmnist.DEBIAN_DIR, "val"):
+        pytest.skip(f"needs Debian's dataset-fashion-mnist at {fmnist.DEBIAN_DIR} (scripts/test.sh installs it)")
+    return fmnist.write_subset(fmnist.DEBIAN_DIR, tmp_path_factory.mktemp("fmnist"), {"train": 7, "val": 3})
+
+
+@pytest.fixture(params=["jpeg", "fmnist"])
+def source(request) -> tuple[Path, list[str], dict]:
+    """(data folder, tiny command-line flags, tiny TrainConfig fields) of each data source the engine reads."""
+    if request.param == "jpeg":
+        return request.getfixturevalue("data"), CLI_TINY, TINY
+    return request.getfixturevalue("fmnist_data"), CLI_TINY_FMNIST, TINY_FMNIST
 
 
 def epochs_of(run: Path) -> list[dict]:
@@ -258,20 +282,21 @@ def _wait_for(path: Path, predicate, proc: subprocess.Popen, timeout: float = 60
     raise AssertionError(f"timed out waiting on {path}")
 
 
-def _start_until(data, run, env, method: str, epochs: int, steps: int, kind: str):
+def _start_until(data, run, env, method: str, epochs: int, steps: int, kind: str, flags=CLI_TINY):
     """Start the engine as a real process and wait for its first metrics line of `kind` -> (argv, process)."""
     argv = cli("--data", str(data), "--method", method, "--epochs", str(epochs), "--max-steps-per-epoch", str(steps),
-               "--out", str(run), *CLI_TINY)
+               "--out", str(run), *flags)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # An epoch line past the untrained reading (epoch 0), or a step line.
     _wait_for(run / "metrics.jsonl", lambda rows: any(r["kind"] == kind and r.get("epoch", 1) > 0 for r in rows), proc)
     return argv, proc
 
 
-def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp_path, env):
+def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(source, tmp_path, env):
+    data, flags, tiny = source
     run = tmp_path / "run"
     # Kill right after epoch 1's metrics line: most likely before its checkpoint is on disk.
-    argv, proc = _start_until(data, run, env, "simsiam", epochs=3, steps=3, kind="epoch")
+    argv, proc = _start_until(data, run, env, "simsiam", epochs=3, steps=3, kind="epoch", flags=flags)
     proc.kill()
     proc.wait()
     assert [r["epoch"] for r in epochs_of(run)] == [0, 1]
@@ -289,14 +314,15 @@ def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(data, tmp
     # Every step reseeds the augmentation from (seed, step): the resumed run equals an uninterrupted one.
     torch.set_num_threads(1)
     straight = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path / "straight"),
-                                 **{**TINY, "epochs": 3, "max_steps_per_epoch": 3, "knn_every": 0}))
+                                 **{**tiny, "epochs": 3, "max_steps_per_epoch": 3, "knn_every": 0}))
     assert rows[-2]["center_norm"] == pytest.approx(straight["last"]["center_norm"], rel=1e-4, abs=1e-6)
     assert rows[-2]["loss"] == pytest.approx(straight["last"]["loss"], rel=1e-3, abs=1e-5)
 
 
-def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
+def test_sigterm_finishes_the_step_checkpoints_and_exits_0(source, tmp_path, env):
+    data, flags, tiny = source
     run = tmp_path / "run"
-    argv, proc = _start_until(data, run, env, "byol", epochs=2, steps=4, kind="step")
+    argv, proc = _start_until(data, run, env, "byol", epochs=2, steps=4, kind="step", flags=flags)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)  # SLURM and torchrun both forward it: the second must not kill the save
@@ -320,9 +346,10 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(data, tmp_path, env):
     # run never stopped (byol's EMA target and optimizer state came back too).
     torch.set_num_threads(1)
     train(TrainConfig(data=str(data), method="byol", out=str(tmp_path / "straight"),
-                  **{**TINY, "epochs": 2, "max_steps_per_epoch": 4, "knn_every": 0}))
+                  **{**tiny, "epochs": 2, "max_steps_per_epoch": 4, "knn_every": 0}))
     resumed = epochs_of(run)
     straight_rows = epochs_of(tmp_path / "straight")
+    assert len(resumed) == len(straight_rows) == 3
     for a, b in zip(resumed, straight_rows):
         assert a["center_norm"] == pytest.approx(b["center_norm"], rel=1e-4, abs=1e-6)
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3, abs=1e-5)

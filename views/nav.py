@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from views import circle, claims, compare, playground, runs
+from views import circle, claims, compare, playground, real, runs
 
 # name -> (the page, its title, its URL path, its icon)
 PAGES = {
@@ -11,6 +11,7 @@ PAGES = {
     "playground": (playground.page, "Method playground", "Method_playground", ":material/tune:"),
     "compare": (compare.page, "Compare", "Compare", ":material/compare:"),
     "claims": (claims.page, "Claims", "Claims", ":material/fact_check:"),
+    "real": (real.page, "Real images", "Real_images", ":material/image:"),
     "runs": (runs.page, "Runs", "Runs", ":material/monitoring:"),
 }
 

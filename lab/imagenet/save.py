@@ -61,6 +61,7 @@ def write_config(run: Run) -> None:
                                                 "pre-BN views of the epoch, 1 … effective_rank_max = D",
                               "effective_rank_post_bn": "the same of the post-BN views (what the loss is given)",
                               "epoch 0": "the untrained model on up to 64 training batches of epoch 0's order"},
+           "n_classes": len(run.loader.classes),
            "torch": torch.__version__, "amp": cfg.amp and run.device.type == "cuda"}
     text = json.dumps(doc, indent=2) + "\n"
     atomic_write_bytes(run.out / "config.json", lambda f: f.write(text.encode()))

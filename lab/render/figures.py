@@ -268,6 +268,34 @@ def fig_bands(
     return fig
 
 
+def fig_engine_claim(panels: Sequence[str], curves: Mapping[str, Mapping[int, Mapping]], title: str) -> Figure:
+    """An engine experiment's figure: per panel (metric) one line per seed of every variant (a colour per
+    variant, markers at the epochs that have the metric: kNN only where it was evaluated), epoch 0 = the
+    untrained model. curves: `lab.claims.engine_curves`'s second value."""
+    fig = Figure(figsize=(4.4 * len(panels) + 0.6, 4.0), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = {label: (_FALLBACK_COLORS + list(SETTING_COLORS.values()))[i % 10] for i, label in enumerate(curves)}
+    for ax, metric in zip(axes, panels):
+        for label, seeds in curves.items():
+            for seed, c in seeds.items():
+                pts = [(e, v) for e, v in zip(c["epoch"], c.get(metric, [])) if v is not None]
+                if pts:
+                    ax.plot(*zip(*pts), color=colors[label], marker="o", markersize=3.5, linewidth=1.3, alpha=0.8)
+        if metric.startswith("center_norm"):
+            ax.axhline(vocab.COLLAPSE_THRESHOLD, color="#777777", linestyle=":", linewidth=1.2, zorder=0)
+        if vocab.unit_range(metric):
+            ax.set_ylim(0.0, 1.02)
+        ax.set_xlabel("epoch (0 = untrained)")
+        ax.set_title(vocab.label(metric) + (" (pre-BN)" if metric == "center_norm" else ""), fontsize=10)
+        ax.grid(True, color="#e5e5e5", linewidth=0.8)
+        ax.set_axisbelow(True)
+    fig.suptitle(title, fontsize=11)
+    fig.legend(handles=[Line2D([], [], color=colors[n], marker="o", label=f"{n} ({len(curves[n])} seeds)")
+                        for n in curves], loc="outside lower center", ncols=min(len(curves), 4), frameon=False,
+               fontsize=9)
+    return fig
+
+
 def save_png(fig_or_image: Figure | Image.Image, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write a Matplotlib Figure (dpi, tight bounding box) or a PIL image to `path` as PNG, atomically:
     the bytes go to `path + ".part"` first, which is then renamed over `path`. Returns the path."""

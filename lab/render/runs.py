@@ -362,3 +362,34 @@ def _preset_entries(preset_name: str) -> list[dict]:
     from lab.imagenet.presets import preset_runs
 
     return preset_runs(preset_name)
+
+
+# ---------------------------------------------------------------- the engine claims' figures
+
+
+def engine_claim_chart(panels: Sequence[str], curves: Mapping[str, Mapping[int, Mapping]], title: str,
+                       height: int = 340) -> go.Figure:
+    """Plotly twin of `lab.render.figures.fig_engine_claim`: per panel a line per seed of every variant (a
+    colour per variant), epoch 0 = the untrained model, the collapse threshold dotted on ‖s‖ panels."""
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[
+        vocab.label(m) + (" (pre-BN)" if m == "center_norm" else "") for m in panels])
+    for i, (label, seeds) in enumerate(curves.items()):
+        for j, (seed, c) in enumerate(seeds.items()):
+            for col, metric in enumerate(panels, start=1):
+                pts = [(e, v) for e, v in zip(c["epoch"], c.get(metric, [])) if v is not None]
+                if not pts:
+                    continue
+                xs, ys = zip(*pts)
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"{label} ({len(seeds)} seeds)",
+                                         legendgroup=label, showlegend=col == 1 and j == 0,
+                                         hovertext=f"{label}, seed {seed}", line=dict(color=run_color(i), width=1.6),
+                                         marker=dict(size=5)), row=1, col=col)
+    for col, metric in enumerate(panels, start=1):
+        fig.update_xaxes(title_text="epoch (0 = untrained)", tick0=0, dtick=1, row=1, col=col)
+        if vocab.unit_range(metric):
+            fig.update_yaxes(range=[0, 1.05], row=1, col=col)
+        if metric.startswith("center_norm"):
+            fig.add_hline(vocab.COLLAPSE_THRESHOLD, line=dict(color="#777777", dash="dot", width=1), row=1, col=col)
+    fig.update_layout(height=height, title=dict(text=title, font=dict(size=15)), margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig
