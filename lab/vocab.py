@@ -52,6 +52,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("effective_rank_post_bn", "effective rank after BatchNorm", "eff. rank post-BN", "dim", False,
            "the features the loss is given (Barlow Twins: standardised per dimension)"),
     Metric("teacher_entropy", "teacher entropy (mean output)", "H(teacher)", "uniform_entropy"),
+    Metric("teacher_sample_entropy", "teacher entropy (per sample, mean)", "H(teacher | x)", "uniform_entropy"),
     Metric("teacher_entropy_max", "ln K", "ln K"),
     Metric("loss", "loss", "loss", "collapse_loss"),
     Metric("lr", "learning rate", "lr"),

@@ -297,15 +297,17 @@ def test_engine_knn_equals_a_plain_weighted_vote_on_separable_and_on_random_labe
 
 def test_presets_cover_the_papers_figures():
     assert set(PRESETS) == {"fig5-barlow", "fig6-swav-fixed", "fig7-byol-momentum", "b4-dino-centering",
-                            "b5-simsiam-predictor", "b6-simsiam-predictor-lr"}
+                            "b5-simsiam-predictor", "b6-simsiam-predictor-lr", "baseline-invariance"}
     for name in PRESETS:
         runs = preset_runs(name)
-        assert len(runs) >= 2 and len({r["name"] for r in runs}) == len(runs)
+        assert len(runs) >= (1 if name == "baseline-invariance" else 2) and len({r["name"] for r in runs}) == len(runs)
         for r in runs:
             assert r["epochs"] > 0
             method_params(r["method"], r["set"])  # every knob exists
     assert {r["set"].get("lam") for r in preset_runs("fig5-barlow")} == {None, 0.0}
     assert {r["set"].get("predictor_lr_scale") for r in preset_runs("b6-simsiam-predictor-lr")} == {0.01, 0.1, 1.0}
+    b5 = {(r["set"].get("predictor", True), r["set"].get("proj_out_bn", True)) for r in preset_runs("b5-simsiam-predictor")}
+    assert b5 == {(True, True), (False, True), (True, False), (False, False)}  # predictor × output BN
     with pytest.raises(ValueError, match="fig5-barlow"):
         preset_runs("fig99")
 

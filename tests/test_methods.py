@@ -601,3 +601,58 @@ def test_every_knob_carries_its_label_and_numeric_knobs_their_range(name):
         stops = f.metadata.get("stops")
         if stops:
             assert field_kind(f) is not bool and len(set(stops)) == len(stops), (name, f.name)
+
+
+# ---------------------------------------------------------------- SwAV's queue and prototype freeze
+
+def _swav(**knobs):
+    return build_method("swav", {"n_prototypes": 8, **knobs}, [0, 1], 2, 3)
+
+
+def test_swav_queue_fills_from_its_start_then_joins_sinkhorn():
+    model = _swav(queue_size=12, queue_start=0.5)
+    x1, x2 = torch.randn(2, 5, 2), torch.randn(2, 5, 2)
+    model.after_step(0.25)
+    model.loss(x1, x2)
+    assert int(model.queue_filled[0]) == 0  # before queue_start nothing is queued
+    model.after_step(0.5)
+    for step in range(3):
+        model.loss(x1 + step, x2 - step)
+    assert int(model.queue_filled[0]) == 12 and model.queue.shape == (2, 2, 12, 3)
+    # Full: the codes of a batch are Sinkhorn's over the batch and the queue, the batch's rows kept.
+    z1 = torch.nn.functional.normalize(model.encoder(x1)[1], dim=-1)
+    scores = torch.bmm(z1, model.prototypes).detach()
+    plain = sinkhorn(torch.cat([scores, torch.bmm(model.queue[:, 0], model.prototypes.detach())], 1), 0.05, 3)[:, :5]
+    assert torch.allclose(model._codes(scores, 0), plain)
+    assert not torch.allclose(model._codes(scores, 0), sinkhorn(scores, 0.05, 3))
+
+
+def test_swav_prototypes_get_no_gradient_while_frozen():
+    model = _swav(prototype_freeze=0.1)
+    x1, x2 = torch.randn(2, 6, 2), torch.randn(2, 6, 2)
+    model.loss(x1, x2)[0].sum().backward()
+    assert model.prototypes.grad is None
+    model.after_step(0.1)
+    model.loss(x1, x2)[0].sum().backward()
+    assert model.prototypes.grad is not None and model.prototypes.grad.abs().sum() > 0
+
+
+def test_swav_progress_and_queue_survive_a_state_dict_round_trip():
+    a = _swav(queue_size=4)
+    a.after_step(0.3)
+    a.loss(torch.randn(2, 5, 2), torch.randn(2, 5, 2))
+    b = _swav(queue_size=4)
+    b.load_state_dict(a.state_dict())
+    assert float(b.progress[0]) == 0.3 and int(b.queue_filled[0]) == 4 and torch.equal(a.queue, b.queue)
+
+
+def test_dino_per_sample_teacher_entropy_tells_a_healthy_teacher_from_a_uniform_one():
+    model = build_method("dino", {"n_prototypes": 8}, [0], 2, 3)
+    x = torch.randn(1, 64, 2)
+    m = model.extra_metrics(x)
+    assert 0 <= m["teacher_sample_entropy"][0] <= m["teacher_entropy"][0] + 1e-6  # concavity of entropy
+    with torch.no_grad():
+        model.teacher["head"].last.weight.zero_()  # every logit equal: the uniform teacher
+    m = model.extra_metrics(x)
+    assert m["teacher_sample_entropy"][0] == pytest.approx(math.log(8), abs=1e-5)
+    assert m["teacher_entropy"][0] == pytest.approx(math.log(8), abs=1e-5)

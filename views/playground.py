@@ -35,10 +35,13 @@ CHARTS = (
     ("effective_rank", "exp(entropy of the singular values) of the centered features, 1 … D: the shape of the "
                        "residuals, not their size, so a collapsed model can still score high."),
     (("center_norm_pre_bn", "center_norm_post_bn"), "Barlow Twins: the center before and after BatchNorm."),
-    ("teacher_entropy", "DINO: entropy of the mean teacher output; ln K is uniform, 0 one prototype."),
+    (("teacher_entropy", "teacher_sample_entropy"),
+     "DINO: entropy of the mean teacher output and the mean of each sample's. Against ln K: healthy is ln K on "
+     "the first and low on the second; uniform collapse ln K on both; one-prototype collapse 0 on both."),
 )
 
 CHART_TITLES = {("knn_acc", "linear_acc"): "accuracy (held-out)",
+                ("teacher_entropy", "teacher_sample_entropy"): "DINO teacher entropy: mean output vs per sample",
                 ("center_norm_pre_bn", "center_norm_post_bn"): "‖s‖ before and after BatchNorm"}
 
 form = ui.ToyForm("pg_", defaults={"seeds": SEEDS_DEFAULT}, view=(SHOW, X_AXIS))

@@ -144,7 +144,14 @@ def cmd_amp(args) -> int:
     cuda = args.device != "cpu"
     runs = {}
     for label, flags in (("bf16", ["--amp", "--channels-last"]), ("fp32", ["--no-amp", "--no-channels-last"])):
-        rows, wall = _engine(data, work / label, args.device, args, flags, max(1.0, deadline - time.monotonic()))
+        try:
+            rows, wall = _engine(data, work / label, args.device, args, flags, max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"gpu_check: the {label} run did not end within the {args.budget:g} s budget", file=sys.stderr)
+            return 1
+        except subprocess.CalledProcessError as e:
+            print(f"gpu_check: the {label} run failed (exit status {e.returncode})", file=sys.stderr)
+            return 1
         runs[label] = {"losses": _losses(rows), "wall_s": wall,
                        "images_per_s": next((r["images_per_s"] for r in rows
                                              if r.get("kind") == "epoch" and r.get("epoch") == 1), None)}
@@ -183,7 +190,8 @@ def cmd_fmnist(args) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="lab-gpu-check-fmnist-"))
     over = {"data": args.data, "out": str(work), "device": args.device, "progress": False}
     over.update({k: v for k, v in (("epochs", args.epochs), ("max_steps_per_epoch", args.max_steps_per_epoch),
-                                   ("knn_every", args.knn_every)) if v is not None})
+                                   ("knn_every", args.knn_every), ("batch_size", args.batch_size),
+                                   ("workers", args.workers)) if v is not None})
     configs = sorted((cfg for _, cfg in preset_configs(args.preset, over)), key=lambda c: c.seed)  # stable
     done = []
     for cfg in configs:
@@ -194,7 +202,7 @@ def cmd_fmnist(args) -> int:
                   f"{len(configs) - len(done)} run(s) not started", flush=True)
             break
         start = time.perf_counter()
-        summary = train(cfg)
+        summary = train(cfg)  # SIGTERM (the shell's timeout): the step finishes, status "stopped"
         wall = time.perf_counter() - start
         rows = read_jsonl(Path(cfg.out) / "metrics.jsonl")
         epochs = [r for r in rows if r.get("kind") == "epoch" and r.get("epoch", 0) >= 1]
@@ -206,18 +214,22 @@ def cmd_fmnist(args) -> int:
                      "steps": summary["step"], "knn_acc": last.get("knn_acc"), "center_norm": last.get("center_norm")})
         print(f"run {done[-1]['name']}: {summary['status']}, {wall:.1f} s wall, {seconds:.1f} s training, "
               f"{done[-1]['images_per_s'] or 0:,.0f} images/s", flush=True)
-    rates = [d["images_per_s"] for d in done if d["images_per_s"]]
-    result = {"preset": args.preset, "runs_total": len(configs), "runs_done": len(done), "runs": done,
+        if summary["status"] == "stopped":
+            print("stopped by a signal: no further run started", flush=True)
+            break
+    whole = [d for d in done if d["status"] in ("finished", "collapsed")]  # a stopped run's time is no run's
+    rates = [d["images_per_s"] for d in whole if d["images_per_s"]]
+    result = {"preset": args.preset, "runs_total": len(configs), "runs_done": len(whole), "runs": done,
               "wall_s": time.monotonic() - began, "budget_s": args.budget,
               "epochs": configs[0].epochs if configs else None,
               "steps_per_epoch": configs[0].max_steps_per_epoch if configs else None,
-              "median_run_s": statistics.median(d["wall_s"] for d in done) if done else None,
+              "median_run_s": statistics.median(d["wall_s"] for d in whole) if whole else None,
               "median_images_per_s": statistics.median(rates) if rates else None,
               "all_finished": all(d["status"] in ("finished", "collapsed") for d in done)}
-    print(f"Fashion-MNIST preset {args.preset}: {len(done)} of {len(configs)} runs in {result['wall_s']:.0f} s, "
+    print(f"Fashion-MNIST preset {args.preset}: {len(whole)} of {len(configs)} runs in {result['wall_s']:.0f} s, "
           f"median {result['median_run_s'] or 0:.1f} s a run, {result['median_images_per_s'] or 0:,.0f} images/s")
     _json_dump(args.json, result)
-    return 0 if done and result["all_finished"] else 1
+    return 0 if whole and result["all_finished"] else 1
 
 
 # ----------------------------------------------------------------------------------------- summary
@@ -259,7 +271,7 @@ def _amp_lines(a: dict) -> list[tuple[str, float | str, str]]:
 
 def _fmnist_lines(f: dict) -> list[tuple[str, float | str, str]]:
     name = f"fmnist preset {f['preset']} ({f['epochs']} epochs x {f['steps_per_epoch']} steps a run)"
-    lines: list[tuple[str, float | str, str]] = [(f"{name} runs done in {f['budget_s']:g} s budget",
+    lines: list[tuple[str, float | str, str]] = [(f"{name} runs finished within the {f['budget_s']:g} s budget",
                                                   f"{f['runs_done']}/{f['runs_total']}", "runs")]
     if f["median_run_s"] is not None:
         lines.append((f"{name} median wall time a run", f["median_run_s"], "s"))
@@ -343,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, help="default: the preset's")
     f.add_argument("--max-steps-per-epoch", type=int, help="default: the preset's")
     f.add_argument("--knn-every", type=int, help="default: the preset's")
+    f.add_argument("--batch-size", type=int, help="default: the recipe's")
+    f.add_argument("--workers", type=int, help="default: the engine's")
     f.add_argument("--work", help="folder for the runs (default: a new temporary one)")
     f.add_argument("--json")
 

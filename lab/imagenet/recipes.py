@@ -93,10 +93,11 @@ RECIPES: dict[str, Recipe] = {
                    "4096 prototypes, tau 0.9995->1.0) and solo/methods/dino.py (student T 0.1, teacher T "
                    "0.04->0.07 over 50 epochs); no last-layer freeze" + _COMMON),
     "swav": Recipe(optimizer="lars", lr=0.6, weight_decay=1e-6, batch_size=256, proj_dims=(2048, 128),
-                   method_params={"n_prototypes": 3000, "epsilon": 0.05, "sinkhorn_iters": 3, "temperature": 0.1},
+                   method_params={"n_prototypes": 3000, "epsilon": 0.05, "sinkhorn_iters": 3, "temperature": 0.1,
+                                  "queue_size": 3840, "queue_start": 50 / 400, "prototype_freeze": 2 / 400},
                    source=_YAML + "swav.yaml (lars lr 0.6 wd 1e-6, 2x128 batch, proj 2048->128, 3000 prototypes, "
-                   "T 0.1; eps 0.05, 3 Sinkhorn iterations: solo-learn defaults); no queue, no 2-epoch prototype "
-                   "freeze" + _COMMON),
+                   "T 0.1, queue 3840 from epoch 50, prototypes frozen for 2 epochs; eps 0.05, 3 Sinkhorn "
+                   "iterations: solo-learn defaults)" + _COMMON),
     "barlow": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4, batch_size=256, proj_dims=(2048, 2048, 2048),
                      method_params={"lam": 0.0051, "scale": 0.1},
                      source=_YAML + "barlow.yaml (lars lr 0.3 wd 1e-4, 2x128 batch, proj 2048-2048-2048, "
@@ -138,15 +139,16 @@ SCALES: dict[str, Scale] = {
         "fmnist", "Fashion-MNIST", "small", 16, 1, 28, 28, 10, 0.2, (fmnist.MEAN,), (fmnist.STD,),
         "ResNet-18 in its small-image form at width 16 (128 features, 0.7 M parameters; 1,220 training "
         "images/s with two views on a 2-core CPU, so an epoch of 60,000 takes under a minute); every projector, "
-        "predictor hidden layer and prototype count scaled by the backbone's width ratio 16/64, so heads keep "
-        "their ImageNet size relative to the features; warmup the same fraction of training (10 of 400 "
+        "predictor hidden layer, prototype count and SwAV queue scaled by the backbone's width ratio 16/64, so "
+        "heads keep their ImageNet size relative to the features (and SwAV's batch plus queue about as many "
+        "samples per prototype: 1.6 against 1.4); warmup the same fraction of training (10 of 400 "
         "epochs); crops from 0.2 of the area, because 0.08 of a 28-px image is an 8-px patch that often holds "
         "no edge of the garment; DINO's teacher EMA 0.996 (the DINO paper's default) instead of 0.9995, whose "
         "horizon of 2,000 steps would be 40 % of a 10-epoch run (1 % at ImageNet-100's 400 epochs)",
         overrides={"dino": {"teacher_momentum": 0.996}}),
 }
 # The knobs that are sizes of a head, scaled with the backbone's width at a smaller scale.
-_SIZE_KNOBS = ("predictor_hidden", "n_prototypes")
+_SIZE_KNOBS = ("predictor_hidden", "n_prototypes", "queue_size")
 
 
 def _scaled(n: int, ratio: float) -> int:

@@ -128,8 +128,13 @@ class DINO(Method):
 
     @torch.no_grad()
     def extra_metrics(self, x):
-        """teacher_entropy: entropy of the mean teacher distribution over x (ln K = uniform, 0 = one prototype)."""
+        """teacher_entropy: entropy of the mean teacher distribution over x; teacher_sample_entropy: the mean
+        over x of each sample's teacher entropy. Both against ln K: a healthy teacher reads ln K on the first
+        (every prototype used) and far below it on the second (each sample sharp); a uniform collapse reads ln K
+        on both; a one-prototype collapse 0 on both. x: (K, N, d) -> (K,) each."""
         t = torch.softmax((self._teacher_logits(x) - self.center) / self.teacher_temp, dim=-1)
         mean = t.mean(1)
+        per_sample = -(t * t.clamp_min(1e-12).log()).sum(-1).mean(-1)
         return {"teacher_entropy": -(mean * mean.clamp_min(1e-12).log()).sum(-1),
+                "teacher_sample_entropy": per_sample,
                 "teacher_entropy_max": torch.full((self.k,), math.log(self.cfg.n_prototypes))}

@@ -3,6 +3,12 @@
 Defaults from SwAV: ε = 0.05, 3 Sinkhorn iterations, temperature 0.1; 16 prototypes for a 3-class
 toy instead of 3,000. `fixed_prototypes` freezes them at their random start (paper Fig. 6: still no
 collapse); `sinkhorn_iters = 0` replaces Sinkhorn by a plain softmax, which drops the equipartition.
+
+The ImageNet recipe's two stabilisers are knobs (off on the toy, whose batch of 64 sees 4 samples per
+prototype): `queue_size` past features per view join the batch in Sinkhorn, from `queue_start` (a fraction of
+training) once the queue is full, as in SwAV's main_swav.py, because 3,000 prototypes in a batch of 256 see
+under 0.1 sample each and Sinkhorn's equipartition over so few samples is mostly noise; `prototype_freeze`
+(a fraction of training) keeps the prototypes out of the gradient at first (SwAV's freeze_prototypes_niters).
 """
 from __future__ import annotations
 
@@ -28,6 +34,12 @@ class SwAVConfig:
     sinkhorn_iters: int = knob(3, "Sinkhorn iterations", "0 = no Sinkhorn-Knopp equipartition.",
                                stops=(0, 1, 2, 3, 5, 10), range=(0, 100))
     temperature: float = knob(0.1, "Temperature τ", stops=TEMPERATURE_STOPS, range=(0.0, 10.0), low_open=True)
+    queue_size: int = knob(0, "Queue", "Past features per view that join the batch in Sinkhorn (0 = none).",
+                           stops=(0, 64, 256, 1024, 3840), range=(0, 1_000_000))
+    queue_start: float = knob(0.0, "Queue from", "The fraction of training after which the queue fills and, "
+                              "once full, is used.", stops=(0.0, 0.125, 0.25, 0.5), range=(0.0, 1.0))
+    prototype_freeze: float = knob(0.0, "Prototype freeze", "The fraction of training during which the "
+                                   "prototypes get no gradient.", stops=(0.0, 0.005, 0.05, 0.2), range=(0.0, 1.0))
 
     def __post_init__(self):
         check_knobs(self)
@@ -88,14 +100,40 @@ class SwAV(Method):
         start = torch.stack([torch.randn(dim, cfg.n_prototypes, generator=g) for g in self.head_gens])
         self.prototypes = nn.Parameter(geo.normalize(start.transpose(1, 2)).transpose(1, 2),
                                        requires_grad=not cfg.fixed_prototypes)
+        # Past normalised features per view (newest first) and how many are filled: state, so checkpointed.
+        self.register_buffer("queue", torch.zeros(self.k, 2, cfg.queue_size, dim))
+        self.register_buffer("queue_filled", torch.zeros(self.k, dtype=torch.long))  # per seed, all alike
+        # The fraction of training done, as the last after_step saw it: a buffer, so a resumed run goes on
+        # with the freeze and the queue where it stopped.
+        self.register_buffer("progress", torch.zeros(self.k, dtype=torch.float64))
 
     def loss(self, x1, x2):
         z1, z2 = geo.normalize(self.encoder(x1)[1]), geo.normalize(self.encoder(x2)[1])
-        s1, s2 = torch.bmm(z1, self.prototypes), torch.bmm(z2, self.prototypes)
-        q1 = sinkhorn(s1.detach(), self.cfg.epsilon, self.cfg.sinkhorn_iters)
-        q2 = sinkhorn(s2.detach(), self.cfg.epsilon, self.cfg.sinkhorn_iters)
+        progress = float(self.progress[0])
+        frozen = progress < self.cfg.prototype_freeze
+        prototypes = self.prototypes.detach() if frozen else self.prototypes
+        s1, s2 = torch.bmm(z1, prototypes), torch.bmm(z2, prototypes)
+        q1, q2 = self._codes(s1.detach(), 0), self._codes(s2.detach(), 1)
+        if self.cfg.queue_size and progress >= self.cfg.queue_start:
+            self._enqueue(z1.detach(), z2.detach())
         return swav_loss(s1, s2, q1, q2, self.cfg.temperature), {}
+
+    def _codes(self, scores: torch.Tensor, view: int) -> torch.Tensor:
+        """Sinkhorn codes of a batch's scores (K, B, P), over the batch and, once full, the view's queue."""
+        c = self.cfg
+        if not c.queue_size or int(self.queue_filled[0]) < c.queue_size:
+            return sinkhorn(scores, c.epsilon, c.sinkhorn_iters)
+        queued = torch.bmm(self.queue[:, view], self.prototypes.detach())
+        return sinkhorn(torch.cat([scores, queued], dim=1), c.epsilon, c.sinkhorn_iters)[:, :scores.shape[1]]
+
+    @torch.no_grad()
+    def _enqueue(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
+        """Push this batch's features (K, B, D) in front of each view's queue, dropping the oldest."""
+        new = torch.stack([z1, z2], dim=1)[:, :, : self.cfg.queue_size]
+        self.queue.copy_(torch.cat([new, self.queue], dim=2)[:, :, : self.cfg.queue_size])
+        self.queue_filled.fill_(min(self.cfg.queue_size, int(self.queue_filled[0]) + new.shape[2]))
 
     @torch.no_grad()
     def after_step(self, progress):
+        self.progress.fill_(progress)
         self.prototypes.copy_(geo.normalize(self.prototypes.transpose(1, 2)).transpose(1, 2))
