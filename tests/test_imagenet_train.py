@@ -110,7 +110,9 @@ def test_collapse_guard_stops_the_run(data, tmp_path):
     assert [r["kind"] for r in rows if r["kind"] != "step"] == ["epoch", "epoch", "end"]  # epochs 0 and 1
     assert rows[-2]["collapsed"] is True and rows[-1]["status"] == "collapsed"
     assert rows[-2]["knn_acc"] is None  # knn only at the end, which a collapsed run does not reach
-    assert "collapse guard" in (tmp_path / "train.log").read_text()
+    # The guard names the kind its method's signature found: threshold 0 makes any ‖s‖ a complete collapse.
+    assert rows[-2]["collapse_kind"] == "complete" and rows[-2]["collapse_signs"][0]["metric"] == "center_norm"
+    assert "collapse guard: complete collapse [complete: ‖s‖ center norm" in (tmp_path / "train.log").read_text()
     # the same call again: the run is over, nothing trains
     again = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path),
                               **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))

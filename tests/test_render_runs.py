@@ -138,7 +138,7 @@ def test_collapse_warnings():
     out = view.collapse_warnings({"ok": healthy, "bad": collapsing, "guard": guarded}, 0.9)
     assert len(out) == 2
     assert out[0].startswith("bad: ‖s‖ reached 0.990 at epoch 5 (threshold 0.9); now 0.990 at epoch 6")
-    assert "early sign of collapse" in out[0]
+    assert "early sign of complete collapse" in out[0]
     assert out[1].startswith("guard:") and "collapse guard" in out[1]
     assert view.collapse_warnings({"bad": collapsing}, 1.0) == []
 
@@ -160,7 +160,7 @@ def test_progress_and_eta():
     info = dict(running, name="r1", method="simsiam", last_epoch_metrics=dict(last, center_norm=0.51234))
     row = view.table_rows([info], now.timestamp())[0]
     assert row == {"name": "r1", "status": "running", "method": "simsiam", "progress": 0.3, "epoch": "3/10",
-                   "ETA": "7 min 00 s", "‖s‖": 0.5123,
+                   "ETA": "7 min 00 s", "‖s‖": 0.5123, "collapse": "",
                    "started": (now - timedelta(seconds=300)).strftime("%Y-%m-%d %H:%M:%S")}
 
 

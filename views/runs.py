@@ -182,7 +182,8 @@ def page() -> None:
             st.rerun()  # the whole page: new runs join the charts' choices too
         st.dataframe(view.table_rows(now), hide_index=True, key="runs_table", column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-            "‖s‖": st.column_config.NumberColumn("last ‖s‖", format="%.3f")})
+            "‖s‖": st.column_config.NumberColumn("last ‖s‖", format="%.3f"),
+            "collapse": st.column_config.TextColumn("collapse", help=view.COLLAPSE_COLUMN_HELP)})
         if was_active and not any(map(active, now)):
             st.rerun()  # the last run ended: redraw the page once, without the timer
 
@@ -248,7 +249,7 @@ def page() -> None:
             st.warning(message, icon=":material/warning:")
         x = CHART_X[x_label]
         cols = st.columns(2)
-        for i, metric in enumerate(view.LIVE_METRICS):
+        for i, metric in enumerate(view.live_metrics(rows)):
             fig = view.metric_chart(rows, metric, x=x, smooth=smooth, log_y=log_y, threshold=threshold)
             cols[i % 2].plotly_chart(fig, key=f"runs_chart_{metric}")
         for info in picked:

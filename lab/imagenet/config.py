@@ -78,9 +78,10 @@ class TrainConfig:
     log_every_steps: int = _option(50, range=(1, 1 << 30), aliases=("--log-every",),
                                    help="a step line in metrics.jsonl every N steps")
     collapse_threshold: float | None = _option(None, range=(0.0, 1.0), metavar="T", aliases=("--collapse-guard",),
-                                               help="stop when center_norm > T for collapse_patience epochs "
-                                                    "(off by default)")
-    collapse_patience: int = _option(3, range=(1, 100_000), help="epochs above the collapse threshold that stop a run")
+                                               help="stop when the method's collapse signature holds (center_norm "
+                                                    "≥ T, or its other signs: lab.collapse) for collapse_patience "
+                                                    "epochs (off by default)")
+    collapse_patience: int = _option(3, range=(1, 100_000), help="epochs in a row with a collapse sign that stop a run")
     lr: float | None = _option(None, range=(0.0, 100.0), low_open=True,
                                help="base lr for batch 256 (scaled by batch/256); default: the recipe's")
     max_steps_per_epoch: int | None = _option(None, range=(1, 1 << 30), help="cut epochs short (tests, demos)")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
+from lab.collapse import phrase
 from lab.imagenet.folder import epoch_batches
 from lab.imagenet.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
 from lab.imagenet.optim import set_lr
@@ -96,8 +97,8 @@ def run_loop(run: Run) -> dict:
                 return {**summary, "status": "stopped", "epoch": epoch + 1, "step": step, "last": last}
             if collapsed:
                 status = "collapsed"
-                run.files.log(f"collapse guard: center_norm {last['center_norm']:.4f} > "
-                              f"{run.cfg.collapse_threshold} for {guard} epoch(s); stopping as collapsed")
+                run.files.log(f"collapse guard: {last['collapse_kind']} collapse [{'; '.join(map(phrase, last['collapse_signs']))}] "
+                              f"for {guard} epoch(s); stopping as collapsed")
                 break
     epoch_done = last["epoch"] if last else start["epoch"]
     run.files.metric({"kind": "end", "status": status, "epoch": epoch_done, "step": step})
@@ -185,7 +186,8 @@ def _end_epoch(run: Run, epoch: int, step: int, guard: int, row: dict,
     """The collapse guard, the epoch's metrics line and log line, then its checkpoint (in this order: a
     resume trims lines the checkpoint does not cover). -> (guard, collapsed, last epoch done)."""
     cfg = run.cfg
-    if cfg.collapse_threshold is not None and row["center_norm"] > cfg.collapse_threshold:
+    # The method's collapse signature (`lab.collapse`), read with the guard's threshold for ‖s‖.
+    if cfg.collapse_threshold is not None and row.get("collapse_kind"):
         guard += 1
     else:
         guard = 0

@@ -18,6 +18,8 @@ from torch.nn import functional as F
 from lab.imagenet.augment import eval_transform
 from lab.imagenet.folder import epoch_batches
 from lab.imagenet.run import Run
+from lab.collapse import collapse_kind, collapse_signs, phrase
+from lab.methods import method_class
 from lab.metrics import knn_accuracy
 
 # What the engine's kNN votes on (the vote itself: `lab.metrics.KNN_PROTOCOL`); config.json records both.
@@ -30,7 +32,8 @@ KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train si
 EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_norm_pre_bn",
               "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_post_bn",
               "effective_rank_max",
-              "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapsed")
+              "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapse_signs",
+              "collapse_kind", "collapsed")
 
 
 def all_sum(t: torch.Tensor) -> torch.Tensor:
@@ -264,9 +267,17 @@ def epoch_row(run: Run, epoch: int, step: int, loss_sum: torch.Tensor, recorder:
            "images_per_s": run.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), "epoch_seconds": seconds,
            "knn_seconds": time.perf_counter() - knn_start if knn_due else 0.0, "n_corrupt": n_corrupt,
            "collapsed": False}
+    row["collapse_signs"] = collapse_signs(method_class(cfg.method).signature, row, cfg.collapse_threshold,
+                                           _n_classes(run))
+    row["collapse_kind"] = collapse_kind(row["collapse_signs"])
     if not math.isfinite(loss):
         run.files.log(f"warning: loss is {loss} in epoch {epoch + 1}")
     return row
+
+
+def _n_classes(run: Run) -> int | None:
+    classes = getattr(run.loader, "classes", None)
+    return len(classes) if classes else None
 
 
 def _extra_metrics(run: Run) -> dict:
@@ -304,6 +315,7 @@ def epoch_line(row: dict, epochs: int) -> str:
     return (f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} center {row['center_norm']:.4f} "
             f"z_std {row['z_std']:.4f} (healthy {row['z_std_healthy']:.4f}){knn} lr {row['lr']:.4g} "
             f"{row['images_per_s']:,.0f} img/s {row['epoch_seconds']:.1f} s"
+            + (f" [collapse sign: {'; '.join(map(phrase, row['collapse_signs']))}]" if row.get("collapse_signs") else "")
             + (" COLLAPSED" if row["collapsed"] else ""))
 
 

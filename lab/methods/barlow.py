@@ -12,6 +12,7 @@ import torch
 
 from lab import geometry as geo
 from lab.checks import check_knobs, knob
+from lab.collapse import DIMENSIONAL, N_CLASSES, Sign
 from lab.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import Method, register
 
@@ -65,6 +66,9 @@ class Barlow(Method):
     label = "Barlow Twins"
     Config = BarlowConfig
     collapse_loss = "D (no correlation left: C = 0)"
+    # The loss standardises each dimension, so the raw center is invisible to it: judged by what the loss
+    # can lose, the directions of the standardised embedding (kNN shows the rest).
+    signature = (Sign(DIMENSIONAL, "effective_rank_post_bn", "<", N_CLASSES, offset=-1.0),)
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):

@@ -14,6 +14,7 @@ from torch import nn
 
 from lab import geometry as geo
 from lab.checks import knob
+from lab.collapse import CENTER, RANK, Sign
 from lab.nn import SeedLinear, seed_generators, seed_mlp
 
 REGISTRY: dict[str, type["Method"]] = {}
@@ -88,14 +89,16 @@ class Method(nn.Module):
     """Interface of an SSL method on K stacked seeds.
 
     Subclasses set `name`, `label`, `Config` (a frozen dataclass of the method's knobs, defaults from the
-    method's paper) and `collapse_loss` (the loss value a collapsed model reaches, or None), build
-    their head in `__init__`, and implement `loss`.
+    method's paper), `collapse_loss` (the loss value a collapsed model reaches, or None) and, where it
+    differs from ‖s‖ and the effective rank, its `signature` (`lab.collapse`: which readings mean which
+    kind of collapse), build their head in `__init__`, and implement `loss`.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]  # what a page calls it
     Config: ClassVar[type]
     collapse_loss: ClassVar[str | None] = None
+    signature: ClassVar[tuple[Sign, ...]] = (CENTER, RANK)
     # The Config fields that `fused_head` honours; None: no hand-written step (`lab.methods.fused`).
     fused_knobs: ClassVar[tuple[str, ...] | None] = None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from lab.checks import check_knobs, knob
+from lab.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
 from lab.nn import ema_update
@@ -40,6 +41,7 @@ class BYOL(Method):
     Config = BYOLConfig
     label = "BYOL"
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
+    signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

@@ -16,6 +16,7 @@ from torch import nn
 
 from lab import geometry as geo
 from lab.checks import check_knobs, knob
+from lab.collapse import CENTER, COMPLETE, RANK, UNIFORM, Sign
 from lab.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 from lab.nn import SeedLinear, ema_update
@@ -83,6 +84,8 @@ class DINO(Method):
     label = "DINO"
     Config = DINOConfig
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
+    signature = (CENTER, Sign(COMPLETE, "teacher_entropy", "≤", "teacher_entropy_max", 0.05),
+                 Sign(UNIFORM, "teacher_sample_entropy", "≥", "teacher_entropy_max", 0.95), RANK)
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):

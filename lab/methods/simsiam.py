@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab.checks import check_knobs, knob
+from lab.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
 from lab.methods import fused
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
@@ -38,6 +39,7 @@ class SimSiam(Method):
     label = "SimSiam"
     Config = SimSiamConfig
     collapse_loss = "-1"
+    signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

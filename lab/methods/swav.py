@@ -20,6 +20,7 @@ from torch import nn
 
 from lab import geometry as geo
 from lab.checks import check_knobs, knob
+from lab.collapse import CENTER, RANK, UNIFORM, Sign
 from lab.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 
@@ -90,6 +91,7 @@ class SwAV(Method):
     label = "SwAV"
     Config = SwAVConfig
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
+    signature = (CENTER, Sign(UNIFORM, "code_sample_entropy", "≥", "code_entropy_max", 0.95), RANK)
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
@@ -132,6 +134,17 @@ class SwAV(Method):
         new = torch.stack([z1, z2], dim=1)[:, :, : self.cfg.queue_size]
         self.queue.copy_(torch.cat([new, self.queue], dim=2)[:, :, : self.cfg.queue_size])
         self.queue_filled.fill_(min(self.cfg.queue_size, int(self.queue_filled[0]) + new.shape[2]))
+
+    def extra_metrics(self, x):
+        """code_entropy: entropy of the batch-mean prediction softmax(z·c / τ) over the P prototypes;
+        code_sample_entropy: the mean over x of each sample's; code_entropy_max: ln P. A uniform collapse reads
+        ln P on both. x: (K, N, d) -> (K,) each."""
+        z = geo.normalize(self.encoder(x)[1])
+        p = torch.softmax(torch.bmm(z, self.prototypes) / self.cfg.temperature, dim=-1)
+        mean = p.mean(1)
+        return {"code_entropy": -(mean * mean.clamp_min(1e-12).log()).sum(-1),
+                "code_sample_entropy": -(p * p.clamp_min(1e-12).log()).sum(-1).mean(-1),
+                "code_entropy_max": torch.full((self.k,), math.log(self.cfg.n_prototypes))}
 
     @torch.no_grad()
     def after_step(self, progress):

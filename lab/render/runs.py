@@ -25,13 +25,18 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lab import vocab
+from lab.collapse import KINDS, collapse_kind, phrase
 from lab.experiments import BY_PRESET
 from lab.render import style
 
 Rows = Sequence[Mapping[str, Any]]
 
 X_AXES = {"epoch": "epoch", "step": "optimizer step"}
-LIVE_METRICS = ("center_norm", "knn_acc", "loss", "lr", "images_per_s")
+# The Runs page's charts, those a selected run logs: ‖s‖ where collapse can show and after the BatchNorm that
+# hides it, the effective rank before and after it (dimensional collapse), the per-sample entropies of DINO
+# and SwAV (uniform collapse), then kNN, the loss, the lr and the speed.
+LIVE_METRICS = ("center_norm", "center_norm_post_bn", "effective_rank", "effective_rank_post_bn",
+                "teacher_sample_entropy", "code_sample_entropy", "knn_acc", "loss", "lr", "images_per_s")
 CENTER_METRICS = ("center_norm", "center_norm_pre_bn", "center_norm_post_bn", "batch_center_norm")
 DEFAULT_THRESHOLD = vocab.COLLAPSE_THRESHOLD
 # Okabe-Ito: told apart by colour-blind readers too; the toy pages' arrow green/blue/red stay reserved.
@@ -94,6 +99,12 @@ def _last(rows: Rows, key: str) -> float | None:
     return None
 
 
+def _entropy_max(rows: Rows) -> float | None:
+    """ln K of DINO's teacher or ln P of SwAV's prototypes, whichever the run logs."""
+    found = _last(rows, "teacher_entropy_max")
+    return found if found is not None else _last(rows, "code_entropy_max")
+
+
 def reference_lines(runs: Mapping[str, Rows], metric: str, threshold: float | None = None) -> list[tuple[float, str]]:
     """(y, label) of the metric's reference values (`lab.vocab.reference_lines`) over these runs, read from
     each run's epoch lines (collapse_loss, z_std_healthy = 1/√D, teacher_entropy_max = ln K); one line per
@@ -104,7 +115,7 @@ def reference_lines(runs: Mapping[str, Rows], metric: str, threshold: float | No
         healthy = _last(rows, "z_std_healthy")
         lines = vocab.reference_lines(metric, dim=round(healthy ** -2) if healthy else None,
                                       collapse_loss=_last(rows, "collapse_loss"),
-                                      entropy_max=_last(rows, "teacher_entropy_max"), threshold=threshold)
+                                      entropy_max=_entropy_max(rows), threshold=threshold)
         for y, text in lines:
             found.setdefault((round(y, 9), text), []).append(name)
     values_per_text: dict[str, int] = {}
@@ -112,6 +123,12 @@ def reference_lines(runs: Mapping[str, Rows], metric: str, threshold: float | No
         values_per_text[text] = values_per_text.get(text, 0) + 1
     return [(y, text if values_per_text[text] == 1 else f"{text} ({', '.join(names)})")
             for (y, text), names in found.items()]
+
+
+def live_metrics(runs: Mapping[str, Rows]) -> list[str]:
+    """`LIVE_METRICS` that at least one of the runs has a value of (‖s‖ always: its chart says "no values
+    yet" while a run starts)."""
+    return [m for m in LIVE_METRICS if m == "center_norm" or any(series(rows, m)[1] for rows in runs.values())]
 
 
 def run_color(i: int) -> str:
@@ -164,8 +181,10 @@ def metric_chart(
                       annotation_text=label, annotation_position="top left",
                       annotation_font=dict(size=11, color=THRESHOLD_COLOR if warn else "#555"))
     label = vocab.label(metric)
+    where = vocab.METRICS[metric].where if metric in vocab.METRICS else ""
+    heading = title or (f"{label}<br><sup>read on {where}</sup>" if where else label)
     fig.update_layout(
-        height=height, title=dict(text=title or label, font=dict(size=15)), uirevision=f"{metric}-{x}",
+        height=height, title=dict(text=heading, font=dict(size=15)), uirevision=f"{metric}-{x}",
         margin=dict(l=10, r=10, t=40, b=10), xaxis_title=X_AXES.get(x, x), yaxis_title=label,
         yaxis_type="log" if log_y else "linear", legend=dict(orientation="h", y=-0.25), hovermode="x unified")
     if vocab.unit_range(metric) and not log_y:
@@ -244,9 +263,13 @@ def format_eta(seconds: float | None) -> str:
     return f"{s} s"
 
 
+COLLAPSE_COLUMN_HELP = ("The kind of collapse the run's latest epoch shows by its method's signature: "
+                        + "; ".join(f"{kind}: {what}" for kind, what in KINDS.items()) + ". Empty: no sign.")
+
+
 def table_rows(infos: Sequence[Any], now: float | None = None) -> list[dict]:
     """The runs table: one dict per run (name, status, method, progress in [0, 1], epoch "e/E", ETA,
-    started, last ‖s‖), in the given order."""
+    last ‖s‖, the collapse kind its latest epoch shows (`lab.collapse`; "" for none), started), in order."""
     out = []
     for info in infos:
         fraction, eta = progress(info, now)
@@ -255,6 +278,7 @@ def table_rows(infos: Sequence[Any], now: float | None = None) -> list[dict]:
         out.append({"name": _get(info, "name"), "status": _get(info, "status"), "method": _get(info, "method") or "",
                     "progress": fraction, "epoch": f"{_get(info, 'epoch') or 0}/{_get(info, 'epochs') or '?'}",
                     "ETA": format_eta(eta), "‖s‖": None if center is None else round(center, 4),
+                    "collapse": last.get("collapse_kind") or "",
                     "started": _local_time(_get(info, "started"))})
     return out
 
@@ -277,20 +301,29 @@ def metrics_csv(rows: Rows) -> bytes:
 
 
 def collapse_warnings(runs: Mapping[str, Rows], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
-    """One sentence per run whose epoch `center_norm` reached `threshold` (an early sign of collapse),
-    or whose run ended as collapsed. Runs that stayed below say nothing."""
+    """One sentence per run whose epoch `center_norm` reached `threshold` (an early sign of complete
+    collapse), one per run whose latest epoch shows another sign of its method's collapse signature
+    (dimensional, uniform: `lab.collapse`, written on the epoch lines by the engine), and one per run the
+    guard ended as collapsed. Runs with no sign say nothing."""
     out = []
     for name, rows in runs.items():
-        crossed = [r for r in epoch_rows(rows) if (_number(r.get("center_norm")) or 0.0) >= threshold]
+        epochs = epoch_rows(rows)
+        crossed = [r for r in epochs if (_number(r.get("center_norm")) or 0.0) >= threshold]
         ended = [r for r in rows if r.get("kind") == "end"]
         collapsed = bool(ended) and ended[-1].get("status") == "collapsed"
+        guard = ": the collapse guard stopped it as collapsed" if collapsed else ""
         if crossed:
-            first, last = crossed[0], epoch_rows(rows)[-1]
+            first, last = crossed[0], epochs[-1]
             out.append(f"{name}: ‖s‖ reached {first['center_norm']:.3f} at epoch {first.get('epoch')} "
                        f"(threshold {threshold:g}); now {last['center_norm']:.3f} at epoch {last.get('epoch')}"
-                       + (": the collapse guard stopped it as collapsed" if collapsed else
-                          ": an early sign of collapse"))
-        elif collapsed:
+                       + (guard or ": an early sign of complete collapse (every sample one point)"))
+        others = [s for s in (epochs[-1].get("collapse_signs") or [] if epochs else [])
+                  if isinstance(s, Mapping) and s.get("metric") != "center_norm"]
+        if others:
+            kind = collapse_kind(others)
+            out.append(f"{name}: {kind} collapse at epoch {epochs[-1].get('epoch')} ({KINDS[kind]}): "
+                       + "; ".join(map(phrase, others)) + ("" if crossed else guard))
+        elif collapsed and not crossed:
             out.append(f"{name}: stopped by the collapse guard as collapsed")
     return out
 

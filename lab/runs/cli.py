@@ -18,6 +18,8 @@ import json
 import sys
 from typing import Sequence
 
+from lab.collapse import collapse_kind, phrase
+
 EXIT_BAD_INPUT = 2
 
 
@@ -159,6 +161,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         keys = [k for k in ("loss", "center_norm", "knn_acc", "z_std", "lr", "images_per_s")
                 if info.last_epoch_metrics.get(k) is not None]
         print("last epoch: " + ", ".join(f"{k} {_fmt(info.last_epoch_metrics[k])}" for k in keys))
+        signs = [s for s in info.last_epoch_metrics.get("collapse_signs") or [] if isinstance(s, dict)]
+        if signs:
+            print(f"collapse: {collapse_kind(signs)} ({'; '.join(map(phrase, signs))})")
     tail = log_tail(info.path, args.lines)
     if tail:
         print("log:")
