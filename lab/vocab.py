@@ -40,7 +40,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("center_norm_pre_bn", "‖s‖ before BatchNorm", "‖s‖ pre-BN", "collapse", True,
            "the projector output before its normalising BatchNorm (or the loss's standardisation)"),
     Metric("center_norm_post_bn", "‖s‖ after BatchNorm", "‖s‖ post-BN", "collapse", True,
-           "the projector output after its BatchNorm or the loss's standardisation (≈ 0 by construction)"),
+           "the projector output after its BatchNorm or the loss's standardisation (zero mean per dimension by "
+           "construction before the projection onto the sphere; ≈ 0 on it for a projector at one point, not for "
+           "features a few samples hold apart)"),
     Metric("effective_rank_max", "D", "D"),
     Metric("residual_norm", "mean ‖r‖ = ‖z − s‖ residual norm", "‖r‖", None, False, _Z),
     Metric("z_std", "z_std (std per dimension)", "z_std", "healthy_std", False, _Z),
