@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from lab import experiments as X
-from lab.experiments import B1_SETTINGS
+from lab.experiments import B1_SETTINGS, EXPERIMENTS
 from lab.imagenet.presets import ALL, FMNIST_WHY, preset_runs
 from lab.runlog import read_jsonl
 from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Run, paper_config, train_b1
@@ -205,7 +205,9 @@ def read_b1_survey(path: str | Path) -> dict | None:
 # The paper's ImageNet claims on the engine's preset runs (Fashion-MNIST or ImageNet-100), judged seed by
 # seed by the rules in `lab.experiments` (`engine_claims`, `engine_verdict`). Only finished runs count.
 
-CURVES = ("center_norm", "center_norm_post_bn", "effective_rank", "effective_rank_post_bn", "knn_acc", "loss")
+# Every engine experiment's panels, and the readings a verdict is read from.
+CURVES = tuple(dict.fromkeys(("center_norm", "center_norm_post_bn", "effective_rank", "effective_rank_post_bn",
+                              "knn_acc", "loss") + tuple(m for e in EXPERIMENTS if e.preset for m in e.panels)))
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 ENGINE_RESULTS = ASSETS / "fmnist" / "claims.json"
 TOY_RESULTS = ASSETS / "toy_claims.json"  # python -m lab claims --out assets/toy_claims.json

@@ -324,6 +324,9 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         (Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
                _first_collapses_second_not("no centering", "dino")),),
         preset="b4-dino-centering", note="centering on vs off",
+        # The per-sample teacher entropy tells the two failures apart: ln K is the uniform one (centering
+        # without enough sharpening), far below it with ‖s‖ = 1 every sample on one distribution.
+        panels=("center_norm", "teacher_sample_entropy", "knn_acc"),
         engine_claims=(Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
                              _e_collapses_other_not("no centering", "dino")),)),
     Experiment(

@@ -170,7 +170,7 @@ def test_paper_figure_for_every_preset(preset):
     # Named as a launcher might: the preset as a prefix; plus a run of another preset to be ignored.
     runs = {f"{preset}-{e['name']}": fake_rows(epochs=4, center=lambda ep, i=i: 0.1 * ep * (i + 1) / len(entries),
                                                center_norm_post_bn=0.01, effective_rank=5.0,
-                                               effective_rank_post_bn=6.0) for i, e in enumerate(entries)}
+                                               effective_rank_post_bn=6.0, teacher_sample_entropy=2.0) for i, e in enumerate(entries)}
     runs["someone-else"] = fake_rows()
     fig = view.paper_figure(preset, runs)
     panels = view.PAPER_FIGURES[preset][1]
