@@ -69,7 +69,7 @@ def test_changing_method_rerenders_knob_widgets(root):
     at.selectbox(key="pg_method").set_value("dino").run()
     assert not at.exception
     assert {"pg_dino_centering", "pg_dino_teacher_temperature"} <= widget_keys(at)
-    assert "pg_chart_teacher_entropy" in charts(at)
+    assert "pg_chart_teacher_entropy_teacher_sample_entropy" in charts(at)
     at.selectbox(key="pg_method").set_value("barlow").run()
     assert "pg_chart_center_norm_pre_bn_center_norm_post_bn" in charts(at)
 

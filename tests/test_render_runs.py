@@ -196,3 +196,18 @@ def test_preset_members_prefers_the_longest_name():
     got = view.preset_members("b5-simsiam-predictor", ["b5-simsiam", "b5-simsiam-nopred", "simsiam", "xsimsiam"])
     assert {k: v["name"] for k, v in got.items()} == {"b5-simsiam": "simsiam", "b5-simsiam-nopred": "simsiam-nopred",
                                                        "simsiam": "simsiam"}
+
+
+def test_queue_progress_counts_the_preset_queue_and_its_eta():
+    last = {"epoch_seconds": 20.0, "knn_seconds": 10.0}
+    runs = [{"name": "a", "status": "finished", "epoch": 3, "epochs": 3, "preset": "fig5-barlow",
+             "last_epoch_metrics": last},
+            {"name": "b", "status": "running", "epoch": 1, "epochs": 3, "preset": "fig5-barlow",
+             "last_epoch_metrics": last},
+            {"name": "c", "status": "queued", "epoch": 0, "epochs": 3, "preset": "fig5-barlow"},
+            {"name": "lone", "status": "queued", "epoch": 0, "epochs": 3}]  # not launched from a preset
+    fraction, line = view.queue_progress(runs)
+    assert fraction == pytest.approx(1 / 3)
+    # c waits: 3 × 20 + 10 = 70 s; b has 2 epochs of 30 s left.
+    assert line == "Preset queue: 1 of 3 runs ended, 1 running, 1 waiting; about 2 min 10 s left (1 min 10 s a run)"
+    assert view.queue_progress(runs[:2]) is None  # nothing waits

@@ -478,3 +478,16 @@ def test_a_run_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
     assert read_json(path / "exit.json")["escalated_to_sigkill"] is True
     assert not alive(child) and not alive(sleeper)
     assert "SIGKILL sent to" in (path / "stdout.log").read_text()
+
+
+def test_preset_run_names_of_the_whole_queue_are_unique():
+    from lab.runs import ALL, preset_run_names, preset_runs
+
+    runs = preset_runs(ALL, "fmnist")
+    names = preset_run_names(runs, "q")
+    assert len(set(names)) == len(names) == 54
+    assert "q-b5-simsiam-predictor-simsiam-s0" in names and "q-baseline-invariance-invariance-s2" in names
+    one = preset_runs("fig5-barlow", "fmnist")
+    assert preset_run_names(one, "p")[0] == "p-" + one[0]["name"]
+    with pytest.raises(ValueError, match="appears twice"):
+        preset_run_names(one + one[:1], "p")

@@ -73,8 +73,11 @@ def page() -> None:
     **Fashion-MNIST** (ResNet-18 in its small-image form, width 16), with every method's ImageNet recipe carried
     over by a stated rule, **3 seeds** each. Each claim is judged **seed by seed** by a rule written down before
     the runs (`lab.experiments`); the verdict counts the seeds it held in. `‖s‖` is read **before the
-    projector's output BatchNorm** (train mode, on the training views, as the loss sees them): after that
-    BatchNorm the mean is 0 by construction. Collapsed means final `‖s‖` above **{results['threshold']}**.
+    projector's output BatchNorm** (train mode, on the training views, as the loss sees them): that BatchNorm
+    gives every dimension zero mean before the features go onto the sphere, so a projector at one point reads
+    ≈ 1 before it and ≈ 0 after. Collapsed means final `‖s‖` above **{results['threshold']}**; the effective
+    rank (of D directions) shows a dimensional collapse that ‖s‖ cannot, and DINO's per-sample teacher entropy
+    a uniform one (ln K).
 
     Made {results['made']} on {results['machine']} at commit `{results['commit']}`.
     **Budget:** {results['budget']}.

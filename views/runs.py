@@ -27,6 +27,7 @@ from lab.ui import METHOD_LABELS
 
 REFRESH_S = 2.0  # live charts: a CPU demo epoch takes a few seconds
 NO_PRESET = "(none: one run)"
+ALL_LABEL = "all (every preset, one queue)"
 
 
 CHART_X = {"epoch": "epoch", "optimizer step": "step"}
@@ -112,12 +113,20 @@ def page() -> None:
         name = c1.text_input("Run name (a preset's: its prefix)", key="runs_name", placeholder="e.g. simsiam-nopred",
                              help="Letters, digits, '.', '_' and '-'. A preset names its runs <this>-<run>, "
                                   "or <preset>-<run> when this is empty.")
-        preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *labruns.PRESETS], key="runs_preset",
-                              help="A preset launches every run of one figure, with the paper's settings.")
+        preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *labruns.PRESETS, labruns.ALL],
+                              key="runs_preset", format_func=lambda p: ALL_LABEL if p == labruns.ALL else p,
+                              help="A preset launches every run of one figure, with the paper's settings, one "
+                                   "after another; 'all' queues every preset, seed by seed.")
         preset = None if preset == NO_PRESET else preset
         method = c3.selectbox("Method", METHOD_NAMES, index=METHOD_NAMES.index("simsiam"), key="runs_method",
                               format_func=lambda m: METHOD_LABELS.get(m, m), disabled=bool(preset))
-        if preset:
+        if preset == labruns.ALL:
+            st.caption(f"Every preset as one queue, seed 0 of each first, then seed 1, ...: "
+                       f"{len(labruns.preset_runs(preset, 'fmnist'))} runs on Fashion-MNIST (about 80 minutes on a "
+                       f"2-core CPU), {len(labruns.preset_runs(preset))} on ImageNet-100. Each run's progress and ETA "
+                       "are in the table below; the queue's own in the line above it.")
+            knobs = ""
+        elif preset:
             st.caption(f"{labruns.NOTES.get(preset, '')}. Runs: " + ", ".join(
                 f"`{r['name']}` ({', '.join(f'{k}={v}' for k, v in r['set'].items()) or 'standard'})"
                 for r in labruns.preset_runs(preset)))
@@ -180,6 +189,9 @@ def page() -> None:
         # Runs started elsewhere (the CLI, another browser) while nothing here was running: the timer is off.
         if button.button("Refresh", key="runs_refresh", icon=":material/refresh:", help="Read every run's files again."):
             st.rerun()  # the whole page: new runs join the charts' choices too
+        queue = view.queue_progress(now)
+        if queue:
+            st.progress(queue[0], text=queue[1])
         st.dataframe(view.table_rows(now), hide_index=True, key="runs_table", column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
             "‖s‖": st.column_config.NumberColumn("last ‖s‖", format="%.3f"),

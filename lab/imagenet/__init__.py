@@ -13,8 +13,8 @@ is the engine's own:
 _API = {"config": ("TrainConfig", "check_config", "config_to_argv", "cuda_available", "make_config",
                    "parse_overrides", "parse_train_args", "preset_configs"),
         "fake": ("write_fake_imagefolder",), "model": ("method_params",),
-        "presets": ("NOTES", "PRESETS", "preset_runs")}
-__all__ = ["NOTES", "PRESETS", "TrainConfig", "check_config", "config_to_argv", "cuda_available", "make_config",
+        "presets": ("ALL", "NOTES", "PRESETS", "preset_runs")}
+__all__ = ["ALL", "NOTES", "PRESETS", "TrainConfig", "check_config", "config_to_argv", "cuda_available", "make_config",
            "method_params", "parse_overrides", "parse_train_args", "preset_configs", "preset_runs",
            "write_fake_imagefolder"]
 

@@ -251,6 +251,38 @@ def progress(info: Any, now: float | None = None) -> tuple[float, float | None]:
     return fraction, max(epochs - epoch, 0) * per_epoch
 
 
+def queue_progress(infos: Sequence[Any], now: float | None = None) -> tuple[float, str] | None:
+    """(fraction of the preset queue's runs ended, one line with its ETA) while preset runs wait in the
+    queue, else None. The queue: the runs launched from a preset. A waiting run is estimated at the median
+    time of the queue's ended runs (epochs × their last epoch_seconds, plus kNN), else at the running run's."""
+    runs = [i for i in infos if _get(i, "preset")]
+    waiting = [i for i in runs if _get(i, "status") == "queued"]
+    if not waiting:
+        return None
+    running = [i for i in runs if _get(i, "status") == "running"]
+    ended = [i for i in runs if _get(i, "status") in ("finished", "collapsed")]
+    per_run = [_run_seconds(i) for i in ended]
+    per_run = sorted(s for s in per_run if s is not None)
+    if per_run:
+        estimate = per_run[len(per_run) // 2]
+    else:
+        estimate = next((s for s in map(_run_seconds, running) if s is not None), None)
+    left = None if estimate is None else len(waiting) * estimate + sum(progress(i, now)[1] or 0.0 for i in running)
+    fraction = len(ended) / len(runs)
+    eta = f"; about {format_eta(left)} left ({format_eta(estimate)} a run)" if left is not None else ""
+    return fraction, (f"Preset queue: {len(ended)} of {len(runs)} runs ended, {len(running)} running, "
+                      f"{len(waiting)} waiting{eta}")
+
+
+def _run_seconds(info: Any) -> float | None:
+    """A whole run's time: its epochs × its last epoch's seconds, plus one kNN."""
+    last = _get(info, "last_epoch_metrics") or {}
+    per_epoch, epochs = _number(last.get("epoch_seconds")), _get(info, "epochs") or 0
+    if per_epoch is None or epochs <= 0:
+        return None
+    return epochs * per_epoch + (_number(last.get("knn_seconds")) or 0.0)
+
+
 def format_eta(seconds: float | None) -> str:
     """1 h 05 min, 4 min 10 s, 12 s; '' for None."""
     if seconds is None:

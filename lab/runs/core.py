@@ -472,17 +472,18 @@ def launch_preset(preset: str, train_args: Sequence[str], *, gpus: int = 1, root
 
     configs = preset_configs(preset, _train_fields(train_args, device))
     prefix = validate_name(prefix or preset)
-    names = [validate_name(f"{prefix}-{run['name']}") for run, _ in configs]
+    names = preset_run_names([run for run, _ in configs], prefix)
     taken = [n for n in names if run_path(n, root).exists()]
     if taken:
         raise ValueError(f"run {taken[0]!r} already exists; pick another prefix than {prefix!r}")
     kw = dict(gpus=gpus, root=root, slurm=slurm, stop_grace_s=stop_grace_s)
     planned = [(*_free_path(n, **kw), cfg) for n, (_, cfg) in zip(names, configs)]
     planned = [(path, nproc, _run_config(cfg, path)) for path, nproc, cfg in planned]
+    run_presets = [run.get("preset", preset) for run, _ in configs]  # "all": each run's own preset
     paths = []
     try:
-        for path, nproc, cfg in planned:
-            paths.append(_create(path, cfg, train_args, gpus=gpus, nproc=nproc, slurm=slurm, preset=preset,
+        for (path, nproc, cfg), run_preset in zip(planned, run_presets):
+            paths.append(_create(path, cfg, train_args, gpus=gpus, nproc=nproc, slurm=slurm, preset=run_preset,
                                  stop_grace_s=stop_grace_s))
     except Exception:
         for p in paths:
@@ -490,6 +491,19 @@ def launch_preset(preset: str, train_args: Sequence[str], *, gpus: int = 1, root
         raise
     _start_or_remove(paths, slurm is not None)
     return [get_run(n, root) for n in names]
+
+
+def preset_run_names(runs: Sequence[dict], prefix: str) -> list[str]:
+    """PREFIX-<run name> for each of a preset's runs (`preset_runs`); runs from several presets (the queue
+    "all": run names are only unique within a preset) are PREFIX-<preset>-<run name>. A
+    duplicate -> ValueError naming it."""
+    several = len({run.get("preset") for run in runs}) > 1
+    names = [validate_name(f"{prefix}-{run['preset']}-{run['name']}" if several else f"{prefix}-{run['name']}")
+             for run in runs]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        raise ValueError(f"preset run name {twice!r} appears twice")
+    return names
 
 
 # ----------------------------------------------------------------------------------------- stop, resume
