@@ -67,7 +67,10 @@ def train(cfg: TrainConfig) -> dict:
     """Train (or resume) one run; returns {"status", "epoch", "step", "out", "last"}. Bad input -> ValueError."""
     owned = not tdist.is_initialized()  # under torchrun, whoever starts the process group ends it
     try:
-        return run_loop(prepare(cfg))
+        result = run_loop(prepare(cfg))
+        if owned and tdist.is_initialized():
+            tdist.barrier()  # as in main()
+        return result
     finally:
         if owned and tdist.is_initialized():
             tdist.destroy_process_group()
@@ -110,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as e:
                 return _bad_input(e)
             run_loop(nxt)
+        if tdist.is_initialized():
+            # Every rank past its last collective before any tears gloo down: a rank that destroys the group
+            # while another still sends aborts now and then ("terminate called without an active exception").
+            tdist.barrier()
     finally:
         if tdist.is_initialized():
             tdist.destroy_process_group()
