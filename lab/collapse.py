@@ -110,10 +110,6 @@ def collapse_kind(signs: Sequence[Mapping[str, object]]) -> str | None:
     return next((k for k in KINDS if k in kinds), None)
 
 
-def rules(signature: Sequence[Sign]) -> list[str]:
-    return [sign.rule() for sign in signature]
-
-
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
