@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import torch
 
 from lab.data import fmnist
 from lab.imagenet.fake import write_fake_imagefolder
+from lab.imagenet.loop import _Stop
 from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
 from lab.methods import METHOD_NAMES
 
@@ -403,3 +405,21 @@ def test_view_recorder_residual_norm_is_the_mean_distance_to_the_epochs_center()
     recorder.reset()
     recorder.load(state)
     assert recorder.epoch_values()["residual_norm"] == pytest.approx(values["residual_norm"], rel=1e-12)
+
+
+def test_a_sigterm_repeated_after_the_stop_block_does_not_kill_the_process():
+    """In-process: the repeat SLURM/torchrun forwards can land after the loop has stopped and left its block."""
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with _Stop() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert stop.requested and stop.signal_name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)  # would end pytest with -15 under SIG_DFL
+        with _Stop() as quiet:
+            pass
+        assert not quiet.requested and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # what it found
+    finally:
+        signal.signal(signal.SIGTERM, before)

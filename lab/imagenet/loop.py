@@ -47,7 +47,10 @@ class _Stop:
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            # After a SIGTERM stop the process is on its way out with status 0: a forwarded repeat that
+            # lands after this block (a tiny step finishes in milliseconds) must not kill it with -15.
+            keep_ignoring = sig == signal.SIGTERM and self.signal_name == "SIGTERM" and old == signal.SIG_DFL
+            signal.signal(sig, signal.SIG_IGN if keep_ignoring else old)
 
     def agreed(self, run: Run, step: int, force: bool = False) -> bool:
         """Whether every rank stops now; in DDP a collective every DDP_STOP_CHECK_EVERY steps."""
