@@ -8,6 +8,7 @@ import torch
 
 from lab import geometry as geo
 from lab.checks import field_kind
+from lab.imagenet.recipes import RECIPES
 from lab.methods import METHOD_NAMES, REGISTRY, build_method, method_class, method_config
 from lab.methods.barlow import barlow_loss, batch_standardize
 from lab.methods.base import negative_cosine, squared_distance
@@ -385,9 +386,21 @@ def test_barlow_lam_zero_is_the_diagonal_term_only():
     diag = torch.diagonal(c, dim1=1, dim2=2)
     assert torch.allclose(loss.detach(), (1 - diag).square().sum(-1), atol=1e-6)
     off = c.square().sum((1, 2)) - diag.square().sum(-1)
-    with_lam = build("barlow", {"lam": 0.5}).loss(x1, x2)[0].detach()
+    with_lam = build("barlow", {"lam": 0.5, "lam_per_d": False}).loss(x1, x2)[0].detach()
     assert torch.allclose(with_lam, loss.detach() + 0.5 * off, atol=1e-5)
     assert torch.all(with_lam > loss)
+    # Scaled with D (the toy's default): λ(D − 1) as at Barlow Twins' D = 8192.
+    d = a.shape[-1]
+    scaled = build("barlow", {"lam": 0.5}).loss(x1, x2)[0].detach()
+    assert torch.allclose(scaled, loss.detach() + 0.5 * 8191 / (d - 1) * off, rtol=1e-5, atol=1e-4)
+
+
+def test_barlow_says_which_lambda_is_in_effect():
+    cls = method_class("barlow")
+    on, off = cls.Config(), cls.Config(lam_per_d=False)
+    assert "20.89" in cls.setting_note(on, 3) and "literal" in cls.setting_note(on, 3)
+    assert "0.0051, as written" in cls.setting_note(off, 3) and "41.8" in cls.setting_note(off, 3)
+    assert RECIPES["barlow"].method_params["lam_per_d"] is False  # the engine's D is the recipe's own
 
 
 def test_barlow_batchnorm_off_changes_the_loss_and_metrics_show_the_bn_center():

@@ -112,6 +112,9 @@ def page() -> None:
             st.markdown(f":red[**Collapsed**] in {collapsed} of {config.seeds} seed(s): final ‖s‖ > {COLLAPSE_AT}.")
         else:
             st.markdown(f":green[**Not collapsed**]: final ‖s‖ ≤ {COLLAPSE_AT} in every seed.")
+        note = method_class(config.method).setting_note(config.method_config, config.dim)
+        if note:
+            st.info(note, icon=":material/straighten:")
         st.caption(f"{config.steps_per_epoch} optimizer steps per epoch, {run.steps:,} per seed; "
                    f"trained in {run.train_seconds:.1f} s (all seeds together).")
         name = f"{config.method}_{config.dataset}_D{config.dim}_seed{config.seed + show}"

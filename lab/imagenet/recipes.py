@@ -99,7 +99,7 @@ RECIPES: dict[str, Recipe] = {
                    "T 0.1, queue 3840 from epoch 50, prototypes frozen for 2 epochs; eps 0.05, 3 Sinkhorn "
                    "iterations: solo-learn defaults)" + _COMMON),
     "barlow": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4, batch_size=256, proj_dims=(2048, 2048, 2048),
-                     method_params={"lam": 0.0051, "scale": 0.1},
+                     method_params={"lam": 0.0051, "lam_per_d": False, "scale": 0.1},
                      source=_YAML + "barlow.yaml (lars lr 0.3 wd 1e-4, 2x128 batch, proj 2048-2048-2048, "
                      "scale_loss 0.1; lamb 0.0051: solo-learn default)" + _COMMON),
     "simclr": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4, batch_size=128, proj_dims=(4096, 512),

@@ -3,6 +3,16 @@
 L = Σ_i (1 − C_ii)² + λ Σ_{i≠j} C_ij². Default λ = 0.0051 (Barlow Twins), BatchNorm on. The paper
 here (Fig. 5) argues BN removes the center: even λ = 0 does not collapse; `batchnorm = False`
 correlates the raw projector outputs instead.
+
+Why λ is scaled with D on the toy (written before any toy verdict read it). The diagonal term has D
+entries, the off-diagonal one D(D − 1). Barlow Twins chose λ = 0.0051 for D = 8192, so there the
+off-diagonal block carries λ(D − 1) = 41.8 times the weight of the diagonal. At the toy's D = 3 the same
+λ leaves it 0.0102 times the diagonal's, so "Barlow" on the toy would be the invariance term alone, λ = 0
+in all but name. Keeping the ratio, λ_D = λ · (8192 − 1) / (D − 1): 20.9 at D = 3. `lam_per_d` (on for the
+toy) applies that scaling to the paper's literal `lam`; off, `lam` acts as written. The ImageNet and
+Fashion-MNIST recipes turn it off: their D (2048) is the recipe's own, and solo-learn uses 0.0051 there.
+What this does not match: at D = 8192 each off-diagonal C_ij of a decorrelated batch is noise of size
+1/√N, so most of that weight is spent on noise, which the count above does not model.
 """
 from __future__ import annotations
 
@@ -22,6 +32,8 @@ class BarlowConfig:
     lam: float = knob(0.0051, "λ: off-diagonal weight", "Weight of the off-diagonal (redundancy) term; 0 keeps "
                       "only the invariance term.", stops=(0.0, 0.001, 0.002, 0.0051, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0),
                       range=(0.0, 100.0))
+    lam_per_d: bool = knob(True, "Scale λ with D", "On: λ acts as λ · 8191 / (D − 1), the weight Barlow Twins' "
+                           "0.0051 gives the off-diagonal term at its D = 8192, kept at this D. Off: λ as written.")
     batchnorm: bool = knob(True, "BatchNorm", "Standardise each feature over the batch before the cross-correlation.")
     # A constant factor on the loss (solo-learn's scale_loss, 0.1 in its ImageNet-100 recipe): with LARS
     # it shifts the balance between the gradient and the weight decay.
@@ -60,6 +72,14 @@ def barlow_loss(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
     return (1 - diag).square().sum(-1) + lam * off
 
 
+BARLOW_D = 8192  # the projector output Barlow Twins set λ = 0.0051 for
+
+
+def effective_lam(lam: float, per_d: bool, dim: int) -> float:
+    """The λ the loss uses: `lam` as written, or scaled so that λ(D − 1) equals its value at D = 8192."""
+    return lam * (BARLOW_D - 1) / (dim - 1) if per_d else lam
+
+
 @register
 class Barlow(Method):
     name = "barlow"
@@ -71,6 +91,16 @@ class Barlow(Method):
     signature = (Sign(DIMENSIONAL, "effective_rank_post_bn", "<", N_CLASSES, offset=-1.0),)
 
     @classmethod
+    def setting_note(cls, cfg, dim: int) -> str:
+        lam = effective_lam(cfg.lam, cfg.lam_per_d, dim)
+        if cfg.lam_per_d:
+            return (f"λ in effect: {lam:.4g}, the λ = {cfg.lam:g} as written scaled to D = {dim} (× 8191 / {dim - 1}), "
+                    f"so the off-diagonal term weighs against the diagonal as Barlow Twins' 0.0051 does at D = 8192. "
+                    f"Turn 'Scale λ with D' off for the paper's literal value.")
+        return (f"λ in effect: {lam:g}, as written (Barlow Twins' 0.0051 was set for D = 8192; at D = {dim} it gives "
+                f"the off-diagonal term {lam * (dim - 1):.3g} × the diagonal's weight, against 41.8 there).")
+
+    @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return cfg.scale * dim  # C = 0: Σ (1 − 0)² = D, times the loss scale
 
@@ -80,7 +110,9 @@ class Barlow(Method):
         return global_batch_standardize(y) if is_dist() else batch_standardize(y)
 
     def loss(self, x1, x2):
-        loss = barlow_loss(self.loss_view(self.encoder(x1)[1]), self.loss_view(self.encoder(x2)[1]), self.cfg.lam)
+        y1, y2 = self.encoder(x1)[1], self.encoder(x2)[1]
+        lam = effective_lam(self.cfg.lam, self.cfg.lam_per_d, y1.shape[-1])
+        loss = barlow_loss(self.loss_view(y1), self.loss_view(y2), lam)
         return (loss if self.cfg.scale == 1.0 else loss * self.cfg.scale), {}
 
     @torch.no_grad()

@@ -112,6 +112,12 @@ class Method(nn.Module):
         self.head_gens = seed_generators(seeds, 2)  # for the heads subclasses add
 
     @classmethod
+    def setting_note(cls, cfg: Any, dim: int) -> str | None:
+        """One line on a knob whose value in effect depends on the setting (Barlow's λ scaled with D), for the
+        pages to show next to the controls; None where every knob acts as written."""
+        return None
+
+    @classmethod
     def collapse_value(cls, cfg: Any, dim: int, batch: int) -> float | None:
         """`collapse_loss` as a number for config `cfg`, feature dimension `dim` and global batch `batch`
         (what the loss reads once every feature is one point); None where it is not one number.

