@@ -67,6 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--seeds", type=int, help="number of seeds trained together (default 5)")
     toy.add_argument("--epochs", type=int, help="training epochs (default 250)")
     toy.add_argument("--out", required=True, type=Path, help="output JSON file")
+    sweep = sub.add_parser("sweep", help="a grid of two knobs (or one knob and the seed) of one method, up to 8 x 8, "
+                                         "as few stacked programs as the maths allows (phase diagram)")
+    sweep.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
+    sweep.add_argument("--x", required=True, metavar="KNOB=LO:HI:N",
+                       help="the x axis: N <= 8 values from LO to HI (or KNOB=V1,V2,...; a switch: KNOB=false,true); "
+                            "lr, sgd_momentum, weight_decay or one of the method's knobs")
+    sweep.add_argument("--y", metavar="KNOB=LO:HI:N", help="the y axis, as --x (default: none, one knob and the seed)")
+    sweep.add_argument("--log-x", action="store_true", help="log-spaced x values (LO > 0)")
+    sweep.add_argument("--log-y", action="store_true", help="log-spaced y values (LO > 0)")
+    sweep.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1, range 1-16)")
+    sweep.add_argument("--dataset", default="blobs", help="one of: " + ", ".join(_dataset_names()) + " (default blobs)")
+    sweep.add_argument("--epochs", type=int, help="training epochs (default 250)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a fixed method knob or training setting for every cell; repeatable")
+    sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
     claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts; "
                                            "--runs DIR: judge the engine's preset runs there instead")
     claims.add_argument("--only", help="comma-separated claim keys (default: all)")
@@ -133,6 +148,42 @@ def run_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(items: Sequence[str]) -> dict[str, str]:
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def run_sweep_cli(args: argparse.Namespace) -> int:
+    from lab.train.sweep import plan_sweep, run_sweep
+
+    settings = _settings(args.set)
+    if args.epochs is not None:
+        settings["epochs"] = args.epochs
+    kw = dict(method=args.method, x=args.x, y=args.y, seeds=args.seeds, dataset=args.dataset, settings=settings,
+              log_x=args.log_x, log_y=args.log_y)
+    try:
+        sweep, _, cells = plan_sweep(**kw)  # every check before any training
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.out.exists() and args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; give a file name like sweep.json")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    ny, nx = sweep.shape
+    what = f"{args.method} sweep {nx} x {ny}" if sweep.y.knob else f"{args.method} sweep {nx} x seed"
+    sweep = run_sweep(progress=_progress(what), **kw)
+    _write_json_atomic(args.out, sweep.to_json())
+    print(f"{what}, {len(cells)} cells x {args.seeds} seed(s) in {sweep.programs} stacked program(s), "
+          f"{sweep.train_seconds:.2f} s -> {args.out}")
+    counts = sweep.counts_above()
+    print(f"  cells with a seed above ‖s‖ {sweep.threshold:g}: {int((counts > 0).sum())} of {len(cells)}")
+    return 0
+
+
 def run_engine_claims(args: argparse.Namespace) -> int:
     from lab import experiments as X
     from lab.claims import engine_curves, engine_table, judge_engine_runs
@@ -160,12 +211,10 @@ def run_engine_claims(args: argparse.Namespace) -> int:
 
 
 def run_claims_cli(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     if args.runs is not None:
         return run_engine_claims(args)
 
-    from lab.claims import provenance, results_table, run_claims
+    from lab.claims import results_table, run_claims, toy_results_json
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
     try:
@@ -174,13 +223,8 @@ def run_claims_cli(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     print(results_table(results))
     if args.out:
-        data = [{"claim": r.claim.key, "statement": r.claim.statement, "source": r.claim.source,
-                 "verdict": r.verdict,
-                 "datasets": {ds: {"held": ok, "test": test,
-                                   "numbers": {label: asdict(n) for label, n in r.numbers[ds].items()}}
-                              for ds, (ok, test) in r.per_dataset.items()}} for r in results]
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(args.out, {**provenance(), "seeds": args.seeds, "epochs": args.epochs, "results": data})
+        _write_json_atomic(args.out, toy_results_json(results, args.seeds, args.epochs))
     return 0
 
 
@@ -300,7 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_BAD_INPUT
-        return {"b1": run_b1, "b1-survey": run_b1_survey, "toy": run_toy, "claims": run_claims_cli}[args.command](args)
+        return {"b1": run_b1, "b1-survey": run_b1_survey, "toy": run_toy, "claims": run_claims_cli,
+                "sweep": run_sweep_cli}[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -100,9 +100,16 @@ def seed_mlp(gens: Sequence[torch.Generator], dims: Sequence[int], batchnorm: bo
 
 
 @torch.no_grad()
-def ema_update(target: nn.Module, source: nn.Module, momentum: float) -> None:
-    """target ← momentum·target + (1 − momentum)·source, parameters and buffers alike."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, 1.0 - momentum)
+def ema_update(target: nn.Module, source: nn.Module, momentum: float | torch.Tensor) -> None:
+    """target ← momentum·target + (1 − momentum)·source for the parameters; buffers copied.
+
+    momentum: a float, or a (K,) tensor of one value per stacked seed (every parameter's leading dim)."""
+    if torch.is_tensor(momentum):
+        weight = (1.0 - momentum).to(torch.float32)
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, weight.view(-1, *([1] * (t.dim() - 1))))
+    else:
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, 1.0 - momentum)
     for t, s in zip(target.buffers(), source.buffers()):
         t.copy_(s)

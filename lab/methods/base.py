@@ -101,6 +101,9 @@ class Method(nn.Module):
     signature: ClassVar[tuple[Sign, ...]] = (CENTER, RANK)
     # The Config fields that `fused_head` honours; None: no hand-written step (`lab.methods.fused`).
     fused_knobs: ClassVar[tuple[str, ...] | None] = None
+    # The Config fields (floats) whose value may differ between the seeds of one stacked program (a sweep's
+    # cells, `lab.train.sweep`): the method reads them with `knob_value`, a (K,) tensor where they differ.
+    seed_knobs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64,
                  encoder: nn.Module | None = None):
@@ -141,8 +144,22 @@ class Method(nn.Module):
         `fused_knobs` implement it."""
         raise NotImplementedError
 
-    def param_groups(self, lr: float) -> list[dict]:
-        """Optimizer groups; methods with a separate learning rate (SimSiam's predictor) override."""
+    def set_seed_knobs(self, values: dict[str, torch.Tensor]) -> None:
+        """Per-seed values, (K,) tensors, of some of `seed_knobs` (the rest keep the config's value)."""
+        unknown = sorted(set(values) - set(self.seed_knobs))
+        if unknown:
+            raise ValueError(f"{self.name} cannot take per-seed values of {', '.join(unknown)}; "
+                             f"it can of: {', '.join(self.seed_knobs) or 'none'}")
+        self._seed_values = {k: v.reshape(self.k) for k, v in values.items()}
+
+    def knob_value(self, name: str):
+        """A knob's value: the config's, or a (K,) tensor where the stacked seeds differ in it."""
+        values = getattr(self, "_seed_values", None)
+        return values[name] if values and name in values else getattr(self.cfg, name)
+
+    def param_groups(self, lr: float | torch.Tensor) -> list[dict]:
+        """Optimizer groups; methods with a separate learning rate (SimSiam's predictor) override. lr: a
+        float, or a (K,) tensor of per-seed rates (`lab.train.toy._FlatSGD` takes either)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     def after_step(self, progress: float) -> None:

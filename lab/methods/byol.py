@@ -42,6 +42,7 @@ class BYOL(Method):
     label = "BYOL"
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
     signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
+    seed_knobs = ("momentum",)  # only the EMA reads it (`lab.nn.ema_update` takes a (K,) tensor)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
@@ -55,8 +56,9 @@ class BYOL(Method):
             t1, t2 = self.target(x1)[1], self.target(x2)[1]
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
 
-    def target_momentum(self, progress: float) -> float:
-        return cosine_to_one(progress, self.cfg.momentum) if self.cfg.momentum_schedule else self.cfg.momentum
+    def target_momentum(self, progress: float):
+        m = self.knob_value("momentum")
+        return cosine_to_one(progress, m) if self.cfg.momentum_schedule else m
 
     def after_step(self, progress):
         ema_update(self.target, self.encoder, self.target_momentum(progress))

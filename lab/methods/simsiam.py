@@ -46,6 +46,7 @@ class SimSiam(Method):
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
 
     fused_knobs = ("predictor", "stop_grad", "predictor_lr_scale", "predictor_hidden", "predictor_fixed_lr")
+    seed_knobs = ("predictor_lr_scale",)  # only the optimizer reads it
 
     def fused_head(self, yt, b):
         pt, cache = fused.predictor_forward(self.predictor, yt, b) if self.predictor is not None else (yt, None)
@@ -70,7 +71,7 @@ class SimSiam(Method):
     def param_groups(self, lr):
         if self.predictor is None:
             return super().param_groups(lr)
-        head = {"params": list(self.predictor.parameters()), "lr": lr * self.cfg.predictor_lr_scale}
+        head = {"params": list(self.predictor.parameters()), "lr": lr * self.knob_value("predictor_lr_scale")}
         if self.cfg.predictor_fixed_lr:
             head["fixed_lr"] = True
         return [{"params": list(self.encoder.parameters()), "lr": lr}, head]

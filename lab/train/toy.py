@@ -16,7 +16,7 @@ from lab import geometry as geo
 from lab import metrics as M
 from lab.checks import check_knobs, check_range, knob, parse_text
 from lab.data.toy import DATASETS, ToyData, make_toy
-from lab.methods import METHOD_NAMES, build_method, method_config
+from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
 from lab.schedules import evenly_spaced
 
@@ -212,10 +212,15 @@ class _FlatSGD:
     tests compare the two. One difference in kind: a parameter that gets no gradient in a step is
     updated with a zero gradient (weight decay, momentum) where torch.optim.SGD would skip it; every
     method's trainable parameters take part in its loss.
+
+    A group's `lr`, and `momentum` / `weight_decay`, may also be (K,) tensors, one value per stacked
+    seed (the sweep's cells, `lab.train.sweep`): every parameter of a toy model has the seed as its
+    leading dimension, so each becomes a per-element vector over the flat buffer and the step is the
+    same four ops with a product in place of a scalar.
     """
 
-    def __init__(self, groups: list[dict], momentum: float, weight_decay: float):
-        self.momentum, self.weight_decay, self.groups = momentum, weight_decay, []
+    def __init__(self, groups: list[dict], momentum: float | torch.Tensor, weight_decay: float | torch.Tensor):
+        self.momentum, self.weight_decay, self.groups, self._owners = momentum, weight_decay, [], []
         for group in groups:
             params = list(group["params"])
             if not params:
@@ -227,19 +232,53 @@ class _FlatSGD:
                 p.data = flat[at: at + p.numel()].view_as(p)
                 p.grad = grad[at: at + p.numel()].view_as(p)  # backward accumulates into these views
                 at += p.numel()
-            self.groups.append((flat, grad, torch.zeros_like(flat), group["lr"]))
+            lr, wd, mom = (_per_element(v, params) for v in (group["lr"], weight_decay, momentum))
+            if torch.is_tensor(lr):
+                lr = -lr  # the step adds lr·d with the sign folded in, as add_(d, alpha=-lr) does
+            self.groups.append((flat, grad, torch.zeros_like(flat), lr, wd, mom))
+            self._owners.append(params)
 
     def zero_grad(self) -> None:
-        for _, grad, _, _ in self.groups:
-            grad.zero_()
+        for group in self.groups:
+            group[1].zero_()
 
     @torch.no_grad()
     def step(self) -> None:
-        for flat, grad, buf, lr in self.groups:
-            d = grad.add(flat, alpha=self.weight_decay) if self.weight_decay else grad
-            if self.momentum:
-                d = buf.mul_(self.momentum).add_(d)  # first step: 0·m + d = d, as SGD's buffer clone
-            flat.add_(d, alpha=-lr)
+        for flat, grad, buf, lr, wd, mom in self.groups:
+            if torch.is_tensor(wd):
+                d = torch.addcmul(grad, flat, wd)
+            else:
+                d = grad.add(flat, alpha=wd) if wd else grad
+            if torch.is_tensor(mom) or mom:
+                d = buf.mul_(mom).add_(d)  # first step: 0·m + d = d, as SGD's buffer clone
+            if torch.is_tensor(lr):
+                flat.addcmul_(d, lr)
+            else:
+                flat.add_(d, alpha=-lr)
+
+    @torch.no_grad()
+    def reset_seeds(self, seeds: torch.Tensor) -> None:
+        """Zero the parameters and momentum of the stacked seeds at indices `seeds` (a diverged cell of a
+        sweep: it then trains on as zeros, harmlessly, and its readings are reported as NaN)."""
+        for (flat, _, buf, *_), params in zip(self.groups, self._owners):
+            at = 0
+            for p in params:
+                p.data[seeds] = 0
+                buf[at: at + p.numel()].view_as(p)[seeds] = 0
+                at += p.numel()
+
+
+def _per_element(value, params: Sequence[torch.Tensor]):
+    """A scalar as it is; a (K,) tensor of per-seed values -> one float32 value per element of the flat
+    buffer of `params`, each parameter (K, ...) seed-major."""
+    if not torch.is_tensor(value):
+        return value
+    k = value.numel()
+    for p in params:
+        if p.shape[0] != k:
+            raise ValueError(f"a per-seed optimizer value needs every parameter's leading dim = {k} seeds, "
+                             f"got shape {tuple(p.shape)}")
+    return torch.cat([value.to(torch.float32).repeat_interleave(p.numel() // k) for p in params])
 
 
 def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe) -> tuple[torch.Tensor, dict]:
@@ -278,8 +317,25 @@ def _positive_probes(ys: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+# Training fields that stacked seeds may differ in: the optimizer takes them as (K,) tensors (`_FlatSGD`).
+SEED_TRAIN_FIELDS = ("lr", "sgd_momentum", "weight_decay")
+
+
+def _per_seed(configs: Sequence[ToyConfig], value: Callable[[ToyConfig], Any]) -> Any:
+    """One value per stacked seed: the common value as it is, else a (K,) float64 tensor (cast to the
+    parameters' float32 where used, as a Python float is)."""
+    values = [value(c) for c in configs]
+    if all(v == values[0] for v in values):
+        return values[0]
+    return torch.tensor([v for c, v in zip(configs, values) for _ in c.seed_list], dtype=torch.float64)
+
+
 def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None,
                  use_fused: bool = True) -> list[ToyRun]:
+    """One stacked program. The configs share `_stack_key(c, loose=True)`; where they differ in the
+    optimizer's fields or a method's `seed_knobs`, those go in as per-seed tensors, and a seed whose loss
+    turns non-finite is reset to zeros and reported as NaN from then on while the others train on
+    (each run gets its own `diverged`). Configs that share the strict key train exactly as before."""
     c0 = configs[0]
     seeds = [s for c in configs for s in c.seed_list]
     datas = [make_toy(c.dataset, c.data_seed, c.n_train, c.n_test) for c in configs for _ in c.seed_list]
@@ -290,7 +346,17 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     k = len(seeds)
     torch.manual_seed(seeds[0])
     model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
-    opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
+    per_seed = len({_stack_key(c) for c in configs}) > 1
+    if per_seed:
+        knobs = {name: _per_seed(configs, lambda c, name=name: getattr(c.method_config, name))
+                 for name in type(model).seed_knobs}
+        model.set_seed_knobs({n: v for n, v in knobs.items() if torch.is_tensor(v)})
+        lr, momentum, decay = (_per_seed(configs, lambda c, f=f: getattr(c, f)) for f in SEED_TRAIN_FIELDS)
+        opt = _FlatSGD(model.param_groups(lr), momentum, decay)
+    else:
+        opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
+    dead = torch.zeros(k, dtype=torch.bool)
+    dead_at: dict[int, int] = {}
     step_by_hand = fused_step(model) if use_fused else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     eval_at = set(evenly_spaced(c0.epochs, c0.max_evals))
@@ -303,6 +369,10 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     def record(epoch: int, loss: torch.Tensor) -> None:
         z, m = _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe)
         m["loss"] = loss
+        if dead.any():
+            z[dead] = float("nan")
+            for v in m.values():
+                v[dead] = float("nan")
         snaps.append(z), logs.append(m), epochs.append(epoch)
 
     with torch.no_grad():
@@ -327,10 +397,22 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             model.after_step((epoch - 1 + (step + 1) / steps) / c0.epochs)
             epoch_loss += loss.detach()
         epoch_loss /= steps
-        if not torch.isfinite(epoch_loss).all():
-            bad = [seeds[i] for i in range(k) if not torch.isfinite(epoch_loss[i])]
-            diverged = f"training diverged at epoch {epoch}: the loss became NaN or infinite (seeds {bad})"
-            break
+        if not torch.isfinite(epoch_loss[~dead]).all():
+            if not per_seed:
+                bad = [seeds[i] for i in range(k) if not torch.isfinite(epoch_loss[i])]
+                diverged = f"training diverged at epoch {epoch}: the loss became NaN or infinite (seeds {bad})"
+                break
+            newly = ~torch.isfinite(epoch_loss) & ~dead
+            dead_at.update({int(i): epoch for i in newly.nonzero().flatten()})
+            dead |= newly
+            if dead.all():
+                break
+        if dead.any():  # every epoch: a zeroed seed may still pick up NaN from a method's state
+            opt.reset_seeds(dead.nonzero().flatten())
+            with torch.no_grad():
+                for t in list(model.parameters()) + list(model.buffers()):
+                    t[dead] = 0
+            epoch_loss[dead] = float("nan")
         if epoch in eval_at:
             record(epoch, epoch_loss)
         if progress:
@@ -341,28 +423,42 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     runs, at = [], 0
     for c in configs:
         sl = slice(at, at + c.seeds)
+        if per_seed:
+            bad = {seeds[i]: dead_at[i] for i in range(at, at + c.seeds) if i in dead_at}
+            diverged = (f"training diverged at epoch {min(bad.values())}: the loss became NaN or infinite "
+                        f"(seeds {sorted(bad)})") if bad else None
         runs.append(ToyRun(c, datas[at], list(epochs), z[:, sl], {kk: v[:, sl] for kk, v in metrics.items()},
                            seconds, diverged))
         at += c.seeds
     return runs
 
 
-def _stack_key(c: ToyConfig) -> tuple:
+def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:
+    """Settings with equal keys train as one stacked program. loose: leave out what may differ per seed
+    (`SEED_TRAIN_FIELDS` and the method's `seed_knobs`), as a sweep stacks its cells."""
+    if loose:
+        free = method_class(c.method).seed_knobs
+        return (c.method, tuple(kv for kv in c.params if kv[0] not in free), c.batch_size, c.epochs, c.dim,
+                c.hidden, c.n_train, c.n_test, c.max_evals)
     return (c.method, c.params, c.batch_size, c.epochs, c.lr, c.sgd_momentum, c.weight_decay, c.dim, c.hidden,
             c.n_train, c.n_test, c.max_evals)
 
 
 def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None = None,
-               use_fused: bool = True) -> list[ToyRun]:
+               use_fused: bool = True, stack_knobs: bool = False,
+               on_runs: Callable[[list[int], list[ToyRun]], None] | None = None) -> list[ToyRun]:
     """Train several settings; those that differ only in dataset and seeds share one stacked program.
 
     progress(done_epochs, total_epochs) over all programs. Returns runs in the order of `configs`.
     use_fused=False trains every method through autograd (the hand-written step of `lab.methods.fused`,
     which methods declare in their own modules; the tests compare the two).
+    stack_knobs: settings that differ also in lr, SGD momentum, weight decay or a method's `seed_knobs`
+    stack too (per-seed values, `_train_stack`): the sweep. on_runs(indices, runs) is called as each
+    program finishes, with the indices into `configs` it trained.
     """
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(configs):
-        groups.setdefault(_stack_key(c), []).append(i)
+        groups.setdefault(_stack_key(c, loose=stack_knobs), []).append(i)
     total = sum(configs[idx[0]].epochs for idx in groups.values())
     done = 0
     out: list[ToyRun | None] = [None] * len(configs)
@@ -371,9 +467,12 @@ def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None
     try:
         for idx in groups.values():
             tick = (lambda e, t, base=done: progress(base + e, total)) if progress else None
-            for i, run in zip(idx, _train_stack([configs[i] for i in idx], tick, use_fused)):
+            runs = _train_stack([configs[i] for i in idx], tick, use_fused)
+            for i, run in zip(idx, runs):
                 out[i] = run
             done += configs[idx[0]].epochs
+            if on_runs:
+                on_runs(list(idx), runs)
     finally:
         torch.set_num_threads(threads)
     return out  # type: ignore[return-value]
