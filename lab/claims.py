@@ -12,7 +12,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -20,7 +20,7 @@ from lab import experiments as X
 from lab.experiments import B1_SETTINGS, EXPERIMENTS
 from lab.imagenet.presets import ALL, FMNIST_WHY, preset_runs
 from lab.runlog import read_jsonl
-from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Run, paper_config, train_b1
+from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Config, B1Run, paper_config, train_b1
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
@@ -32,17 +32,29 @@ Variant = tuple[str, str, tuple[tuple[str, object], ...]]  # (label, method, par
 
 @dataclass(frozen=True)
 class Numbers:
-    """Final-epoch mean and std over seeds of the metrics a verdict reads."""
+    """Final-epoch mean and std over seeds of the metrics a verdict reads, and how many seeds collapsed."""
 
     center_norm: float
     center_norm_std: float
     knn_acc: float
     knn_acc_std: float
     diverged: str | None = None
+    above: int = 0  # seeds with final ‖s‖ above the collapse threshold
+    seeds: int = 0
 
     def text(self) -> str:
-        return (f"‖s‖ {self.center_norm:.2f} ± {self.center_norm_std:.2f}, "
+        count = f" ({self.above} of {self.seeds} above {COLLAPSED})" if self.seeds else ""
+        return (f"‖s‖ {self.center_norm:.2f} ± {self.center_norm_std:.2f}{count}, "
                 f"kNN {self.knn_acc:.2f} ± {self.knn_acc_std:.2f}" + (" (diverged)" if self.diverged else ""))
+
+
+@dataclass(frozen=True)
+class SeedNumbers:
+    """One seed's final values: what a toy rule reads (`lab.experiments`)."""
+
+    center_norm: float
+    knn_acc: float
+    diverged: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,17 @@ class Claim:
     variants: tuple[Variant, ...]
     rule: X.Claim
 
-    def check(self, numbers: Mapping[str, Numbers]) -> tuple[bool, str]:
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for label, _, _ in self.variants)
+
+    def check(self, numbers: Mapping[str, SeedNumbers]) -> tuple[bool, str]:
+        """The rule on one seed's numbers, {variant label: SeedNumbers}."""
         return bool(self.rule.rule(numbers)), self.rule.rule_text
+
+    def judge(self, seeds: Mapping[int, Mapping[str, SeedNumbers]]) -> dict:
+        """Seed by seed (`lab.experiments.seed_verdict`): {"held", "n", "per_seed", "verdict"}."""
+        return X.seed_verdict(self.rule, seeds, self.labels)
 
 
 def _toy_claim(experiment: X.Experiment, claim: X.Claim) -> Claim:
@@ -69,18 +90,42 @@ CLAIM_KEYS = tuple(c.key for c in CLAIMS)
 
 
 @dataclass(frozen=True)
+class DatasetVerdict:
+    verdict: str  # "held" (every seed) | "did not hold" (none) | "mixed"
+    held: int  # seeds the claim held in
+    n: int
+    per_seed: dict[int, bool]
+    test: str  # the rule in words
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "held"
+
+    def count(self) -> str:
+        return f"{self.held} of {self.n} seeds"
+
+
+@dataclass(frozen=True)
 class Result:
     claim: Claim
-    verdict: str  # "held" | "did not hold" | "mixed"
-    per_dataset: dict[str, tuple[bool, str]]
-    numbers: dict[str, dict[str, Numbers]]  # dataset -> variant label -> numbers
+    verdict: str  # "held" | "did not hold" | "mixed" (`lab.experiments.combined_verdict`)
+    per_dataset: dict[str, DatasetVerdict]
+    numbers: dict[str, dict[str, Numbers]]  # dataset -> variant label -> mean, std, collapse count
+    seeds: dict[str, dict[str, dict[int, SeedNumbers]]]  # dataset -> variant label -> seed -> final values
 
 
 def summarize(run: ToyRun) -> Numbers:
-    """Final-epoch mean and std over seeds of center_norm and knn_acc."""
+    """Final-epoch mean and std over seeds of center_norm and knn_acc, and the seeds above the threshold."""
     c, k = run.metrics["center_norm"][-1], run.metrics["knn_acc"][-1]
     return Numbers(c.mean().item(), c.std(unbiased=False).item(), k.mean().item(), k.std(unbiased=False).item(),
-                   run.diverged)
+                   run.diverged, int((c > COLLAPSED).sum()), len(c))
+
+
+def seed_numbers(run: ToyRun) -> dict[int, SeedNumbers]:
+    """Each seed's final values, by seed number. A run that diverged ends at its last finite epoch."""
+    c, k = run.metrics["center_norm"][-1], run.metrics["knn_acc"][-1]
+    return {seed: SeedNumbers(float(c[i]), float(k[i]), run.diverged is not None)
+            for i, seed in enumerate(run.config.seed_list)}
 
 
 def claim_configs(claims: Sequence[Claim], seeds: int = 5, epochs: int | None = None,
@@ -111,27 +156,78 @@ def run_claims(keys: Sequence[str] | None = None, seeds: int = 5, epochs: int | 
 
 def judge(claims: Sequence[Claim], runs: Mapping[tuple[str, str, tuple], ToyRun],
           datasets: Sequence[str] = DATASETS) -> list[Result]:
-    """Verdicts for claims on runs already trained, keyed like `claim_configs` ((method, dataset, params))."""
+    """Verdicts for claims on runs already trained, keyed like `claim_configs` ((method, dataset, params)):
+    seed by seed on each data set, then over the data sets."""
     results = []
     for claim in claims:
-        numbers = {ds: {label: summarize(runs[(m, ds, p)]) for label, m, p in claim.variants} for ds in datasets}
-        per_dataset = {ds: claim.check(numbers[ds]) for ds in datasets}
-        held = [ok for ok, _ in per_dataset.values()]
-        verdict = "held" if all(held) else "did not hold" if not any(held) else "mixed"
-        results.append(Result(claim, verdict, per_dataset, numbers))
+        numbers, seeds, per_dataset = {}, {}, {}
+        for ds in datasets:
+            these = {label: runs[(m, ds, p)] for label, m, p in claim.variants}
+            numbers[ds] = {label: summarize(run) for label, run in these.items()}
+            seeds[ds] = {label: seed_numbers(run) for label, run in these.items()}
+            by_seed: dict[int, dict[str, SeedNumbers]] = {}
+            for label, per in seeds[ds].items():
+                for seed, n in per.items():
+                    by_seed.setdefault(seed, {})[label] = n
+            v = claim.judge(by_seed)
+            per_dataset[ds] = DatasetVerdict(v["verdict"], v["held"], v["n"], v["per_seed"], claim.rule.rule_text)
+        verdict = X.combined_verdict([d.verdict for d in per_dataset.values()])
+        results.append(Result(claim, verdict, per_dataset, numbers, seeds))
     return results
 
 
 def results_table(results: Sequence[Result]) -> str:
-    """Plain-text report: one block per claim with the verdict, the test and the numbers per dataset."""
+    """Plain-text report: one block per claim with the verdict, the test, the seed count and the numbers
+    (mean ± std and collapse count per variant, then each seed's final ‖s‖) per dataset."""
     lines = []
     for r in results:
         lines.append(f"[{r.verdict}] {r.claim.statement} ({r.claim.source})")
-        for ds, (ok, test) in r.per_dataset.items():
-            lines.append(f"    {ds}: {'held' if ok else 'did not hold'} — test: {test}")
+        for ds, d in r.per_dataset.items():
+            lines.append(f"    {ds}: {d.verdict}, in {d.count()} — test: {d.test}")
             for label, n in r.numbers[ds].items():
-                lines.append(f"        {label:18s} {n.text()}")
+                per = ", ".join(f"{v.center_norm:.2f}" for v in r.seeds[ds][label].values())
+                lines.append(f"        {label:18s} {n.text()}; per seed ‖s‖ {per}")
     return "\n".join(lines)
+
+
+def toy_results_json(results: Sequence[Result], seeds: int, epochs: int | None) -> dict:
+    """The contract of `assets/toy_claims.json`: provenance, and per claim its verdict, and per data set the
+    verdict, the seed count (`held` of `n`), which seeds held, each variant's mean, std and collapse count
+    (`numbers`) and every seed's final values (`per_seed`)."""
+    out = []
+    for r in results:
+        datasets = {}
+        for ds, d in r.per_dataset.items():
+            datasets[ds] = {
+                "verdict": d.verdict, "held": d.held, "n": d.n, "test": d.test,
+                "per_seed_held": {str(k): v for k, v in d.per_seed.items()},
+                "numbers": {label: asdict(n) for label, n in r.numbers[ds].items()},
+                "per_seed": {label: {str(seed): asdict(v) for seed, v in per.items()}
+                             for label, per in r.seeds[ds].items()}}
+        out.append({"claim": r.claim.key, "statement": r.claim.statement, "source": r.claim.source,
+                    "rule": r.claim.rule.rule_text, "from_paper": r.claim.rule.from_paper,
+                    "metrics": list(r.claim.rule.metrics),
+                    "verdict": r.verdict, "datasets": datasets})
+    return {**provenance(), "seeds": seeds, "epochs": epochs, "threshold": COLLAPSED,
+            "verdict_rule": VERDICT_RULE, "results": out}
+
+
+VERDICT_RULE = ("each claim is judged seed by seed; on a data set it held when it holds in every seed, did not "
+                "hold when in none, and is mixed otherwise; over the data sets it held when it held on both, did "
+                "not hold when on neither, and is mixed otherwise")
+
+
+def read_toy_results(path: str | Path | None = None) -> dict | None:
+    """Shipped toy claims (`python -m lab claims --out assets/toy_claims.json`), or None where there are none,
+    they cannot be read, or they predate the seed counts (no `per_seed`)."""
+    try:
+        data = json.loads(Path(path or TOY_RESULTS).read_text())
+        results = data["results"]
+        if not all("per_seed" in d for r in results for d in r["datasets"].values()):
+            return None
+        return data
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------- B.1
@@ -152,7 +248,7 @@ def _fmt_epoch(e: int | None) -> str:
 
 def _b1_numbers(key: str, runs: Mapping[str, B1Run]) -> str:
     """The numbers behind a B.1 verdict, in words."""
-    m = {n: r.metrics() for n, r in runs.items()}
+    m = {n: runs[n].metrics() for n in B1_SETTINGS}
     if key == "b1_collapse":
         return "; ".join(f"{n}: {v['center_norm_aug'][-1]:.3f} (dataset points {v['center_norm'][-1]:.3f})"
                          for n, v in m.items())
@@ -166,22 +262,53 @@ def _b1_numbers(key: str, runs: Mapping[str, B1Run]) -> str:
                 at.append(None if e is None else e * (runs[name].config.steps_per_epoch if unit == "step" else 1))
             parts.append(f"{kind}: mini-batch {unit} {_fmt_epoch(at[0])} vs batch {unit} {_fmt_epoch(at[1])}")
         return "; ".join(parts)
-    return "; ".join(f"{mode}: {X.b1_turn_deg(runs, mode):.0f}°" for mode in ("mini_batch_sgd", "batch_sgd"))
+    return "; ".join(f"{mode}: {X.b1_turn_deg(runs, mode):.0f}° (null: {X.b1_null_turn_deg(runs, mode):.0f}°)"
+                     for mode in X.B1_MODES)
+
+
+# The null runs' noise draw: far from any seed a survey uses, so a null never equals another seed's run.
+B1_NULL_NOISE_OFFSET = 1_000_000
+
+
+def b1_null_configs(runs: Mapping[str, B1Run]) -> dict[str, B1Config]:
+    """The null of the turn claim for each optimizer: its centered run's config with another noise draw."""
+    out = {}
+    for mode in X.B1_MODES:
+        c = runs[f"{mode}_centered_augmentation"].config
+        out[X.b1_null_name(mode)] = replace(c, noise_seed=B1_NULL_NOISE_OFFSET + c.seed)
+    return out
+
+
+def with_b1_nulls(runs: Mapping[str, B1Run]) -> dict[str, B1Run]:
+    """runs plus the null runs `b1_null_configs` names, trained here where runs lacks them."""
+    missing = {k: c for k, c in b1_null_configs(runs).items() if k not in runs}
+    return {**runs, **dict(zip(missing, train_b1(list(missing.values()))))} if missing else dict(runs)
 
 
 def check_b1(runs: Mapping[str, B1Run]) -> list[Finding]:
-    """The B.1 claims (`lab.experiments`, experiment "b1") on one seed's four runs, keyed by setting name."""
+    """The B.1 claims (`lab.experiments`, experiment "b1") on one seed's four runs, keyed by setting name
+    (the turn claim's null runs are trained when runs lacks them)."""
+    runs = with_b1_nulls(runs)
     return [Finding(c.statement, bool(c.rule(runs)), _b1_numbers(c.key, runs), c.from_paper, c.key)
             for c in X.experiment("b1").claims]
 
 
+def b1_configs_with_nulls(seed: int, **overrides) -> dict[str, B1Config]:
+    """The paper's four settings of one seed and the two null runs, by name."""
+    four = {n: paper_config(n, seed=seed, **overrides) for n in B1_SETTINGS}
+    nulls = {X.b1_null_name(mode): replace(four[f"{mode}_centered_augmentation"],
+                                          noise_seed=B1_NULL_NOISE_OFFSET + seed) for mode in X.B1_MODES}
+    return {**four, **nulls}
+
+
 def survey_b1(seeds: Sequence[int], **overrides) -> dict[str, list[bool]]:
-    """For each B.1 claim (by statement), whether it held for each seed (the paper's four settings per seed)."""
-    configs = [paper_config(n, seed=s, **overrides) for s in seeds for n in B1_SETTINGS]
-    runs = train_b1(configs)
+    """For each B.1 claim (by statement), whether it held for each seed (the paper's four settings per seed,
+    and the two null runs of the turn claim)."""
+    per_seed = [b1_configs_with_nulls(s, **overrides) for s in seeds]
+    runs = iter(train_b1([c for configs in per_seed for c in configs.values()]))
     table: dict[str, list[bool]] = {}
-    for i, _ in enumerate(seeds):
-        chunk = dict(zip(B1_SETTINGS, runs[4 * i: 4 * i + 4]))
+    for configs in per_seed:
+        chunk = {name: next(runs) for name in configs}
         for f in check_b1(chunk):
             table.setdefault(f.claim, []).append(f.held)
     return table

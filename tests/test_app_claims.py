@@ -1,27 +1,71 @@
+import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from lab import claims as C
+from lab.render.claims import claim_seeds_figure
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "claims.py")
 
 
-def test_claims_page_waits_for_the_button_then_shows_verdicts():
-    at = AppTest.from_file(PAGE, default_timeout=300).run()
+def _no_training(*args, **kwargs):
+    raise AssertionError("the page trained although shipped results were there")
+
+
+def test_claims_page_shows_the_shipped_results_at_once_with_seed_counts(monkeypatch):
+    shipped = C.read_toy_results()
+    assert shipped is not None, "assets/toy_claims.json lacks seed counts: python -m lab claims --out assets/toy_claims.json"
+    monkeypatch.setattr(C, "run_claims", _no_training)
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    assert not at.success and not at.error and not at.warning  # nothing trained before the click
+    verdicts = [m.value for m in (*at.success, *at.error, *at.warning)]
+    assert len(verdicts) == len(shipped["results"]) == len(C.CLAIMS)
+    for r in shipped["results"]:
+        (text,) = [v for v in verdicts if f"— {r['statement']} *(" in v]
+        assert text.startswith(f"**{r['verdict']}**")
+        for ds, d in r["datasets"].items():
+            assert f"{ds} {d['held']} of {d['n']} seeds" in text
+    assert f"commit {shipped['commit']}" in at.caption[0].value
+    assert len(at.get("plotly_chart")) == len(shipped["results"])
+
+
+def test_claims_page_reruns_on_request_then_goes_back_to_the_shipped_results():
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
     at.multiselect(key="claims_keys").set_value(["fig3", "swav_fixed"])
-    at.slider(key="claims_seeds").set_value(1)
+    at.slider(key="claims_seeds").set_value(2)
     at.toggle(key="claims_quick").set_value(True)
     at.button(key="claims_run").click().run()
     assert not at.exception
+    assert "this session's run: 2 seeds, 50 epochs" in at.info[0].value
     verdicts = [m.value for m in (*at.success, *at.error, *at.warning)]
-    assert len(verdicts) == 2
-    assert all(v.split("**")[1] in ("held", "did not hold", "mixed") for v in verdicts)
-    assert len(at.table) == 4  # two claims × two datasets
+    assert len(verdicts) == 2 and all(v.split("**")[1] in ("held", "did not hold", "mixed") for v in verdicts)
+    assert all(" of 2 seeds" in v for v in verdicts)
+    assert len(at.table) == 4  # two claims × two datasets, in the expanders
     assert any("simplified" in str(t.value) for t in at.table)
+    at.button(key="claims_clear").click().run()
+    assert not at.exception and not any("this session's run" in i.value for i in at.info)
+
+
+def test_claims_page_without_shipped_results_says_how_to_make_them(monkeypatch, tmp_path):
+    (tmp_path / "old.json").write_text(json.dumps({"results": [{"claim": "fig3", "datasets": {"blobs": {}}}]}))
+    monkeypatch.setattr(C, "TOY_RESULTS", tmp_path / "old.json")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not at.exception and "python -m lab claims --out assets/toy_claims.json" in at.warning[0].value
 
 
 def test_claims_page_with_nothing_chosen_says_so():
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.multiselect(key="claims_keys").set_value([]).run()
     assert not at.exception and "Pick at least one claim" in at.info[0].value
+
+
+@pytest.mark.parametrize("key", [c.key for c in C.CLAIMS])
+def test_every_claim_draws_its_seeds(key):
+    """The render reads the contract: a dot per seed per variant per metric the rule reads."""
+    (result,) = [r for r in C.toy_results_json(C.run_claims([key], seeds=2, epochs=2), 2, 2)["results"]]
+    fig = claim_seeds_figure(result)
+    dots = [t for t in fig.data if t.type == "scatter"]
+    n_variants = len(next(iter(result["datasets"].values()))["per_seed"])
+    assert len(dots) == 2 * n_variants * 2 * len(result["metrics"])  # seeds × variants × datasets × metrics

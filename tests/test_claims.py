@@ -1,11 +1,14 @@
+import json
+
 import pytest
 
 from lab import claims as C
-from lab.claims import CLAIMS, Numbers, run_claims
+from lab.claims import CLAIMS, SeedNumbers, run_claims, toy_results_json
+from lab.experiments import combined_verdict
 
 
 def n(center, knn=0.9):
-    return Numbers(center, 0.0, knn, 0.0)
+    return SeedNumbers(center, knn)
 
 
 def claim(key):
@@ -44,10 +47,54 @@ def test_unknown_claim_lists_valid_keys():
 def test_verdict_mixes_datasets():
     results = run_claims(["fig3"], seeds=1, epochs=2, datasets=("blobs", "moons"))
     (r,) = results
-    held = [ok for ok, _ in r.per_dataset.values()]
+    held = [d.ok for d in r.per_dataset.values()]
     expected = "held" if all(held) else "did not hold" if not any(held) else "mixed"
     assert r.verdict == expected and set(r.numbers) == {"blobs", "moons"}
     assert "simplified" in C.results_table(results)
+
+
+def test_a_claim_is_judged_seed_by_seed_and_counts_them():
+    """A claim that holds in some seeds only is mixed on that data set, with the count; means decide nothing."""
+    c = claim("swav_fixed")
+    split = {0: {"fixed prototypes": n(0.3), "no Sinkhorn": n(0.99), "swav": n(0.5)},
+             1: {"fixed prototypes": n(0.95), "no Sinkhorn": n(0.99), "swav": n(0.5)},
+             2: {"fixed prototypes": n(0.2), "no Sinkhorn": n(0.98), "swav": n(0.5)}}
+    v = c.judge(split)
+    assert (v["verdict"], v["held"], v["n"], v["per_seed"]) == ("mixed", 2, 3, {0: True, 1: False, 2: True})
+    assert c.judge({0: split[0], 2: split[2]})["verdict"] == "held"
+    assert c.judge({1: split[1]})["verdict"] == "did not hold"
+    assert c.judge({})["verdict"] == "no runs"
+    assert combined_verdict(["held", "held"]) == "held" and combined_verdict(["held", "mixed"]) == "mixed"
+    assert combined_verdict(["did not hold", "did not hold"]) == "did not hold"
+    assert combined_verdict(["held", "did not hold"]) == "mixed"
+
+
+def test_the_results_contract_holds_every_seed_and_the_counts(tmp_path):
+    results = run_claims(["fig4", "swav_fixed"], seeds=3, epochs=3)
+    data = toy_results_json(results, seeds=3, epochs=3)
+    assert {"made", "machine", "commit", "seeds", "epochs", "threshold", "verdict_rule", "results"} <= set(data)
+    for r, result in zip(data["results"], results):
+        assert r["verdict"] == result.verdict and r["rule"] and r["metrics"]
+        for ds, d in r["datasets"].items():
+            assert d["n"] == 3 and 0 <= d["held"] <= 3 and len(d["per_seed_held"]) == 3
+            assert d["held"] == sum(d["per_seed_held"].values())
+            for label, per in d["per_seed"].items():
+                assert list(per) == ["0", "1", "2"]
+                finals = [v["center_norm"] for v in per.values()]
+                run_finals = result.seeds[ds][label]
+                assert finals == [run_finals[s].center_norm for s in (0, 1, 2)]
+                above = sum(v > C.COLLAPSED for v in finals)
+                assert d["numbers"][label]["above"] == above and d["numbers"][label]["seeds"] == 3
+                assert abs(d["numbers"][label]["center_norm"] - sum(finals) / 3) < 1e-6
+            # The verdict follows the per-seed rule on exactly these numbers.
+            for seed, ok in d["per_seed_held"].items():
+                one = {label: SeedNumbers(**per[seed]) for label, per in d["per_seed"].items()}
+                assert claim(r["claim"]).check(one)[0] is ok
+    (tmp_path / "claims.json").write_text(json.dumps(data))
+    assert C.read_toy_results(tmp_path / "claims.json") == data  # the page's reader takes what the CLI writes
+    del data["results"][0]["datasets"]["blobs"]["per_seed"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert C.read_toy_results(tmp_path / "old.json") is None  # results without seed counts are not shown
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +111,7 @@ def test_fig4_ablations_collapse_and_simsiam_does_not(fig3_fig4):
         assert r.numbers[ds]["no predictor"].center_norm > 0.9, C.results_table([r])
         assert r.numbers[ds]["no stop-gradient"].center_norm > 0.9, C.results_table([r])
         assert r.numbers[ds]["simsiam"].center_norm < 0.9, C.results_table([r])
-    assert r.per_dataset["blobs"][0], C.results_table([r])
+    assert r.per_dataset["blobs"].ok, C.results_table([r])
 
 
 def test_fig3_simplified_keeps_the_center_small(fig3_fig4):
@@ -73,7 +120,7 @@ def test_fig3_simplified_keeps_the_center_small(fig3_fig4):
     # with the fused step: so the 5-seed verdict there is not asserted, only that simplified's center
     # stays well below SimSiam's (README, "Claims").
     r = fig3_fig4["fig3"]
-    assert r.per_dataset["blobs"][0], C.results_table([r])
+    assert r.per_dataset["blobs"].ok, C.results_table([r])
     assert r.numbers["blobs"]["simplified"].center_norm < 0.2, C.results_table([r])
     moons = r.numbers["moons"]
     assert moons["simplified"].center_norm < moons["simsiam"].center_norm - 0.2, C.results_table([r])

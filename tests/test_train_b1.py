@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 
-from lab.claims import check_b1
+from lab.claims import b1_configs_with_nulls, check_b1
 from lab.data import make_b1_data
-from lab.train.b1 import PAPER_SETTINGS, B1Config, init_weights, paper_config, sample_order, train_b1
+from lab.experiments import b1_null_turn_deg, b1_turn_deg
+from lab.train.b1 import PAPER_SETTINGS, B1Config, init_weights, make_data, paper_config, sample_order, train_b1
 from lab.train.reference import train_plain
 from lab.vocab import first_epoch_above
 
@@ -121,3 +124,20 @@ def test_training_leaves_the_thread_count_alone():
     before = torch.get_num_threads()
     train_b1([paper_config("mini_batch_sgd_centered_augmentation", epochs=1)])
     assert torch.get_num_threads() == before
+
+
+def test_the_turn_claim_is_judged_against_a_null_that_differs_only_in_its_noise_draw():
+    configs = b1_configs_with_nulls(3)
+    null = configs["mini_batch_sgd_centered_augmentation_null"]
+    centered = configs["mini_batch_sgd_centered_augmentation"]
+    assert dataclasses.replace(null, noise_seed=None) == centered  # nothing else differs
+    a, b = make_data(centered), make_data(null)
+    assert torch.equal(a.x, b.x) and not torch.allclose(a.x_aug, b.x_aug)
+    runs = dict(zip(configs, train_b1(list(configs.values()))))
+    turns = {mode: (b1_turn_deg(runs, mode), b1_null_turn_deg(runs, mode)) for mode in ("mini_batch_sgd", "batch_sgd")}
+    (turn,) = [f for f in check_b1(runs) if f.key == "b1_turns"]
+    assert turn.held == all(t > max(30.0, null) for t, null in turns.values())
+    assert "null" in turn.numbers
+    # check_b1 makes the null runs itself when it is given only the four settings.
+    four = {k: v for k, v in runs.items() if not k.endswith("_null")}
+    assert [f.held for f in check_b1(four)] == [f.held for f in check_b1(runs)]

@@ -28,14 +28,19 @@ def make_b1_data(
     n_aug: int = 10,
     noise: float = 0.1,
     shift: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    noise_seed: int | None = None,
 ) -> B1Data:
     """Draw x ~ N(0, I₃) and x_ω = x + k + σ·ε with ε ~ N(0, I₃).
 
     The noise ε depends only on the seed, so a centered and a shifted run with the same
     seed see the same points and the same augmentation noise; only k differs (as in the paper).
+    `noise_seed` draws ε from its own stream instead, the points staying the seed's (the null
+    of the B.1 turn claim: two centered runs that differ only in their noise).
     """
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_points, 3, generator=g)
+    if noise_seed is not None:
+        g = torch.Generator().manual_seed(noise_seed * 7919 + 11)
     eps = torch.randn(n_points, n_aug, 3, generator=g)
     k = torch.tensor(shift, dtype=x.dtype)
     return B1Data(x=x, x_aug=x.unsqueeze(1) + noise * eps + k)

@@ -46,6 +46,7 @@ class B1Config:
     hidden: int = DEFAULT_HIDDEN
     dim: int = 2
     seed: int = 0
+    noise_seed: int | None = None  # None: the seed's own noise draw (`make_b1_data`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shift", tuple(float(v) for v in self.shift))
@@ -95,6 +96,8 @@ def _validate(c: B1Config) -> None:
            f"hidden must be an integer in [1, 1024], got {c.hidden!r}")
     _check(c.dim in (2, 3), f"dim must be 2 (circle) or 3 (sphere), got {c.dim!r}")
     _check(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"seed must be an integer in [0, 2^31), got {c.seed!r}")
+    _check(c.noise_seed is None or (isinstance(c.noise_seed, int) and 0 <= c.noise_seed < 2**31),
+           f"noise_seed must be empty or an integer in [0, 2^31), got {c.noise_seed!r}")
 
 
 def paper_config(name: str, **overrides) -> B1Config:
@@ -177,7 +180,7 @@ def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
 
 
 def make_data(c: B1Config) -> B1Data:
-    return make_b1_data(c.seed, c.n_points, c.n_aug, c.noise, c.effective_shift)
+    return make_b1_data(c.seed, c.n_points, c.n_aug, c.noise, c.effective_shift, c.noise_seed)
 
 
 def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:

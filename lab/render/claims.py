@@ -1,0 +1,79 @@
+"""Pictures of claim results: every seed's final value as a dot over its variant's mean, per data set.
+
+Reads the results contract (`lab.claims.toy_results_json`, the shipped `assets/toy_claims.json`), so a
+page, a notebook and the shipped file draw the same picture. Returns Plotly figures.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lab import vocab
+
+HELD_COLOR, FAILED_COLOR, MEAN_COLOR = "#1a9850", "#d73027", "#333333"
+READ_ON = "final ‖s‖ of the normalised projector output (the features the loss acts on)"
+
+
+def _jitter(i: int, n: int) -> float:
+    """Spread n dots of one variant across ±0.2 of its slot, in seed order (no randomness: same picture)."""
+    return 0.0 if n <= 1 else -0.2 + 0.4 * i / (n - 1)
+
+
+def claim_seeds_figure(result: Mapping[str, Any], threshold: float = vocab.COLLAPSE_THRESHOLD,
+                       height: int = 300) -> go.Figure:
+    """One claim of the results contract: a column per data set, a row per metric its rule reads; in each
+    panel every variant's seeds as dots (green where the claim held in that seed, red where not) and the
+    mean over seeds as a bar. ‖s‖ panels carry the collapse threshold."""
+    datasets = list(result["datasets"])
+    metrics = list(result.get("metrics") or ["center_norm"])
+    titles = [f"{ds}: {d['verdict']}, {d['held']} of {d['n']} seeds" for ds, d in result["datasets"].items()]
+    fig = make_subplots(rows=len(metrics), cols=len(datasets), shared_yaxes=True, vertical_spacing=0.12,
+                        subplot_titles=titles + [""] * (len(datasets) * (len(metrics) - 1)))
+    for col, ds in enumerate(datasets, start=1):
+        d = result["datasets"][ds]
+        held = {seed: ok for seed, ok in d.get("per_seed_held", {}).items()}
+        labels = list(d["per_seed"])
+        for row, metric in enumerate(metrics, start=1):
+            for x, label in enumerate(labels):
+                per = d["per_seed"][label]
+                values = [v[metric] for v in per.values()]
+                mean = sum(values) / len(values) if values else 0.0
+                fig.add_trace(go.Bar(x=[x], y=[mean], width=0.6, marker_color="rgba(120,120,120,0.25)",
+                                     hovertemplate=f"{label}: mean %{{y:.3f}} over {len(values)} seeds<extra></extra>",
+                                     showlegend=False), row=row, col=col)
+                for i, (seed, v) in enumerate(per.items()):
+                    ok = held.get(seed)
+                    color = HELD_COLOR if ok else FAILED_COLOR if ok is not None else MEAN_COLOR
+                    fig.add_trace(go.Scatter(
+                        x=[x + _jitter(i, len(per))], y=[v[metric]], mode="markers", showlegend=False,
+                        marker=dict(size=9, color=color, line=dict(width=1, color="white")),
+                        hovertemplate=(f"{label}, seed {seed}: {vocab.label(metric)} %{{y:.3f}}; claim "
+                                       f"{'held' if ok else 'did not hold' if ok is not None else '—'} in this seed"
+                                       "<extra></extra>")), row=row, col=col)
+            if metric == "center_norm":
+                fig.add_hline(y=threshold, line=dict(dash="dot", color=FAILED_COLOR, width=1), row=row, col=col)
+            fig.update_xaxes(tickvals=list(range(len(labels))), ticktext=labels, row=row, col=col)
+            if col == 1:
+                fig.update_yaxes(title_text="final ‖s‖" if metric == "center_norm" else vocab.label(metric),
+                                 row=row, col=col)
+    fig.update_layout(height=height * len(metrics), margin=dict(l=50, r=10, t=40, b=30), bargap=0.3,
+                      plot_bgcolor="white")
+    fig.update_yaxes(gridcolor="#eee", zeroline=False)
+    return fig
+
+
+def variant_rows(dataset: Mapping[str, Any], threshold: float = vocab.COLLAPSE_THRESHOLD) -> list[dict]:
+    """A table of one data set of a claim: per variant the mean ± std, the seeds above the threshold, and
+    each seed's final ‖s‖."""
+    rows = []
+    for label, n in dataset["numbers"].items():
+        per = dataset["per_seed"].get(label, {})
+        rows.append({"setting": label,
+                     "final ‖s‖ (mean ± std)": f"{n['center_norm']:.2f} ± {n['center_norm_std']:.2f}",
+                     f"seeds above {threshold}": f"{n.get('above', 0)} of {n.get('seeds', len(per))}",
+                     "per seed ‖s‖": ", ".join(f"{v['center_norm']:.2f}" for v in per.values()),
+                     "kNN (mean ± std)": f"{n['knn_acc']:.2f} ± {n['knn_acc_std']:.2f}",
+                     "note": "diverged" if n.get("diverged") else ""})
+    return rows
