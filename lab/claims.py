@@ -12,7 +12,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -21,7 +21,7 @@ from lab.experiments import B1_SETTINGS, EXPERIMENTS
 from lab.imagenet.presets import ALL, FMNIST_WHY, preset_runs
 from lab.runlog import read_jsonl
 from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Config, B1Run, paper_config, train_b1
-from lab.train.toy import ToyConfig, ToyRun, train_toys
+from lab.train.toy import ToyConfig, ToyCurves, ToyRun, curves_of, train_toys
 from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
 COLLAPSED = COLLAPSE_THRESHOLD
@@ -112,6 +112,7 @@ class Result:
     per_dataset: dict[str, DatasetVerdict]
     numbers: dict[str, dict[str, Numbers]]  # dataset -> variant label -> mean, std, collapse count
     seeds: dict[str, dict[str, dict[int, SeedNumbers]]]  # dataset -> variant label -> seed -> final values
+    curves: dict[tuple[str, str, tuple], ToyCurves] = field(default_factory=dict)  # the runs' metrics, by config
 
 
 def summarize(run: ToyRun) -> Numbers:
@@ -160,9 +161,10 @@ def judge(claims: Sequence[Claim], runs: Mapping[tuple[str, str, tuple], ToyRun]
     seed by seed on each data set, then over the data sets."""
     results = []
     for claim in claims:
-        numbers, seeds, per_dataset = {}, {}, {}
+        numbers, seeds, per_dataset, curves = {}, {}, {}, {}
         for ds in datasets:
             these = {label: runs[(m, ds, p)] for label, m, p in claim.variants}
+            curves.update({(m, ds, p): curves_of(runs[(m, ds, p)], CURVE_METRICS) for _, m, p in claim.variants})
             numbers[ds] = {label: summarize(run) for label, run in these.items()}
             seeds[ds] = {label: seed_numbers(run) for label, run in these.items()}
             by_seed: dict[int, dict[str, SeedNumbers]] = {}
@@ -172,7 +174,7 @@ def judge(claims: Sequence[Claim], runs: Mapping[tuple[str, str, tuple], ToyRun]
             v = claim.judge(by_seed)
             per_dataset[ds] = DatasetVerdict(v["verdict"], v["held"], v["n"], v["per_seed"], claim.rule.rule_text)
         verdict = X.combined_verdict([d.verdict for d in per_dataset.values()])
-        results.append(Result(claim, verdict, per_dataset, numbers, seeds))
+        results.append(Result(claim, verdict, per_dataset, numbers, seeds, curves))
     return results
 
 
@@ -208,8 +210,29 @@ def toy_results_json(results: Sequence[Result], seeds: int, epochs: int | None) 
                     "rule": r.claim.rule.rule_text, "from_paper": r.claim.rule.from_paper,
                     "metrics": list(r.claim.rule.metrics),
                     "verdict": r.verdict, "datasets": datasets})
+    curves = {config_key(*key): c.to_json() for r in results for key, c in r.curves.items()}
     return {**provenance(), "seeds": seeds, "epochs": epochs, "threshold": COLLAPSED,
-            "verdict_rule": VERDICT_RULE, "results": out}
+            "verdict_rule": VERDICT_RULE, "results": out, "curves": curves}
+
+
+# What the shipped results keep of each run's curves: the Compare page's figure suites read them.
+CURVE_METRICS = ("center_norm", "knn_acc", "linear_acc", "z_std")
+
+
+def config_key(method: str, dataset: str, params: tuple) -> str:
+    """A claim setting's key in the results' `curves`: method|dataset|knobs as JSON."""
+    return f"{method}|{dataset}|{json.dumps(dict(params), sort_keys=True)}"
+
+
+def shipped_curves(data: Mapping, method: str, dataset: str, params: tuple, epochs: int) -> ToyCurves | None:
+    """The shipped curves of one setting at the trainer's defaults and `epochs`, or None where the results
+    were made at other settings (seeds are whatever they were made with) or lack that setting."""
+    curves = data.get("curves", {}).get(config_key(method, dataset, tuple(sorted(params))))
+    config = ToyConfig(method=method, dataset=dataset, params=params, seeds=data["seeds"],
+                       **({"epochs": data["epochs"]} if data.get("epochs") else {}))
+    if curves is None or config.epochs != epochs:
+        return None
+    return ToyCurves.from_json(config, curves)
 
 
 VERDICT_RULE = ("each claim is judged seed by seed; on a data set it held when it holds in every seed, did not "

@@ -1,10 +1,13 @@
 """Headless runs (AppTest) of the Method playground and Compare pages: defaults, widgets generated from
 the method's config, the setting in the URL, lesson links, bad URL values, a diverging run, Fig. 4."""
+import base64
 import json
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import lab.claims as C
 from lab.train.toy import ToyConfig
 
 PLAYGROUND = "views/playground.py"
@@ -193,3 +196,31 @@ def test_compare_bad_url_value(root):
     assert len(at.error) == 2 and all("\n" not in e for e in errors(at))
     assert "fig=5" in errors(at)[0] and "a.lr=-1" in errors(at)[1]
     assert "cmp_fig3_blobs_center_norm" in charts(at)
+
+
+def _ys(trace: dict) -> list[float]:
+    """A trace's y values; Plotly writes numpy arrays as base64 ("bdata")."""
+    y = trace["y"]
+    if isinstance(y, dict):
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).tolist()
+    return list(y)
+
+
+def test_compare_draws_the_figure_suite_from_the_shipped_results_when_they_match(root, monkeypatch, tmp_path):
+    """The suite's settings are the claims' own: shipped curves show at once, and the page says whence."""
+    data = C.toy_results_json(C.run_claims(["fig3"], seeds=5, epochs=12), seeds=5, epochs=12)
+    (tmp_path / "toy_claims.json").write_text(json.dumps(data))
+    monkeypatch.setattr(C, "TOY_RESULTS", tmp_path / "toy_claims.json")
+    at = run_page(root, COMPARE, {"fig": "3", "epochs": "12", "a.epochs": "5", "b.epochs": "5"})
+    assert any("From the shipped results" in c.value and data["commit"] in c.value for c in at.caption)
+    shipped = data["curves"][C.config_key("simplified", "moons", ())]["metrics"]["center_norm"]
+    line = next(t for t in charts(at)["cmp_fig3_moons_center_norm"]["data"] if t.get("name") == "simplified")
+    assert _ys(line) == pytest.approx([sum(row) / 5 for row in shipped], abs=1e-6)
+    # At other epochs the shipped runs do not apply: the page trains, and says nothing about shipped results.
+    at = run_page(root, COMPARE, {"fig": "3", "epochs": "10", "a.epochs": "5", "b.epochs": "5"})
+    assert not any("From the shipped results" in c.value for c in at.caption)
+    at = run_page(root, COMPARE, {"fig": "3", "epochs": "12", "a.epochs": "5", "b.epochs": "5"})
+    at.toggle(key="cmp_train_here").set_value(True).run()
+    assert not at.exception
+    line = next(t for t in charts(at)["cmp_fig3_moons_center_norm"]["data"] if t.get("name") == "simplified")
+    assert _ys(line) == pytest.approx([sum(row) / 5 for row in shipped], abs=1e-3)  # the same runs, trained here

@@ -9,6 +9,7 @@ from functools import partial
 import streamlit as st
 
 from lab import ui, vocab
+from lab.claims import TOY_RESULTS, read_toy_results, shipped_curves
 from lab.experiments import experiment
 from lab.render.toy import metric_band_figure, side_by_side_gif, toy_animation
 from lab.train.toy import ToyConfig
@@ -38,6 +39,29 @@ form_a = ui.ToyForm("cmp_a_", url_prefix="a.", defaults={"seeds": 3}, advanced=F
 form_b = ui.ToyForm("cmp_b_", url_prefix="b.", defaults={"seeds": 3}, advanced=False, method="simplified")
 
 
+@st.cache_data(show_spinner=False, max_entries=2)
+def _shipped(path: str, mtime: float) -> dict | None:
+    return read_toy_results(path)
+
+
+def shipped_results() -> dict | None:
+    try:
+        mtime = TOY_RESULTS.stat().st_mtime
+    except OSError:
+        return None
+    return _shipped(str(TOY_RESULTS), mtime)
+
+
+def shipped_suite(configs: dict) -> dict | None:
+    """{(label, dataset): ToyCurves} from the shipped claims' runs where every setting of the suite is there
+    at these epochs and five seeds; else None (the page trains)."""
+    data = shipped_results()
+    if data is None or data.get("seeds") != SUITE_SEEDS:
+        return None
+    out = {key: shipped_curves(data, c.method, c.dataset, c.params, c.epochs) for key, c in configs.items()}
+    return out if all(v is not None for v in out.values()) else None
+
+
 def load_all(query) -> list[str]:
     known = {f"{f.url_prefix}{p.name}" for f in (form_a, form_b) for p in f.params(f.current_method())}
     known |= {"a.method", "b.method", "fig", "epochs"}
@@ -62,13 +86,23 @@ def page() -> None:
                 "(method knobs, learning rate, batch size, D) except the knob each variant names.")
     configs = {(label, ds): ToyConfig(method=m, dataset=ds, params=params, seeds=SUITE_SEEDS, epochs=epochs)
                for label, (m, params) in variants.items() for ds in SUITE_DATASETS}
-    runs = dict(zip(configs, ui.train_cached(
-        list(configs.values()), f"Training {title}: {len(variants)} variants × 2 datasets × {SUITE_SEEDS} seeds")))
+    runs, source = shipped_suite(configs), "shipped"
+    if runs is not None:
+        data = shipped_results()
+        st.caption(f"From the shipped results (`assets/toy_claims.json`, made {data['made']} on {data['machine']}, "
+                   f"commit {data['commit']}): the same settings the Claims page judges.")
+        if st.toggle("Train it here instead", key="cmp_train_here",
+                     help="The same settings trained now on this machine (about 8 s with five seeds)."):
+            runs = None
+    if runs is None:
+        source = "trained"
+        runs = dict(zip(configs, ui.train_cached(
+            list(configs.values()), f"Training {title}: {len(variants)} variants × 2 datasets × {SUITE_SEEDS} seeds")))
     for ds, col in zip(SUITE_DATASETS, st.columns(2, gap="large")):
         col.markdown(f"**{ds}**")
         by_label = {label: runs[(label, ds)] for label in variants}
         for metric, label in COMPARE_METRICS[:2]:
-            fig = ui.memo(("cmp_suite", fig_id, epochs, ds, metric),
+            fig = ui.memo(("cmp_suite", fig_id, epochs, ds, metric, source),
                           lambda by_label=by_label, metric=metric, label=label:
                           metric_band_figure(by_label, metric, height=300, title=label))
             col.plotly_chart(fig, key=f"cmp_fig{fig_id}_{ds}_{metric}")

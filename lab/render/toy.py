@@ -323,7 +323,7 @@ def reference_lines(run, metric: str) -> list[tuple[float, str]]:
     cfg = run.config
     entropy = run.metrics.get("teacher_entropy_max")
     return vocab.reference_lines(
-        metric, dim=run.z.shape[-1], n_classes=int(run.data.y_train.max()) + 1,
+        metric, dim=cfg.dim, n_classes=int(run.data.y_train.max()) + 1,
         collapse_loss=method_class(cfg.method).collapse_value(cfg.method_config, cfg.dim, cfg.batch_size),
         entropy_max=None if entropy is None else float(entropy[0, 0]))
 
@@ -344,7 +344,7 @@ def metric_band_figure(
 ) -> go.Figure:
     """Mean over seeds (line) with a shaded band (min–max, or ±1 std) per run, and reference lines.
 
-    runs: {label: ToyRun}; metric: one name or several (then one line per run and metric, dashed after
+    runs: {label: ToyRun or ToyCurves}; metric: one name or several (then one line per run and metric, dashed after
     the first); x: "epoch" or "step" (optimizer steps). Runs without the metric are skipped.
     Reference lines: center_norm 1 (collapse), z_std 1/√D, teacher_entropy ln K, accuracies chance,
     effective_rank D, loss the method's collapse value where it is a number.

@@ -148,6 +148,37 @@ class ToyRun:
         }
 
 
+@dataclass
+class ToyCurves:
+    """A trained setting's metrics without its features: what shipped results keep of a `ToyRun`, enough for
+    the curves and tables (`lab.render.toy.metric_band_figure`). metrics: name -> (T, K) at `epochs`."""
+
+    config: ToyConfig
+    epochs: list[int]
+    metrics: dict[str, torch.Tensor]
+    diverged: str | None = None
+
+    @property
+    def data(self) -> ToyData:
+        return make_toy(self.config.dataset, self.config.data_seed, self.config.n_train, self.config.n_test)
+
+    def to_json(self, digits: int = 4) -> dict:
+        """{"epoch": [...], "metrics": {name: [[per seed] per epoch]}, "diverged"}, values rounded."""
+        return {"epoch": list(self.epochs), "diverged": self.diverged,
+                "metrics": {k: [[round(float(x), digits) for x in row] for row in v.tolist()]
+                            for k, v in self.metrics.items()}}
+
+    @classmethod
+    def from_json(cls, config: ToyConfig, data: Mapping[str, Any]) -> "ToyCurves":
+        return cls(config, list(data["epoch"]), {k: torch.tensor(v) for k, v in data["metrics"].items()},
+                   data.get("diverged"))
+
+
+def curves_of(run: ToyRun, metrics: Sequence[str]) -> ToyCurves:
+    return ToyCurves(run.config, list(run.epochs), {m: run.metrics[m] for m in metrics if m in run.metrics},
+                     run.diverged)
+
+
 def _pair_indices(y: torch.Tensor, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """For each anchor index, a random other sample of the same class. y: (N,), anchors: (...,) -> (...,)."""
     order = torch.argsort(y, stable=True)
