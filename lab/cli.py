@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--epochs", type=int, help="training epochs (default: the toy trainer's)")
     claims.add_argument("--out", type=Path, help="also write the results as JSON here (with --runs: and each "
                                                  "experiment's figure as PNG beside it)")
+    claims.add_argument("--markdown", type=Path, metavar="RESULTS",
+                        help="print the README's claims table from a results file (python -m lab claims --out "
+                             "RESULTS); trains nothing")
     claims.add_argument("--runs", type=Path, metavar="DIR",
                         help="judge the finished preset runs under DIR (python -m lab.imagenet.train --preset all "
                              "--run --out DIR) seed by seed; trains nothing")
@@ -214,7 +217,15 @@ def run_claims_cli(args: argparse.Namespace) -> int:
     if args.runs is not None:
         return run_engine_claims(args)
 
-    from lab.claims import results_table, run_claims, toy_results_json
+    from lab.claims import claims_markdown, read_toy_results, results_table, run_claims, toy_results_json
+
+    if args.markdown is not None:
+        data = read_toy_results(args.markdown)
+        if data is None:
+            raise UsageError(f"{args.markdown} is not a toy claims results file with seed counts "
+                             "(python -m lab claims --out FILE writes one)")
+        print(claims_markdown(data))
+        return 0
 
     keys = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else None
     try:
