@@ -187,3 +187,75 @@ def test_cli_writes_the_contract(python, subprocess_env, root, tmp_path):
     assert np.array(data["metrics"]["center_norm"]).shape == (2, 2, 2)
     assert data["train_seconds"] > 0 and "1 stacked program" in r.stdout
     assert all(math.isfinite(v) for row in data["metrics"]["knn_acc"] for c in row for v in c)
+
+
+# ---------------------------------------------------------------- the heatmap and the page
+
+
+def test_heatmap_cells_counts_and_titles():
+    from lab.render.sweep import sweep_heatmap
+
+    sweep, _, _ = plan_sweep("simsiam", "lr=0.02:0.1:3", "predictor_lr_scale=0.1,1", seeds=2, settings=QUICK)
+    pending = sweep_heatmap(sweep).to_dict()
+    assert pending["data"][-1]["text"] == ["…"] * 6  # nothing trained yet: every cell grey
+    sweep = run_sweep("simsiam", "lr=0.02:0.1:3", "predictor_lr_scale=0.1,1", seeds=2, settings=QUICK)
+    fig = sweep_heatmap(sweep, selected=(1, 2)).to_dict()
+    cells = fig["data"][0]
+    assert len(cells["x"]) == 6 and all(t.endswith("/2") for t in cells["text"])
+    assert [list(c) for c in cells["customdata"]][4] == [1, 1]
+    mean = np.nanmean(sweep.final("center_norm"), -1)
+    assert np.allclose(cells["marker"]["color"], mean.ravel())
+    assert "final ‖s‖ of the normalised projector output" in fig["layout"]["title"]["text"]
+    assert fig["layout"]["xaxis"]["title"]["text"] == "lr" and fig["layout"]["xaxis"]["ticktext"][1] == "0.06"
+    assert fig["data"][-1]["name"] == "selected"
+
+
+def _page(root):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(root / "views" / "sweep.py"), default_timeout=300)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _charts(at) -> dict:
+    return {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def test_page_runs_a_sweep_and_replays_a_cell(root):
+    at = _page(root)
+    assert not at.error and "sw_heatmap" not in _charts(at)
+    at.select_slider(key="sw_epochs").set_value(10)
+    at.slider(key="sw_x_simsiam_lr_n").set_value(3)
+    at.slider(key="sw_y_simsiam_predictor_lr_scale_n").set_value(2)
+    at.run()
+    assert "6 cells × 1 seed(s) in 1 stacked program(s)." in [c.value for c in at.sidebar.caption]
+    at.button(key="sw_run").click().run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    shown = _charts(at)
+    texts = shown["sw_heatmap"]["data"][0]["text"]
+    assert len(texts) == 6 and all(t in ("0/1", "1/1") for t in texts)
+    assert "final ‖s‖ of the normalised projector output" in shown["sw_heatmap"]["layout"]["title"]["text"]
+    assert len(at.selectbox(key="sw_cell").options) == 6
+    at.selectbox(key="sw_cell").set_value((1, 2)).run()
+    assert not at.exception
+    animation = _charts(at)["sw_animation"]
+    assert len(animation["frames"]) == 11 and "lr = 0.2, predictor_lr_scale = 1" in animation["layout"]["title"]["text"]
+    at.selectbox(key="sw_metric").set_value("knn_acc").run()  # a rerun: the cached sweep, no training
+    assert not at.exception and "kNN" in _charts(at)["sw_heatmap"]["layout"]["title"]["text"]
+
+
+def test_page_sweeps_a_knob_that_does_not_stack_and_reports_bad_ranges(root):
+    at = _page(root)
+    at.selectbox(key="sw_method").set_value("barlow").run()
+    at.selectbox(key="sw_x_barlow").set_value("batchnorm").run()  # a switch: off and on
+    at.select_slider(key="sw_epochs").set_value(10)
+    at.selectbox(key="sw_y_barlow_batchnorm").set_value("lr").run()
+    at.slider(key="sw_y_barlow_lr_n").set_value(2).run()
+    assert "4 cells × 1 seed(s) in 2 stacked program(s)." in [c.value for c in at.sidebar.caption]
+    at.button(key="sw_run").click().run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    assert len(_charts(at)["sw_heatmap"]["data"][0]["x"]) == 4
+    at.number_input(key="sw_y_barlow_lr_lo").set_value(-1.0).run()
+    assert not at.exception and [e.value for e in at.error] == ["Invalid sweep: lr must be in (0.0, 100.0], got -1.0"]

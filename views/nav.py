@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from views import circle, claims, compare, playground, real, runs
+from views import circle, claims, compare, playground, real, runs, sweep
 
 # name -> (the page, its title, its URL path, its icon)
 PAGES = {
     "circle": (circle.page, "Collapse on the circle", "Collapse_on_the_circle", ":material/radio_button_unchecked:"),
     "playground": (playground.page, "Method playground", "Method_playground", ":material/tune:"),
     "compare": (compare.page, "Compare", "Compare", ":material/compare:"),
+    "sweep": (sweep.page, "Sweep", "Sweep", ":material/grid_on:"),
     "claims": (claims.page, "Claims", "Claims", ":material/fact_check:"),
     "real": (real.page, "Real images", "Real_images", ":material/image:"),
     "runs": (runs.page, "Runs", "Runs", ":material/monitoring:"),

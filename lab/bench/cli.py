@@ -1,9 +1,11 @@
-"""`python -m lab.bench b1|toy|imagenet`: the lab's trainers (and GIF maker) against plain implementations, as ratios.
+"""`python -m lab.bench b1|toy|sweep|imagenet`: the lab's trainers (and GIF maker) against plain implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
 and a 200-frame 480-px GIF ≥ 5× faster than Matplotlib FuncAnimation + PillowWriter.
 toy targets (issue #3): the Fig. 4 suite (SimSiam, no predictor, no stop-gradient × blobs, moons × 5
 seeds) ≥ 10× faster than a plain per-seed PyTorch loop doing the same steps, and under 5 s.
+sweep target (issue #12): the 6 × 6 SimSiam lr × predictor_lr_scale grid (1 seed per cell) in under 15 s,
+against the same 36 settings trained one after another with `train_toy`.
 """
 from __future__ import annotations
 
@@ -89,6 +91,38 @@ def bench_toy(repeats: int, epochs: int | None = None) -> dict:
           f"the exact kNN alone {knn:.3f} s: {products + knn:.3f} s, {plain / (products + knn):.1f}x at most")
     return {"toy_fast_s": fast, "toy_steps_only_s": steps_only, "toy_plain_s": plain,
             "toy_floor_products_s": products, "toy_floor_knn_s": knn}
+
+
+SWEEP_TARGET_S = 15.0
+
+
+def bench_sweep(repeats: int, epochs: int | None = None) -> dict:
+    from lab.train.sweep import make_axis, run_sweep
+    from lab.train.toy import toy_config, train_toy
+
+    settings = {} if epochs is None else {"epochs": epochs}
+    x = make_axis("simsiam", "lr", 0.01, 0.2, 6, log=True)
+    y = make_axis("simsiam", "predictor_lr_scale", 0.01, 1.0, 6, log=True)
+    run_sweep("simsiam", x, y, settings={"epochs": 2})  # warm up kernels and allocator
+    box = {}
+
+    def stacked():
+        box["sweep"] = run_sweep("simsiam", x, y, seeds=1, settings=settings)
+
+    fast = _best_of(repeats, stacked)
+    configs = [toy_config("simsiam", "blobs", {**settings, "seeds": 1, "lr": lx, "predictor_lr_scale": sy})
+               for sy in y.values for lx in x.values]
+    one_by_one = _best_of(1, lambda: [train_toy(c) for c in configs])
+    sweep = box["sweep"]
+    c = configs[0]
+    print(f"sweep: simsiam lr {x.values[0]:g}..{x.values[-1]:g} (log) x predictor_lr_scale {y.values[0]:g}.."
+          f"{y.values[-1]:g} (log), 6 x 6 cells x 1 seed, {c.epochs} epochs ({c.epochs * c.steps_per_epoch} "
+          f"steps per cell), {sweep.programs} stacked program(s)")
+    print(f"  lab (run_sweep, one stacked program of 36 seeds): {fast:7.3f} s   "
+          f"({'under' if fast < SWEEP_TARGET_S else 'NOT under'} the {SWEEP_TARGET_S:g} s target)")
+    print(f"  the same 36 settings one after another (train_toy each): {one_by_one:7.3f} s")
+    print(f"  speed-up: {one_by_one / fast:5.1f}x")
+    return {"sweep_s": fast, "sweep_one_by_one_s": one_by_one}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,12 +230,12 @@ def _fmnist(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "imagenet", "fmnist"], help="which benchmark")
+    parser.add_argument("what", choices=["b1", "toy", "sweep", "imagenet", "fmnist"], help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny ops)")
-    parser.add_argument("--epochs", type=int, help="toy: epochs per setting (default: the toy trainer's)")
+    parser.add_argument("--epochs", type=int, help="toy, sweep: epochs per setting (default: the toy trainer's)")
     parser.add_argument("--device", default="cpu", help="imagenet: cpu (default) or cuda")
     parser.add_argument("--image-size", type=int, help="imagenet: view size (default 224 on cuda, 64 on cpu)")
     parser.add_argument("--batch-size", type=int, help="imagenet: batch (default 256 on cuda, 32 on cpu)")
@@ -222,6 +256,8 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     if args.what == "toy":
         bench_toy(args.repeats, args.epochs)
+    elif args.what == "sweep":
+        bench_sweep(args.repeats, args.epochs)
     else:
         bench_b1(args.repeats, args.frames, args.size)
     return 0

@@ -106,6 +106,36 @@ def make_axis(method: str, knob: str, lo: float, hi: float, n: int, log: bool = 
     return Axis(knob, tuple(values), log)
 
 
+# The issue's phase diagram: SimSiam's lr × predictor lr scale, both log-spaced.
+DEFAULT_RANGES = {"lr": (0.01, 0.2, True), "predictor_lr_scale": (0.01, 1.0, True)}
+
+
+def default_axis(method: str, knob: str, n: int = 6) -> Axis:
+    """A starting axis for a picker: the issue's ranges for lr and the predictor lr scale, else the knob's
+    slider stops from the smallest to the largest inside its range (log-spaced when they span ≥ 20×);
+    both values of a switch."""
+    f = _field(method, knob)
+    if field_kind(f) is bool:
+        return Axis(knob, (False, True))
+    if knob in DEFAULT_RANGES:
+        lo, hi, log = DEFAULT_RANGES[knob]
+        return make_axis(method, knob, lo, hi, n, log)
+    stops = sorted(set(f.metadata.get("stops") or ()) | {f.default})
+    inside = []
+    for v in stops:
+        try:
+            inside.append(_checked(knob, f, float(v)))
+        except ValueError:
+            continue
+    inside = [v for v in inside if math.isfinite(v)]
+    if len(inside) < 2:
+        v = float(f.default) if math.isfinite(f.default) else 1.0
+        return make_axis(method, knob, v, v, 1)
+    lo, hi = inside[0], inside[-1]
+    log = lo > 0 and hi / lo >= 20
+    return make_axis(method, knob, lo, hi, n, log)
+
+
 def parse_axis(method: str, text: str, log: bool = False) -> Axis:
     """`KNOB=LO:HI:N` or `KNOB=V1,V2,…` -> an Axis; ValueError naming the bad value and the valid range."""
     knob, sep, spec = text.partition("=")
@@ -273,5 +303,5 @@ def programs_needed(method: str, x: Axis, y: Axis) -> int:
     return n
 
 
-__all__ = ["Axis", "MAX_SEEDS", "MAX_VALUES", "SEED_AXIS", "Sweep", "make_axis", "parse_axis", "plan_sweep",
+__all__ = ["Axis", "DEFAULT_RANGES", "MAX_SEEDS", "MAX_VALUES", "SEED_AXIS", "Sweep", "default_axis", "make_axis", "parse_axis", "plan_sweep",
            "programs_needed", "run_sweep", "stacks", "sweep_knobs"]

@@ -1,0 +1,122 @@
+"""The sweep's heatmap (`lab.train.sweep.Sweep`): one square per cell, coloured by the mean final metric over
+its seeds, with how many seeds ended above the collapse threshold of ‖s‖ as the cell's text.
+
+Squares of a scatter trace rather than a heatmap trace, so that a click on a cell selects a point the page
+can read (`st.plotly_chart(on_select=...)`); each point's customdata is its (iy, ix). Cells still training
+are grey with "…".
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from lab import vocab
+
+PENDING_COLOR = "#d9d9d9"
+
+
+def axis_title(knob: str | None, log: bool = False) -> str:
+    if knob is None:
+        return ""
+    return f"{knob} (log scale)" if log else knob
+
+
+def _tick(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def metric_title(metric: str) -> str:
+    """'final ‖s‖ of the normalised projector output': the metric and where it is read (`lab.vocab`)."""
+    m = vocab.METRICS.get(metric)
+    if metric == "center_norm":
+        return "final ‖s‖ of the normalised projector output"
+    where = f" ({m.where})" if m and m.where else ""
+    return f"final {vocab.label(metric)}{where}"
+
+
+def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selected: tuple[int, int] | None = None,
+                  title: str | None = None) -> go.Figure:
+    """The grid as squares: colour = mean over seeds of the final `metric`, text = "k/K" seeds whose final
+    ‖s‖ exceeds the threshold (K the cell's seeds; "×" marks a cell with a diverged seed)."""
+    ny, nx = sweep.shape
+    values = sweep.final(metric)
+    counts = sweep.counts_above()
+    k = sweep.seeds
+    xs, ys, colors, texts, custom, hover, pending = [], [], [], [], [], [], []
+    for iy in range(ny):
+        for ix in range(nx):
+            run = sweep.runs[iy][ix]
+            xs.append(ix), ys.append(iy), custom.append([iy, ix])
+            settings = ", ".join(f"{n} = {_tick(v)}" for n, v in sweep.cell_settings(iy, ix).items())
+            if run is None:
+                pending.append(True), colors.append(math.nan), texts.append("…")
+                hover.append(f"{settings}<br>training…")
+                continue
+            cell = values[iy, ix]
+            finite = cell[np.isfinite(cell)]
+            mean = float(finite.mean()) if finite.size else math.nan
+            pending.append(False), colors.append(mean)
+            texts.append(f"{counts[iy, ix]}/{k}" + (" ×" if run.diverged else ""))
+            per_seed = ", ".join("—" if not math.isfinite(v) else f"{v:.3f}" for v in cell)
+            hover.append(f"{settings}<br>{vocab.label(metric)}: mean {mean:.3f} (seeds: {per_seed})<br>"
+                         f"‖s‖ > {sweep.threshold:g} in {counts[iy, ix]} of {k}"
+                         + (f"<br>{run.diverged}" if run.diverged else ""))
+    size = max(18, min(70, int(0.72 * (height - 140) / max(ny, 1)), int(0.72 * 620 / max(nx, 1))))
+    unit = vocab.unit_range(metric)
+    done = [i for i, p in enumerate(pending) if not p]
+    waiting = [i for i, p in enumerate(pending) if p]
+    finite_colors = [colors[i] for i in done if math.isfinite(colors[i])]
+    cmin, cmax = (0.0, 1.0) if unit or not finite_colors else (min(finite_colors), max(finite_colors))
+    if cmin == cmax:
+        cmin, cmax = cmin - 0.5, cmax + 0.5
+
+    def pick(seq, idx):
+        return [seq[i] for i in idx]
+
+    textcolor = ["white" if math.isfinite(colors[i]) and (colors[i] - cmin) / (cmax - cmin) > 0.55 else "black"
+                 for i in done]
+    traces = [go.Scatter(
+        x=pick(xs, done), y=pick(ys, done), mode="markers+text", text=pick(texts, done), customdata=pick(custom, done),
+        hovertext=pick(hover, done), hoverinfo="text", textfont=dict(size=max(9, size // 5), color=textcolor),
+        marker=dict(symbol="square", size=size, color=[c if math.isfinite(c) else cmin for c in pick(colors, done)],
+                    colorscale="Viridis", cmin=cmin, cmax=cmax, line=dict(width=1, color="white"),
+                    colorbar=dict(title=dict(text=vocab.short_label(metric), side="right"))),
+        name="cells", showlegend=False)]
+    if waiting:
+        traces.append(go.Scatter(
+            x=pick(xs, waiting), y=pick(ys, waiting), mode="markers+text", text=pick(texts, waiting),
+            customdata=pick(custom, waiting), hovertext=pick(hover, waiting), hoverinfo="text",
+            marker=dict(symbol="square", size=size, color=PENDING_COLOR, line=dict(width=1, color="white")),
+            name="training", showlegend=False))
+    if selected is not None:
+        iy, ix = selected
+        traces.append(go.Scatter(x=[ix], y=[iy], mode="markers", hoverinfo="skip", showlegend=False, name="selected",
+                                 marker=dict(symbol="square-open", size=size + 6, color="red", line=dict(width=3))))
+    fig = go.Figure(traces)
+    heading = title or (f"{metric_title(metric)}, mean of {k} seed(s) per cell; text: seeds with final ‖s‖ > "
+                        f"{sweep.threshold:g}")
+    fig.update_layout(
+        height=height, title=dict(text=heading, font=dict(size=14)), plot_bgcolor="white",
+        margin=dict(l=10, r=10, t=60, b=10), clickmode="event+select", dragmode=False,
+    )
+    fig.update_xaxes(title=axis_title(sweep.x.knob, sweep.x.log), tickmode="array", tickvals=list(range(nx)),
+                     ticktext=[_tick(v) for v in sweep.x.values], range=[-0.6, nx - 0.4], showgrid=False,
+                     zeroline=False)
+    if sweep.y.knob is None:
+        fig.update_yaxes(visible=False, range=[-0.6, 0.6])
+    else:
+        fig.update_yaxes(title=axis_title(sweep.y.knob, sweep.y.log), tickmode="array", tickvals=list(range(ny)),
+                         ticktext=[_tick(v) for v in sweep.y.values], range=[-0.6, ny - 0.4], showgrid=False,
+                         zeroline=False)
+    return fig
+
+
+def cell_label(sweep, iy: int, ix: int) -> str:
+    """'lr = 0.0331, predictor_lr_scale = 0.158': a cell as the replay picker shows it."""
+    return ", ".join(f"{n} = {_tick(v)}" for n, v in sweep.cell_settings(iy, ix).items())
