@@ -21,6 +21,7 @@ from lab.experiments import B1_SETTINGS, EXPERIMENTS
 from lab.imagenet.presets import ALL, FMNIST_WHY, preset_runs
 from lab.runlog import read_jsonl
 from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Config, B1Run, paper_config, train_b1
+from lab.train.sweep import run_sweep
 from lab.train.toy import ToyConfig, ToyCurves, ToyRun, curves_of, train_toys
 from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
@@ -269,6 +270,32 @@ def claims_markdown(data: Mapping) -> str:
     return "\n".join(lines + ["", README_END])
 
 
+def claim_sweeps(keys: Sequence[str] | None = None, seeds: int = 5, datasets: Sequence[str] = DATASETS,
+                 progress: Callable[[int, int], None] | None = None, epochs: int | None = None) -> dict[str, dict]:
+    """The declared sweep of every chosen claim that has one (`lab.experiments.Claim.sweep`), on each data set:
+    {"<claim>-<dataset>": the sweep's JSON (`lab.train.sweep.Sweep.to_json`) with provenance and the claim}."""
+    out = {}
+    for c in CLAIMS:
+        if c.rule.sweep is None or (keys is not None and c.key not in keys):
+            continue
+        axis, log = c.rule.sweep
+        method = c.variants[0][1]
+        for ds in datasets:
+            sweep = run_sweep(method, axis, None, seeds=seeds, dataset=ds, log_x=log, progress=progress,
+                              settings={"epochs": epochs} if epochs else None)
+            out[f"{c.key}-{ds}"] = {**provenance(), "claim": c.key, "statement": c.statement, **sweep.to_json()}
+    return out
+
+
+def read_claim_sweep(key: str, dataset: str, folder: str | Path | None = None) -> dict | None:
+    """A shipped claim sweep (`python -m lab claims --sweeps assets/sweeps`), or None where there is none."""
+    try:
+        data = json.loads((Path(folder or SWEEPS) / f"{key}-{dataset}.json").read_text())
+        return data if data.get("claim") == key and "metrics" in data else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def read_toy_results(path: str | Path | None = None) -> dict | None:
     """Shipped toy claims (`python -m lab claims --out assets/toy_claims.json`), or None where there are none,
     they cannot be read, or they predate the seed counts (no `per_seed`)."""
@@ -390,6 +417,7 @@ CURVES = tuple(dict.fromkeys(("center_norm", "center_norm_post_bn", "effective_r
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 ENGINE_RESULTS = ASSETS / "fmnist" / "claims.json"
 TOY_RESULTS = ASSETS / "toy_claims.json"  # python -m lab claims --out assets/toy_claims.json
+SWEEPS = ASSETS / "sweeps"  # python -m lab claims --sweeps assets/sweeps
 N_CLASSES = {"fmnist": 10, "imagenet": 100}  # when a run's config.json does not say
 
 

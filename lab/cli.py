@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--markdown", type=Path, metavar="RESULTS",
                         help="print the README's claims table from a results file (python -m lab claims --out "
                              "RESULTS); trains nothing")
+    claims.add_argument("--sweeps", type=Path, metavar="DIR",
+                        help="also sweep the knob of each claim that declares a sweep, one knob and the seeds, and "
+                             "write DIR/<claim>-<dataset>.json (the Claims page reads assets/sweeps)")
     claims.add_argument("--runs", type=Path, metavar="DIR",
                         help="judge the finished preset runs under DIR (python -m lab.imagenet.train --preset all "
                              "--run --out DIR) seed by seed; trains nothing")
@@ -217,7 +220,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
     if args.runs is not None:
         return run_engine_claims(args)
 
-    from lab.claims import claims_markdown, read_toy_results, results_table, run_claims, toy_results_json
+    from lab.claims import claim_sweeps, claims_markdown, read_toy_results, results_table, run_claims, toy_results_json
 
     if args.markdown is not None:
         data = read_toy_results(args.markdown)
@@ -236,6 +239,14 @@ def run_claims_cli(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(args.out, toy_results_json(results, args.seeds, args.epochs))
+    if args.sweeps:
+        args.sweeps.mkdir(parents=True, exist_ok=True)
+        for name, data in claim_sweeps(keys, seeds=args.seeds, progress=_progress("sweeps"),
+                                       epochs=args.epochs).items():
+            _write_json_atomic(args.sweeps / f"{name}.json", data)
+            counts = ", ".join(f"{v:g}: {c}/{data['seeds']}" for v, c in zip(data["x"]["values"],
+                                                                              data["counts"]["center_norm_above"][0]))
+            print(f"sweep {name} ({data['x']['knob']}; seeds above {data['threshold']}): {counts}")
     return 0
 
 

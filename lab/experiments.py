@@ -48,6 +48,9 @@ class Claim:
     toy: str | None = None  # an engine claim's twin on the toy: the key of the toy claim of the same statement
     reads: tuple[str, ...] = ()  # an engine claim's variants that a seed needs; () = all of its experiment's
     metrics: tuple[str, ...] = ("center_norm",)  # what its rule reads of each run: the pages plot these
+    # A toy claim about a knob's direction is also shown over the knob's range, so that no chosen value decides
+    # it: (the axis as `lab.train.sweep.parse_axis` reads it, log spacing), one knob and the seeds.
+    sweep: tuple[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -344,7 +347,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
               for m, scales in ((0.5, ("imagenet",)), (0.9, ("toy", "imagenet")), (0.99, ("toy", "imagenet")),
                                 (0.996, ("imagenet",)), (0.999, ("toy",)))),
         (Claim("byol_momentum", "a lower BYOL momentum gives a larger center",
-               "per seed: ‖s‖ falls as the momentum rises (0.9 > 0.99 > 0.999)", _byol),),
+               "per seed: ‖s‖ falls as the momentum rises (0.9 > 0.99 > 0.999)", _byol,
+               sweep=("momentum=0.5,0.8,0.9,0.95,0.98,0.99,0.995,0.999", False)),),
         preset="fig7-byol-momentum",
         note="the paper's text does not give Fig. 7's values: 0.5, 0.9, 0.99, 0.996 are ours (0.99 the paper's "
              "'typical value', 0.996 BYOL's) at ImageNet scale, 0.9, 0.99, 0.999 on the toy; constant ε (no cosine "
@@ -393,7 +397,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("simsiam", "simsiam", scales=("toy",))),
         (Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
                f"per seed: predictor lr 1 % above {_T}, simsiam not",
-               _first_collapses_second_not("predictor lr 1 %", "simsiam")),),
+               _first_collapses_second_not("predictor lr 1 %", "simsiam"), sweep=("predictor_lr_scale=0.001:1:8", True)),),
         preset="b6-simsiam-predictor-lr", note="predictor lr 1 % … 100 % of the base lr; the text names 1 %, 10 % "
                                                "and 100 %",
         engine_claims=(Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",

@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab import claims as C
-from lab.render.claims import claim_seeds_figure
+from lab.render.claims import claim_seeds_figure, sweep_strip_figure
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "claims.py")
 
@@ -28,7 +28,25 @@ def test_claims_page_shows_the_shipped_results_at_once_with_seed_counts(monkeypa
         for ds, d in r["datasets"].items():
             assert f"{ds} {d['held']} of {d['n']} seeds" in text
     assert f"commit {shipped['commit']}" in at.caption[0].value
-    assert len(at.get("plotly_chart")) == len(shipped["results"])
+    swept = [(c.key, ds) for c in C.CLAIMS if c.rule.sweep for ds in C.DATASETS]
+    assert swept and all(C.read_claim_sweep(key, ds) for key, ds in swept), "python -m lab claims --sweeps assets/sweeps"
+    charts = [c.proto.id for c in at.get("plotly_chart")]
+    assert len(charts) == len(shipped["results"]) + len(swept)
+    assert all(any(f"claims_sweep_{key}_{ds}" in c for c in charts) for key, ds in swept)
+
+
+def test_claim_sweeps_cover_each_declared_knob_over_its_range():
+    (key,) = [c.key for c in C.CLAIMS if c.rule.sweep and c.variants[0][1] == "simsiam"]
+    out = C.claim_sweeps([key], seeds=2, datasets=("blobs",), epochs=3)
+    data = out[f"{key}-blobs"]
+    axis, log = next(c.rule.sweep for c in C.CLAIMS if c.key == key)
+    assert data["claim"] == key and data["x"]["knob"] == axis.split("=")[0] and log
+    assert len(data["x"]["values"]) == 8 and data["x"]["values"][0] < 0.01 < 1 == data["x"]["values"][-1]
+    per = data["metrics"]["center_norm"][0]
+    assert [len(p) for p in per] == [2] * 8
+    assert data["counts"]["center_norm_above"][0] == [sum(v > C.COLLAPSED for v in p) for p in per]
+    fig = sweep_strip_figure(data, log=log)
+    assert fig.layout.xaxis.type == "log" and len([t for t in fig.data if t.mode == "markers"]) == 8
 
 
 def test_claims_page_reruns_on_request_then_goes_back_to_the_shipped_results():

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab.claims import CLAIMS, COLLAPSED, TOY_RESULTS, VERDICT_RULE, read_toy_results, run_claims, toy_results_json
-from lab.render.claims import READ_ON, claim_seeds_figure, variant_rows
+from lab.claims import (CLAIMS, COLLAPSED, TOY_RESULTS, VERDICT_RULE, read_claim_sweep, read_toy_results, run_claims,
+                        toy_results_json)
+from lab.render.claims import READ_ON, claim_seeds_figure, sweep_strip_figure, variant_rows
 
 VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning}
+SWEPT = {c.key: c.rule.sweep for c in CLAIMS if c.rule.sweep}
 
 
 def _mtime(path: Path) -> float:
@@ -46,6 +48,15 @@ def show_results(data: dict, keys: list[str]) -> None:
         st.caption(f"Rule: {r['rule']}. Dots: each seed's final value, green where the claim held in that "
                    f"seed, red where it did not; bars: the mean. ‖s‖ is the {READ_ON}.")
         st.plotly_chart(claim_seeds_figure(r, threshold=data.get("threshold", COLLAPSED)), key=f"claims_{r['claim']}")
+        declared = SWEPT.get(r["claim"])
+        if declared:
+            sweeps = {ds: read_claim_sweep(r["claim"], ds) for ds in r["datasets"]}
+            if all(sweeps.values()):
+                st.caption(f"The same knob over its range (`{declared[0]}`), so that no chosen value decides the "
+                           f"claim: {next(iter(sweeps.values()))['seeds']} seeds at each value, dots red above "
+                           f"{COLLAPSED}; shipped by `python -m lab claims --sweeps assets/sweeps`.")
+                for col, (ds, sweep) in zip(st.columns(len(sweeps)), sweeps.items()):
+                    col.plotly_chart(sweep_strip_figure(sweep, log=declared[1]), key=f"claims_sweep_{r['claim']}_{ds}")
         with st.expander("Numbers per data set"):
             for ds, d in r["datasets"].items():
                 st.markdown(f"**{ds}**: {d['verdict']}, held in {d['held']} of {d['n']} seeds")

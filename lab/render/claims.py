@@ -77,3 +77,35 @@ def variant_rows(dataset: Mapping[str, Any], threshold: float = vocab.COLLAPSE_T
                      "kNN (mean ± std)": f"{n['knn_acc']:.2f} ± {n['knn_acc_std']:.2f}",
                      "note": "diverged" if n.get("diverged") else ""})
     return rows
+
+
+def sweep_strip_figure(data: Mapping[str, Any], metric: str = "center_norm", height: int = 300,
+                       log: bool | None = None) -> go.Figure:
+    """A one-knob sweep (`lab.train.sweep.Sweep.to_json`, y the seed axis): every seed's final value as a dot
+    at each knob value, the mean as a line, and "k/K" seeds above the threshold over each value."""
+    xs = list(data["x"]["values"])
+    cells = data["metrics"][metric][0]  # [value per seed] per x
+    threshold = data.get("threshold", vocab.COLLAPSE_THRESHOLD)
+    log = bool(data["x"].get("log")) if log is None else log
+    fig = go.Figure()
+    for x, per in zip(xs, cells):
+        finite = [v for v in per if v is not None]
+        fig.add_trace(go.Scatter(x=[x] * len(finite), y=finite, mode="markers", showlegend=False,
+                                 marker=dict(size=8, color=[FAILED_COLOR if v > threshold else HELD_COLOR
+                                                            for v in finite], line=dict(width=1, color="white")),
+                                 hovertemplate=f"{data['x']['knob']} {x:g}: %{{y:.3f}}<extra></extra>"))
+    means = [sum(v for v in per if v is not None) / max(1, sum(v is not None for v in per)) for per in cells]
+    fig.add_trace(go.Scatter(x=xs, y=means, mode="lines+text", name="mean over seeds", line=dict(color=MEAN_COLOR),
+                             text=[f"{c}/{data['seeds']}" for c in data["counts"]["center_norm_above"][0]],
+                             textposition="top center", textfont=dict(size=10), showlegend=False,
+                             hovertemplate="mean %{y:.3f}<extra></extra>"))
+    if metric == "center_norm":
+        fig.add_hline(y=threshold, line=dict(dash="dot", color=FAILED_COLOR, width=1))
+    fig.update_layout(height=height, margin=dict(l=50, r=10, t=40, b=40), plot_bgcolor="white",
+                      title=dict(text=f"{data['dataset']}: {data['x']['knob']} over its range, {data['seeds']} seeds "
+                                      f"(labels: seeds above {threshold})", font=dict(size=13)),
+                      xaxis_title=data["x"]["knob"], yaxis_title="final ‖s‖" if metric == "center_norm"
+                      else vocab.label(metric))
+    fig.update_xaxes(type="log" if log else "linear", gridcolor="#eee")
+    fig.update_yaxes(gridcolor="#eee", range=[0, 1.05] if metric == "center_norm" else None)
+    return fig
