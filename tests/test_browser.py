@@ -127,7 +127,7 @@ def test_home_to_circle_page_control_and_gif(page, server):
     sync_api.expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')).to_have_count(1)
     # st.navigation's menu: "Home" first (not the script's name), then every page, in order.
     nav = page.locator('[data-testid="stSidebarNav"] a')
-    names = ("Home", "Collapse on the circle", "Method playground", "Compare", "Claims", "Real images", "Runs")
+    names = ("Home", "Collapse on the circle", "Method playground", "Compare", "Sweep", "Claims", "Real images", "Runs")
     sync_api.expect(nav).to_have_text([re.compile(f"{name}$") for name in names])  # after each icon's name
     page.get_by_role("link", name="Collapse on the circle (paper Appendix B.1)").click()
     sync_api.expect(page).to_have_url(f"{server}/Collapse_on_the_circle")

@@ -202,12 +202,19 @@ def test_heatmap_cells_counts_and_titles():
     fig = sweep_heatmap(sweep, selected=(1, 2)).to_dict()
     cells = fig["data"][0]
     assert len(cells["x"]) == 6 and all(t.endswith("/2") for t in cells["text"])
-    assert [list(c) for c in cells["customdata"]][4] == [1, 1]
+    assert [list(c) for c in cells["customdata"]][4] == [1, 1, -1]
     mean = np.nanmean(sweep.final("center_norm"), -1)
     assert np.allclose(cells["marker"]["color"], mean.ravel())
     assert "final ‖s‖ of the normalised projector output" in fig["layout"]["title"]["text"]
     assert fig["layout"]["xaxis"]["title"]["text"] == "lr" and fig["layout"]["xaxis"]["ticktext"][1] == "0.06"
     assert fig["data"][-1]["name"] == "selected"
+    # One knob and the seed: a row per seed, each square that seed's own reading.
+    by_seed = run_sweep("simsiam", "lr=0.02,0.05", seeds=3, settings=QUICK)
+    fig = sweep_heatmap(by_seed).to_dict()
+    cells = fig["data"][0]
+    assert len(cells["x"]) == 6 and set(cells["text"]) <= {"0/1", "1/1"}
+    assert np.allclose(cells["marker"]["color"], by_seed.final("center_norm")[0].T.ravel())
+    assert fig["layout"]["yaxis"]["title"]["text"] == "seed" and fig["layout"]["yaxis"]["ticktext"] == ["0", "1", "2"]
 
 
 def _page(root):
@@ -259,3 +266,16 @@ def test_page_sweeps_a_knob_that_does_not_stack_and_reports_bad_ranges(root):
     assert len(_charts(at)["sw_heatmap"]["data"][0]["x"]) == 4
     at.number_input(key="sw_y_barlow_lr_lo").set_value(-1.0).run()
     assert not at.exception and [e.value for e in at.error] == ["Invalid sweep: lr must be in (0.0, 100.0], got -1.0"]
+
+
+def test_page_one_knob_and_the_seed(root):
+    at = _page(root)
+    at.selectbox(key="sw_y_simsiam_lr").set_value("seed").run()
+    at.select_slider(key="sw_epochs").set_value(10)
+    at.slider(key="sw_x_simsiam_lr_n").set_value(2).run()
+    assert "2 cells × 3 seed(s) in 1 stacked program(s)." in [c.value for c in at.sidebar.caption]
+    at.button(key="sw_run").click().run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    assert len(_charts(at)["sw_heatmap"]["data"][0]["x"]) == 6
+    at.selectbox(key="sw_seed").set_value(2).run()
+    assert not at.exception and "sw_animation" in _charts(at)

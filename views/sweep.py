@@ -44,6 +44,17 @@ def axis_widgets(column, method: str, knob: str, name: str):
     return make_axis(method, knob, lo, hi, n, log)
 
 
+def clicked_cell(state) -> tuple[int, int, int] | None:
+    """(iy, ix, seed index or -1) of the square a click selected on the heatmap (its widget state), or None."""
+    try:
+        point = state["selection"]["points"][0]
+        if "customdata" in point:
+            return tuple(int(v) for v in point["customdata"][:3])
+        return int(round(point["y"])), int(round(point["x"])), -1
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
 def draw_live(placeholder, sweep, metric: str, tick: list) -> None:
     tick[0] += 1
     placeholder.plotly_chart(sweep_heatmap(sweep, metric), key=f"sw_live_{tick[0]}")
@@ -79,7 +90,7 @@ def page() -> None:
         "program; any other knob trains one program per value. Click a cell to replay its animation."
     )
     side = st.sidebar
-    side.header("Sweep")
+    side.header("Grid")
     method = side.selectbox("Method", METHOD_NAMES, format_func=lambda m: ui.METHOD_LABELS.get(m, m), index=2,
                             key="sw_method")
     dataset = side.selectbox("Dataset", DATASETS, format_func=lambda d: DATASET_LABELS.get(d, d), key="sw_dataset")
@@ -119,7 +130,8 @@ def page() -> None:
             st.stop()
         st.session_state[LAST] = (request, sweep)
         st.session_state.pop("sw_cell", None)
-        st.session_state.pop("sw_picked", None)
+        st.session_state.pop("sw_seed", None)
+        st.session_state["sw_picked"] = clicked_cell(st.session_state.get("sw_heatmap"))  # a click on the old grid
         last = st.session_state[LAST]
     if last is None:
         placeholder.info("Pick a method and two knobs in the sidebar, then press **Run sweep**.")
@@ -128,18 +140,19 @@ def page() -> None:
     if shown_request != request:
         st.caption("Showing the last sweep; the sidebar has changed since. Press **Run sweep** for the new one.")
     cells = [(iy, ix) for iy in range(sweep.shape[0]) for ix in range(sweep.shape[1])]
-    selected = st.session_state.get("sw_cell")
-    event = placeholder.plotly_chart(sweep_heatmap(sweep, metric, selected=selected), key="sw_heatmap",
-                                     on_select="rerun", selection_mode="points")
-    try:
-        points = list(event["selection"]["points"]) if event else []
-    except (KeyError, TypeError):
-        points = []
-    if points:
-        pick = (int(round(points[0]["y"])), int(round(points[0]["x"])))
-        if pick in cells and pick != st.session_state.get("sw_picked"):
-            st.session_state["sw_picked"] = pick
-            st.session_state["sw_cell"] = pick
+    # A click on a square: read before drawing, so the outline follows at once. A click is taken once
+    # (the chart keeps its selection across reruns, the picker may have moved on since).
+    pick = clicked_cell(st.session_state.get("sw_heatmap"))
+    if pick is None:
+        st.session_state.pop("sw_picked", None)
+    elif pick[:2] in cells and pick != st.session_state.get("sw_picked"):
+        st.session_state["sw_picked"] = pick
+        st.session_state["sw_cell"] = pick[:2]
+        if 0 <= pick[2] < sweep.seeds and sweep.seeds > 1:  # one knob and the seed: a row is a seed
+            st.session_state["sw_seed"] = pick[2]
+    selected = st.session_state.get("sw_cell", cells[0])
+    figure = sweep_heatmap(sweep, metric, selected=selected, selected_seed=st.session_state.get("sw_seed", 0))
+    placeholder.plotly_chart(figure, key="sw_heatmap", on_select="rerun", selection_mode="points")
     ny, nx = sweep.shape
     st.caption(f"{sweep.method} on {sweep.dataset}: {ny * nx} cells × {sweep.seeds} seed(s), "
                f"{sweep.base.epochs} epochs, trained in {sweep.train_seconds:.1f} s as {sweep.programs} stacked "
@@ -150,7 +163,7 @@ def page() -> None:
     st.subheader("Replay a cell")
     left, right = st.columns([1, 3])
     cell = left.selectbox("Replay cell", cells, format_func=lambda c: cell_label(sweep, *c), key="sw_cell")
-    seed = left.selectbox("Seed", list(range(sweep.seeds)), format_func=lambda i: f"#{i + 1} (seed {i})",
+    seed = left.selectbox("Seed", list(range(sweep.seeds)), format_func=lambda i: f"#{i + 1} (seed {sweep.base.seed + i})",
                           key="sw_seed") if sweep.seeds > 1 else 0
     run = sweep.runs[cell[0]][cell[1]]
     final = run.metrics["center_norm"][-1]

@@ -41,33 +41,42 @@ def metric_title(metric: str) -> str:
 
 
 def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selected: tuple[int, int] | None = None,
-                  title: str | None = None) -> go.Figure:
+                  title: str | None = None, selected_seed: int = 0) -> go.Figure:
     """The grid as squares: colour = mean over seeds of the final `metric`, text = "k/K" seeds whose final
-    ‖s‖ exceeds the threshold (K the cell's seeds; "×" marks a cell with a diverged seed)."""
+    ‖s‖ exceeds the threshold (K the cell's seeds; "×" marks a cell with a diverged seed).
+
+    One knob and the seed (`sweep.y.knob` None): one row per seed, each square that seed's own value
+    ("1/1" or "0/1"). customdata of a square: (iy, ix, seed index or -1); `selected` (iy, ix) with
+    `selected_seed` gets a red outline."""
     ny, nx = sweep.shape
     values = sweep.final(metric)
-    counts = sweep.counts_above()
-    k = sweep.seeds
+    above = sweep.final("center_norm") > sweep.threshold
+    by_seed = sweep.y.knob is None
+    rows = sweep.seeds if by_seed else ny
     xs, ys, colors, texts, custom, hover, pending = [], [], [], [], [], [], []
-    for iy in range(ny):
+    for row in range(rows):
+        iy, seed = (0, row) if by_seed else (row, -1)
         for ix in range(nx):
             run = sweep.runs[iy][ix]
-            xs.append(ix), ys.append(iy), custom.append([iy, ix])
+            xs.append(ix), ys.append(row), custom.append([iy, ix, seed])
             settings = ", ".join(f"{n} = {_tick(v)}" for n, v in sweep.cell_settings(iy, ix).items())
+            if by_seed:
+                settings += f", seed {sweep.base.seed + seed}"
             if run is None:
                 pending.append(True), colors.append(math.nan), texts.append("…")
                 hover.append(f"{settings}<br>training…")
                 continue
-            cell = values[iy, ix]
+            cell = values[iy, ix] if not by_seed else values[iy, ix, seed:seed + 1]
+            count, k = (int(above[iy, ix].sum()), sweep.seeds) if not by_seed else (int(above[iy, ix, seed]), 1)
             finite = cell[np.isfinite(cell)]
             mean = float(finite.mean()) if finite.size else math.nan
             pending.append(False), colors.append(mean)
-            texts.append(f"{counts[iy, ix]}/{k}" + (" ×" if run.diverged else ""))
+            texts.append(f"{count}/{k}" + (" ×" if not finite.size or finite.size < cell.size else ""))
             per_seed = ", ".join("—" if not math.isfinite(v) else f"{v:.3f}" for v in cell)
-            hover.append(f"{settings}<br>{vocab.label(metric)}: mean {mean:.3f} (seeds: {per_seed})<br>"
-                         f"‖s‖ > {sweep.threshold:g} in {counts[iy, ix]} of {k}"
+            hover.append(f"{settings}<br>{vocab.label(metric)}: " + (f"{per_seed}" if by_seed else
+                         f"mean {mean:.3f} (seeds: {per_seed})") + f"<br>‖s‖ > {sweep.threshold:g} in {count} of {k}"
                          + (f"<br>{run.diverged}" if run.diverged else ""))
-    size = max(18, min(70, int(0.72 * (height - 140) / max(ny, 1)), int(0.72 * 620 / max(nx, 1))))
+    size = max(18, min(70, int(0.72 * (height - 140) / max(rows, 1)), int(0.72 * 620 / max(nx, 1))))
     unit = vocab.unit_range(metric)
     done = [i for i, p in enumerate(pending) if not p]
     waiting = [i for i, p in enumerate(pending) if p]
@@ -96,11 +105,11 @@ def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selecte
             name="training", showlegend=False))
     if selected is not None:
         iy, ix = selected
-        traces.append(go.Scatter(x=[ix], y=[iy], mode="markers", hoverinfo="skip", showlegend=False, name="selected",
+        traces.append(go.Scatter(x=[ix], y=[selected_seed if by_seed else iy], mode="markers", hoverinfo="skip", showlegend=False, name="selected",
                                  marker=dict(symbol="square-open", size=size + 6, color="red", line=dict(width=3))))
     fig = go.Figure(traces)
-    heading = title or (f"{metric_title(metric)}, mean of {k} seed(s) per cell; text: seeds with final ‖s‖ > "
-                        f"{sweep.threshold:g}")
+    heading = title or (f"{metric_title(metric)}, " + ("one row per seed" if by_seed else
+                        f"mean of {sweep.seeds} seed(s) per cell") + f"; text: seeds with final ‖s‖ > {sweep.threshold:g}")
     fig.update_layout(
         height=height, title=dict(text=heading, font=dict(size=14)), plot_bgcolor="white",
         margin=dict(l=10, r=10, t=60, b=10), clickmode="event+select", dragmode=False,
@@ -108,8 +117,10 @@ def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selecte
     fig.update_xaxes(title=axis_title(sweep.x.knob, sweep.x.log), tickmode="array", tickvals=list(range(nx)),
                      ticktext=[_tick(v) for v in sweep.x.values], range=[-0.6, nx - 0.4], showgrid=False,
                      zeroline=False)
-    if sweep.y.knob is None:
-        fig.update_yaxes(visible=False, range=[-0.6, 0.6])
+    if by_seed:
+        fig.update_yaxes(title="seed", tickmode="array", tickvals=list(range(rows)),
+                         ticktext=[str(sweep.base.seed + s) for s in range(rows)], range=[-0.6, rows - 0.4],
+                         showgrid=False, zeroline=False)
     else:
         fig.update_yaxes(title=axis_title(sweep.y.knob, sweep.y.log), tickmode="array", tickvals=list(range(ny)),
                          ticktext=[_tick(v) for v in sweep.y.values], range=[-0.6, ny - 0.4], showgrid=False,
