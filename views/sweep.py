@@ -3,7 +3,8 @@
 Widgets -> lab.train.sweep.run_sweep (cells stacked into as few programs as the maths allows) ->
 lab.render.sweep.sweep_heatmap / lab.render.toy.toy_animation -> st.*; no math here. Cells appear as
 their program finishes; a click on a cell (or the "Replay cell" picker) replays its animation. The last
-sweep stays in the session, and a sweep already trained on this server is not trained again.
+sweep stays in the session (not in the server-wide store: a grid holds every cell's features), so reruns
+are instant.
 """
 import streamlit as st
 
@@ -122,9 +123,11 @@ def page() -> None:
     metric = st.selectbox("Colour by", [m for m in METRICS if m in names] + [m for m in names if m not in METRICS],
                           format_func=metric_title, key="sw_metric")
     placeholder = st.empty()
+    if run_clicked and last is not None and last[0] == request:
+        run_clicked = False  # this very sweep is on screen already
     if run_clicked:
         try:
-            sweep = ui.memo(("sweep", request), lambda: train(request, metric, placeholder))
+            sweep = train(request, metric, placeholder)  # kept in this session only: a grid holds every cell's features
         except (RuntimeError, ValueError) as err:
             st.error(f"Sweep failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
             st.stop()
