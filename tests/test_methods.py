@@ -129,7 +129,7 @@ def test_a_seed_does_not_depend_on_its_neighbours(name):
 
 
 # DINO's loss is a cross-entropy to a moving target: centering raises the teacher's entropy from the
-# near-collapsed random start (mean teacher entropy about 1.9 -> 3.4 of ln 32 over training), so with the
+# near-collapsed random start (the mean teacher entropy rises towards ln K over training), so with the
 # defaults the loss rises (blobs, D = 3: about 1.9 -> 2.3 over 250 epochs, never below its epoch-0 value).
 # What must fall is the student's loss against a fixed teacher: teacher frozen, no centering.
 FALL_PARAMS = {"dino": (("teacher_momentum", 1.0), ("centering", False))}

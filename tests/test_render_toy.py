@@ -134,7 +134,8 @@ def test_band_figure_reference_lines(runs):
     z_std = metric_band_figure({"c": runs["circle"], "s": runs["sphere"]}, "z_std")
     assert sorted(s.y0 for s in z_std.layout.shapes) == pytest.approx([1 / math.sqrt(3), 1 / math.sqrt(2)])
     entropy = metric_band_figure({"dino": runs["sphere"]}, "teacher_entropy")
-    assert entropy.layout.shapes[0].y0 == pytest.approx(math.log(32))
+    k = runs["sphere"].config.method_config.n_prototypes
+    assert entropy.layout.shapes[0].y0 == pytest.approx(math.log(k)) and k == 16  # the toy default
     loss = metric_band_figure({"simsiam": runs["circle"]}, "loss")
     assert loss.layout.shapes[0].y0 == -1.0
     assert reference_lines(runs["high"], "knn_acc") == [(pytest.approx(1 / 3), "chance")]

@@ -70,7 +70,9 @@ def page(links: Mapping[str, st.Page]) -> None:
                "invariance only, on toy data, several seeds at once; the whole setting lives in the link.")
     st.page_link(links["compare"], label="Compare: the paper's Figs. 3 and 4, or any two settings",
                  icon=":material/compare:")
-    st.page_link(links["claims"], label="Claims: which of the paper's claims hold on toy data",
+    st.page_link(links["sweep"], label="Sweep: a knob (or two) over its whole range, seed by seed",
+                 icon=":material/grid_on:")
+    st.page_link(links["claims"], label="Claims: which of the paper's claims hold on toy data, seed by seed",
                  icon=":material/fact_check:")
     st.page_link(links["runs"], label="Runs: launch and watch real ImageNet-100 runs (or a CPU demo)",
                  icon=":material/monitoring:")
