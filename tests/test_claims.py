@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,19 @@ def test_fig4_knn_gap_is_reported_with_numbers(fig3_fig4):
     r = fig3_fig4["fig4_knn"]
     assert r.verdict in ("held", "did not hold", "mixed")
     assert set(r.numbers["blobs"]) == {"simsiam", "no predictor", "no stop-gradient"}
+
+
+def test_the_readme_claims_table_is_the_shipped_results():
+    """The README's table is generated from assets/toy_claims.json (python -m lab claims --markdown), not typed."""
+    shipped = C.read_toy_results()
+    assert shipped is not None
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert C.claims_markdown(shipped) in readme
+    for r in shipped["results"]:  # and the shipped verdicts follow the rule on the shipped per-seed values
+        for d in r["datasets"].values():
+            for seed, ok in d["per_seed_held"].items():
+                one = {label: SeedNumbers(**per[seed]) for label, per in d["per_seed"].items()}
+                assert claim(r["claim"]).check(one)[0] is ok, (r["claim"], seed)
+            held = sum(d["per_seed_held"].values())
+            assert d["verdict"] == ("held" if held == d["n"] else "did not hold" if held == 0 else "mixed")
+        assert r["verdict"] == combined_verdict([d["verdict"] for d in r["datasets"].values()])
