@@ -13,7 +13,10 @@ own name (`predictor=false`, `lam=-1`, `momentum=0.99`, ...), the training knobs
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
@@ -383,6 +386,12 @@ def parse_lock(query: Mapping[str, str], known: Iterable[str]) -> tuple[set[str]
 
 _LOCK = threading.Lock()
 STORE_SIZE = 64
+# Keys some session is making right now -> an Event set when it is done (stored, or failed). A second
+# session asking for the same key waits for it instead of making its own copy: a class opening one lesson
+# link at once trains that setting once.
+_MAKING: dict[Any, threading.Event] = {}
+WAIT_S = 600.0  # a maker that takes longer than this is not waited for: the waiter makes its own
+_MISSING = object()
 
 
 @st.cache_resource(show_spinner=False)
@@ -391,28 +400,77 @@ def _store() -> OrderedDict:
     return OrderedDict()
 
 
-def memo(key: Any, make: Callable[[], Any]) -> Any:
-    """The value stored under `key`, made once per server."""
+def _put(key: Any, value: Any) -> None:
     store = _store()
     with _LOCK:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    value = make()
-    with _LOCK:
         store[key] = value
+        store.move_to_end(key)
         while len(store) > STORE_SIZE:
             store.popitem(last=False)
-    return value
+
+
+def _claim(keys: Sequence[Any]) -> tuple[dict, list, dict]:
+    """Under the lock: (what is stored, the keys this caller must make — now marked as being made —, and
+    {key: Event} of those another caller is making)."""
+    store = _store()
+    found, mine, others = {}, [], {}
+    with _LOCK:
+        for key in dict.fromkeys(keys):
+            if key in store:
+                store.move_to_end(key)
+                found[key] = store[key]
+            elif key in _MAKING:
+                others[key] = _MAKING[key]
+            else:
+                _MAKING[key] = threading.Event()
+                mine.append(key)
+    return found, mine, others
+
+
+def _release(keys: Sequence[Any]) -> None:
+    with _LOCK:
+        for key in keys:
+            event = _MAKING.pop(key, None)
+            if event is not None:
+                event.set()
+
+
+def _make_once(keys: Sequence[Any], make: Callable[[list], list], on_wait: Callable[[], None] | None = None) -> list:
+    """The values of `keys`, each made at most once on this server at a time: stored ones are reused, those
+    another session is making are waited for, the rest made here by make(missing keys) -> their values."""
+    found, mine, others = _claim(keys)
+    try:
+        if mine:
+            for key, value in zip(mine, make(mine)):
+                _put(key, value)
+                found[key] = value
+    finally:
+        _release(mine)
+    if others and on_wait:
+        on_wait()
+    for key, event in others.items():
+        event.wait(WAIT_S)
+        with _LOCK:
+            value = _store().get(key, _MISSING)
+        found[key] = make([key])[0] if value is _MISSING else value  # the other maker failed, or was evicted
+        if value is _MISSING:
+            _put(key, found[key])
+    return [found[key] if key in found else make([key])[0] for key in keys]
+
+
+def memo(key: Any, make: Callable[[], Any]) -> Any:
+    """The value stored under `key`, made once per server (a concurrent request for it waits)."""
+    return _make_once([key], lambda keys: [make()])[0]
 
 
 def train_cached(configs: Sequence[ToyConfig], label: str = "Training") -> list[ToyRun]:
-    """Train the settings not trained yet on this server (stacked by `train_toys`), with a progress bar."""
-    store = _store()
-    with _LOCK:
-        missing = list(dict.fromkeys(c for c in configs if ("run", c) not in store))
-    if missing:
-        bar = st.progress(0.0, text=f"{label}…")
+    """Train the settings not trained yet on this server (stacked by `train_toys`), with a progress bar. A
+    setting another browser is training right now is waited for, not trained twice."""
+    bar = None
+
+    def train(keys: list) -> list[ToyRun]:
+        nonlocal bar
+        bar = bar or st.progress(0.0, text=f"{label}…")
         shown = [-1]
 
         def tick(done: int, total: int) -> None:
@@ -421,7 +479,55 @@ def train_cached(configs: Sequence[ToyConfig], label: str = "Training") -> list[
                 shown[0] = pct
                 bar.progress(pct / 100, text=f"{label}… epoch {done} of {total}")
 
-        for c, run in zip(missing, train_toys(missing, tick)):
-            memo(("run", c), lambda run=run: run)
-        bar.empty()
-    return [memo(("run", c), lambda c=c: train_toys([c])[0]) for c in configs]
+        return train_toys([key[1] for key in keys], tick)
+
+    def waiting() -> None:
+        nonlocal bar
+        bar = bar or st.progress(0.0, text=f"{label}…")
+        bar.progress(0.0, text=f"{label}: the same setting is training for another browser; waiting for it…")
+
+    try:
+        return _make_once([("run", c) for c in configs], train, waiting)
+    finally:
+        if bar is not None:
+            bar.empty()
+
+
+# ---------------------------------------------------------------- who may launch and stop runs
+
+CONTROL_TOKEN_ENV = "LAB_CONTROL_TOKEN"
+
+
+def _is_local(ip: str | None) -> bool:
+    """Streamlit gives no address (None) for a browser on this machine, else the connection's peer address
+    as text. Anything else is not a connection's (the headless AppTest's stand-in) and counts as local."""
+    if not isinstance(ip, str):
+        return True
+    try:
+        return ipaddress.ip_address(ip.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def controls_allowed(ip: str | None, given_token: str | None, token: str | None) -> tuple[bool, str]:
+    """Whether a browser at `ip` may use the Runs page's launch, stop and data-folder controls: from this
+    machine always; from anywhere else only when the operator set a token (`LAB_CONTROL_TOKEN`) and the
+    browser gave the same (`?token=...`). Returns (allowed, the one line the page shows when it is not)."""
+    if _is_local(ip):
+        return True, ""
+    if token and given_token and hmac.compare_digest(token.encode(), given_token.encode()):
+        return True, ""
+    how = (f"the operator started the app with {CONTROL_TOKEN_ENV} set; open this page with ?token=<that value>"
+           if token else f"the operator can start the app with {CONTROL_TOKEN_ENV}=<a secret> and share "
+                         "?token=<the secret> with whoever may launch")
+    return False, (f"Launch, stop, resume and data-folder controls are off: this page is reached from {ip}, not "
+                   f"from the machine it runs on ({how}). Watching runs works as usual.")
+
+
+def page_controls_allowed() -> tuple[bool, str]:
+    """`controls_allowed` for the current browser; a token once given stays with the session."""
+    given = st.query_params.get("token") or st.session_state.get("_control_token")
+    allowed, why = controls_allowed(st.context.ip_address, given, os.environ.get(CONTROL_TOKEN_ENV) or None)
+    if allowed and given:
+        st.session_state["_control_token"] = given
+    return allowed, why

@@ -10,6 +10,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab import runs as labruns
+from lab import ui
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.render.runs import LIVE_METRICS
 
@@ -192,3 +193,30 @@ def test_failed_run_shows_why(root, launched, monkeypatch):
     log = "\n".join(c.value for c in at.code)
     assert "error:" in log, "the trainer's one-line reason is in the log tail"
     assert not at.button(key="runs_resume_broken").disabled and at.button(key="runs_stop_broken").disabled
+
+
+def test_reached_from_another_machine_the_controls_stay_off_without_the_token(root, finished_root, monkeypatch):
+    """A teacher serving the app on a network: students watch runs but cannot launch, stop or pick data."""
+    monkeypatch.setattr(ui, "page_controls_allowed",
+                        lambda: ui.controls_allowed("10.0.0.7", None, None))
+    at = run_page(root, finished_root, monkeypatch)
+    assert "controls are off" in at.warning[0].value and "10.0.0.7" in at.warning[0].value
+    assert "LAB_CONTROL_TOKEN" in at.warning[0].value and "\n" not in at.warning[0].value
+    labels = [b.label for b in at.button]
+    assert "Launch" not in labels and "CPU demo run" not in labels
+    assert not [t for t in at.text_input if t.key == "runs_data"]
+    assert at.button(key=f"runs_stop_{FINISHED}").disabled and at.button(key=f"runs_resume_{FINISHED}").disabled
+    assert charts(at), "watching works as usual"
+
+
+def test_who_may_use_the_controls():
+    assert ui.controls_allowed(None, None, None)[0]  # Streamlit: no address for a browser on this machine
+    assert ui.controls_allowed("127.0.0.1", None, None)[0] and ui.controls_allowed("::1", None, None)[0]
+    assert not ui.controls_allowed("192.168.1.20", None, None)[0]
+    assert not ui.controls_allowed("192.168.1.20", "guess", None)[0]  # no token set: nothing unlocks it
+    assert not ui.controls_allowed("192.168.1.20", "wrong", "s3cret")[0]
+    assert not ui.controls_allowed("192.168.1.20", None, "s3cret")[0]
+    assert ui.controls_allowed("192.168.1.20", "s3cret", "s3cret")[0]
+    assert not ui.controls_allowed("not an address", None, None)[0]
+    allowed, why = ui.controls_allowed("192.168.1.20", None, "s3cret")
+    assert "?token=" in why and "s3cret" not in why

@@ -12,16 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
-
 from lab import runs as labruns
-
-
+from lab import ui
 from lab.methods import METHOD_NAMES
-
-
 from lab.render import runs as view
-
-
 from lab.ui import METHOD_LABELS
 
 
@@ -88,7 +82,10 @@ def page() -> None:
         st.session_state.runs_shown = [info.name]
         st.session_state.runs_flash = f"Started {info.name}: a short CPU run of SimSiam on {what}."
 
-    if not labruns.cuda_available():
+    allowed, why_not = ui.page_controls_allowed()
+    if not allowed:
+        st.warning(why_not, icon=":material/lock:")
+    if allowed and not labruns.cuda_available():
         with st.container(border=True):
             left, right = st.columns([4, 1])
             real = labruns.real_demo_available()
@@ -108,77 +105,82 @@ def page() -> None:
     if flash := st.session_state.pop("runs_flash", None):
         st.success(flash)
 
-    with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
-        c1, c2, c3 = st.columns(3)
-        name = c1.text_input("Run name (a preset's: its prefix)", key="runs_name", placeholder="e.g. simsiam-nopred",
-                             help="Letters, digits, '.', '_' and '-'. A preset names its runs <this>-<run>, "
-                                  "or <preset>-<run> when this is empty.")
-        preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *labruns.PRESETS, labruns.ALL],
-                              key="runs_preset", format_func=lambda p: ALL_LABEL if p == labruns.ALL else p,
-                              help="A preset launches every run of one figure, with the paper's settings, one "
-                                   "after another; 'all' queues every preset, seed by seed.")
-        preset = None if preset == NO_PRESET else preset
-        method = c3.selectbox("Method", METHOD_NAMES, index=METHOD_NAMES.index("simsiam"), key="runs_method",
-                              format_func=lambda m: METHOD_LABELS.get(m, m), disabled=bool(preset))
-        if preset == labruns.ALL:
-            st.caption(f"Every preset as one queue, seed 0 of each first, then seed 1, ...: "
-                       f"{len(labruns.preset_runs(preset, 'fmnist'))} runs on Fashion-MNIST (about 80 minutes on a "
-                       f"2-core CPU), {len(labruns.preset_runs(preset))} on ImageNet-100. Each run's progress and ETA "
-                       "are in the table below; the queue's own in the line above it.")
-            knobs = ""
-        elif preset:
-            st.caption(f"{labruns.NOTES.get(preset, '')}. Runs: " + ", ".join(
-                f"`{r['name']}` ({', '.join(f'{k}={v}' for k, v in r['set'].items()) or 'standard'})"
-                for r in labruns.preset_runs(preset)))
-            knobs = ""
-        else:
-            defaults = labruns.method_params(method)
-            knobs = st.text_input("Ablation and knobs (key=value, comma separated)", key="runs_knobs",
-                                  placeholder="e.g. predictor=false", help="On top of the method's ImageNet recipe.")
-            st.caption("Knobs of this method (recipe values): " + ", ".join(f"`{k}={v}`" for k, v in defaults.items()))
-        c1, c2, c3, c4, c5 = st.columns(5)
-        data = c1.text_input("Data folder", key="runs_data", placeholder="/data/imagenet100",
-                             help="ImageFolder root: train/<class>/*.jpg and val/<class>/*.jpg")
-        gpus = c2.number_input("GPUs", 1, 64, 1, key="runs_gpus", help="More than one: torchrun, one process per GPU.")
-        epochs = c3.number_input("Epochs", 1, 100_000, 200, key="runs_epochs")
-        batch = c4.number_input("Batch size (global)", 2, 65_536, 256, key="runs_batch")
-        image_size = c5.number_input("Image size (px)", 16, 1024, 224, key="runs_image_size")
-        extra = st.text_input("More trainer arguments", key="runs_extra",
-                              placeholder="e.g. --workers 8 --cache /data/cache160 --collapse-threshold 0.95",
-                              help="Any flag of python -m lab.imagenet.train.")
-        slurm_on = st.toggle("Submit to SLURM", key="runs_slurm")
-        slurm = None
-        if slurm_on:
-            s1, s2, s3, s4, s5, s6 = st.columns(6)
-            nodes = s1.number_input("Nodes", 1, 1024, 1, key="runs_nodes")
-            gpn = s2.number_input("GPUs per node", 0, 16, 1, key="runs_gpn")
-            cpus = s3.number_input("CPUs per task", 1, 256, 8, key="runs_cpus")
-            mem = s4.number_input("Memory (GB)", 1, 4096, 32, key="runs_mem")
-            minutes = s5.number_input("Time (min)", 1, 60 * 24 * 14, 120, key="runs_time")
-            partition = s6.text_input("Partition", key="runs_partition", placeholder="default")
-        if st.button("Launch", type="primary", key="runs_launch"):
-            try:
-                # A preset names its runs <prefix>-<run>; the prefix defaults to the preset's name.
-                run_name = labruns.validate_name(name.strip()) if name.strip() or not preset else None
-                argv = train_argv(data, None if preset else method, knobs, int(epochs), int(batch), int(image_size), extra)
-                if slurm_on:
-                    slurm = labruns.SlurmSpec(nodes=int(nodes), gpus_per_node=int(gpn), cpus_per_task=int(cpus),
-                                              mem_gb=int(mem), time_min=int(minutes), partition=partition.strip() or None)
-                if preset:
-                    started = labruns.launch_preset(preset, argv, gpus=int(gpus), root=root, slurm=slurm, prefix=run_name)
-                else:
-                    started = [labruns.launch(run_name, argv, gpus=int(gpus), root=root, slurm=slurm)]
-            except (ValueError, KeyError, OSError, RuntimeError) as e:
-                st.error(one_line(e))
+    def launch_form() -> None:
+        with st.expander("Launch a run", expanded=not labruns.list_runs(root)):
+            c1, c2, c3 = st.columns(3)
+            name = c1.text_input("Run name (a preset's: its prefix)", key="runs_name", placeholder="e.g. simsiam-nopred",
+                                 help="Letters, digits, '.', '_' and '-'. A preset names its runs <this>-<run>, "
+                                      "or <preset>-<run> when this is empty.")
+            preset = c2.selectbox("Preset (the paper's sweeps)", [NO_PRESET, *labruns.PRESETS, labruns.ALL],
+                                  key="runs_preset", format_func=lambda p: ALL_LABEL if p == labruns.ALL else p,
+                                  help="A preset launches every run of one figure, with the paper's settings, one "
+                                       "after another; 'all' queues every preset, seed by seed.")
+            preset = None if preset == NO_PRESET else preset
+            method = c3.selectbox("Method", METHOD_NAMES, index=METHOD_NAMES.index("simsiam"), key="runs_method",
+                                  format_func=lambda m: METHOD_LABELS.get(m, m), disabled=bool(preset))
+            if preset == labruns.ALL:
+                st.caption(f"Every preset as one queue, seed 0 of each first, then seed 1, ...: "
+                           f"{len(labruns.preset_runs(preset, 'fmnist'))} runs on Fashion-MNIST (about 80 minutes on a "
+                           f"2-core CPU), {len(labruns.preset_runs(preset))} on ImageNet-100. Each run's progress and ETA "
+                           "are in the table below; the queue's own in the line above it.")
+                knobs = ""
+            elif preset:
+                st.caption(f"{labruns.NOTES.get(preset, '')}. Runs: " + ", ".join(
+                    f"`{r['name']}` ({', '.join(f'{k}={v}' for k, v in r['set'].items()) or 'standard'})"
+                    for r in labruns.preset_runs(preset)))
+                knobs = ""
             else:
-                st.session_state.runs_shown = [r.name for r in started]
-                st.session_state.runs_flash = "Started " + ", ".join(r.name for r in started)
-                st.rerun()
+                defaults = labruns.method_params(method)
+                knobs = st.text_input("Ablation and knobs (key=value, comma separated)", key="runs_knobs",
+                                      placeholder="e.g. predictor=false", help="On top of the method's ImageNet recipe.")
+                st.caption("Knobs of this method (recipe values): " + ", ".join(f"`{k}={v}`" for k, v in defaults.items()))
+            c1, c2, c3, c4, c5 = st.columns(5)
+            data = c1.text_input("Data folder", key="runs_data", placeholder="/data/imagenet100",
+                                 help="ImageFolder root: train/<class>/*.jpg and val/<class>/*.jpg")
+            gpus = c2.number_input("GPUs", 1, 64, 1, key="runs_gpus", help="More than one: torchrun, one process per GPU.")
+            epochs = c3.number_input("Epochs", 1, 100_000, 200, key="runs_epochs")
+            batch = c4.number_input("Batch size (global)", 2, 65_536, 256, key="runs_batch")
+            image_size = c5.number_input("Image size (px)", 16, 1024, 224, key="runs_image_size")
+            extra = st.text_input("More trainer arguments", key="runs_extra",
+                                  placeholder="e.g. --workers 8 --cache /data/cache160 --collapse-threshold 0.95",
+                                  help="Any flag of python -m lab.imagenet.train.")
+            slurm_on = st.toggle("Submit to SLURM", key="runs_slurm")
+            slurm = None
+            if slurm_on:
+                s1, s2, s3, s4, s5, s6 = st.columns(6)
+                nodes = s1.number_input("Nodes", 1, 1024, 1, key="runs_nodes")
+                gpn = s2.number_input("GPUs per node", 0, 16, 1, key="runs_gpn")
+                cpus = s3.number_input("CPUs per task", 1, 256, 8, key="runs_cpus")
+                mem = s4.number_input("Memory (GB)", 1, 4096, 32, key="runs_mem")
+                minutes = s5.number_input("Time (min)", 1, 60 * 24 * 14, 120, key="runs_time")
+                partition = s6.text_input("Partition", key="runs_partition", placeholder="default")
+            if st.button("Launch", type="primary", key="runs_launch"):
+                try:
+                    # A preset names its runs <prefix>-<run>; the prefix defaults to the preset's name.
+                    run_name = labruns.validate_name(name.strip()) if name.strip() or not preset else None
+                    argv = train_argv(data, None if preset else method, knobs, int(epochs), int(batch), int(image_size), extra)
+                    if slurm_on:
+                        slurm = labruns.SlurmSpec(nodes=int(nodes), gpus_per_node=int(gpn), cpus_per_task=int(cpus),
+                                                  mem_gb=int(mem), time_min=int(minutes), partition=partition.strip() or None)
+                    if preset:
+                        started = labruns.launch_preset(preset, argv, gpus=int(gpus), root=root, slurm=slurm, prefix=run_name)
+                    else:
+                        started = [labruns.launch(run_name, argv, gpus=int(gpus), root=root, slurm=slurm)]
+                except (ValueError, KeyError, OSError, RuntimeError) as e:
+                    st.error(one_line(e))
+                else:
+                    st.session_state.runs_shown = [r.name for r in started]
+                    st.session_state.runs_flash = "Started " + ", ".join(r.name for r in started)
+                    st.rerun()
+
+    if allowed:
+        launch_form()
 
     infos = labruns.list_runs(root)
 
     if not infos:
-        st.info("No runs yet. Launch one above" + ("." if labruns.cuda_available() else ", or start the CPU demo run."))
+        st.info("No runs yet." if not allowed else
+                "No runs yet. Launch one above" + ("." if labruns.cuda_available() else ", or start the CPU demo run."))
         st.stop()
 
     @st.fragment(run_every=REFRESH_S if any(map(active, infos)) else None)
@@ -234,14 +236,15 @@ def page() -> None:
         if info.message:  # a failed run's message: the reason, then its last log lines (shown below anyway)
             (st.error if info.status == "failed" else st.caption)(info.message.splitlines()[0])
         b1, b2, b3 = st.columns(3)
-        if b1.button("Stop", key=f"runs_stop_{info.name}", disabled=not active(info)):
+        if b1.button("Stop", key=f"runs_stop_{info.name}", disabled=not active(info) or not allowed):
             try:
                 labruns.stop(info.name, root=root, wait=2.0)  # the live view shows the rest of the shutdown
             except (ValueError, KeyError, OSError, RuntimeError) as e:
                 st.error(one_line(e))
             else:
                 st.rerun(scope="app")
-        if b2.button("Resume", key=f"runs_resume_{info.name}", disabled=info.status not in ("stopped", "failed")):
+        if b2.button("Resume", key=f"runs_resume_{info.name}",
+                     disabled=info.status not in ("stopped", "failed") or not allowed):
             try:
                 labruns.resume(info.name, root=root)
             except (ValueError, KeyError, OSError, RuntimeError) as e:
