@@ -7,7 +7,7 @@ All tensors carry a leading seed dimension K (see `lab.nn`): x (K, N, d), z (K, 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -104,6 +104,12 @@ class Method(nn.Module):
     # The Config fields (floats) whose value may differ between the seeds of one stacked program (a sweep's
     # cells, `lab.train.sweep`): the method reads them with `knob_value`, a (K,) tensor where they differ.
     seed_knobs: ClassVar[tuple[str, ...]] = ()
+    # The Config fields that shape the model's layers or its optimizer groups: fixed for a run. Every other
+    # knob may change mid-run (`change_knobs`): the loss reads it from `self.cfg` at every step.
+    structural_knobs: ClassVar[tuple[str, ...]] = ()
+    # A switch knob -> the attribute of the module it turns on: off mid-run leaves the module unused, on
+    # mid-run needs a run that was built with it.
+    toggled_modules: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cfg: Any, seeds: Sequence[int], in_dim: int, dim: int, hidden: int = 64,
                  encoder: nn.Module | None = None):
@@ -151,6 +157,27 @@ class Method(nn.Module):
             raise ValueError(f"{self.name} cannot take per-seed values of {', '.join(unknown)}; "
                              f"it can of: {', '.join(self.seed_knobs) or 'none'}")
         self._seed_values = {k: v.reshape(self.k) for k, v in values.items()}
+
+    def change_knobs(self, changes: Mapping[str, Any]) -> None:
+        """Knob changes that apply from the next step of a running model (a mid-run event): the config is
+        replaced (its ranges checked). A structural knob -> ValueError naming it and the knobs that can change."""
+        fixed = sorted(set(changes) & set(self.structural_knobs))
+        if fixed:
+            movable = [f.name for f in dataclasses.fields(self.Config) if f.name not in self.structural_knobs
+                       and f.metadata.get("scale") != "imagenet"]
+            raise ValueError(f"{self.name}: {', '.join(fixed)} cannot change mid-run (it shapes the model's layers); "
+                             f"knobs that can: {', '.join(movable) or 'none'}")
+        for knob, attr in self.toggled_modules.items():
+            if changes.get(knob) is True and getattr(self, attr, None) is None:
+                raise ValueError(f"{self.name}: {knob} cannot be turned on mid-run, this run was built without it; "
+                                 f"start with {knob} on and turn it off instead")
+        self.cfg = dataclasses.replace(self.cfg, **changes)
+
+    @property
+    def active_predictor(self):
+        """The predictor the loss uses now: None where the method has none or its knob is off."""
+        predictor = getattr(self, "predictor", None)
+        return predictor if predictor is not None and getattr(self.cfg, "predictor", True) else None
 
     def knob_value(self, name: str):
         """A knob's value: the config's, or a (K,) tensor where the stacked seeds differ in it."""

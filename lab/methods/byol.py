@@ -39,6 +39,8 @@ class BYOLConfig:
 class BYOL(Method):
     name = "byol"
     Config = BYOLConfig
+    structural_knobs = ("predictor_hidden",)  # layers or optimizer groups: fixed for a run
+    toggled_modules = {"predictor": "predictor"}  # off mid-run: unused; on: only where the run was built with it
     label = "BYOL"
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
     signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
@@ -51,7 +53,7 @@ class BYOL(Method):
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
-        p1, p2 = online_predictions(self.predictor, z1, z2)
+        p1, p2 = online_predictions(self.active_predictor, z1, z2)
         with torch.no_grad():
             t1, t2 = self.target(x1)[1], self.target(x2)[1]
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}

@@ -97,6 +97,7 @@ class DINO(Method):
     name = "dino"
     label = "DINO"
     Config = DINOConfig
+    structural_knobs = ("n_prototypes",)  # layers or optimizer groups: fixed for a run
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
     signature = (CENTER, Sign(COMPLETE, "teacher_entropy", "≤", "teacher_entropy_max", 0.05),
                  Sign(UNIFORM, "teacher_sample_entropy", "≥", "teacher_entropy_max", 0.95), RANK)

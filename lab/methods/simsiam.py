@@ -38,6 +38,8 @@ class SimSiam(Method):
     name = "simsiam"
     label = "SimSiam"
     Config = SimSiamConfig
+    structural_knobs = ("predictor_hidden", "predictor_fixed_lr")  # layers or optimizer groups: fixed for a run
+    toggled_modules = {"predictor": "predictor"}  # off mid-run: unused; on: only where the run was built with it
     collapse_loss = "-1"
     signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
 
@@ -49,7 +51,11 @@ class SimSiam(Method):
     seed_knobs = ("predictor_lr_scale",)  # only the optimizer reads it
 
     def fused_head(self, yt, b):
-        pt, cache = fused.predictor_forward(self.predictor, yt, b) if self.predictor is not None else (yt, None)
+        predictor = self.active_predictor
+        if predictor is None and self.predictor is not None:  # turned off mid-run: written, not accumulated
+            for p in self.predictor.parameters():
+                p.grad.zero_()
+        pt, cache = fused.predictor_forward(predictor, yt, b) if predictor is not None else (yt, None)
         pn, np_ = fused.norm_forward(pt)
         zn, nz = (pn, np_) if cache is None else fused.norm_forward(yt)
         target = fused.swap_views(zn)  # view 2's z for view 1's p and back
@@ -57,14 +63,14 @@ class SimSiam(Method):
         loss = cos.sum(1).mul_(-0.5 / b)
         g = -0.5 / b
         gp = fused.norm_backward(pn, np_, target * g)
-        gyt = fused.predictor_backward(self.predictor, gp, cache) if cache is not None else gp
+        gyt = fused.predictor_backward(predictor, gp, cache) if cache is not None else gp
         if not self.cfg.stop_grad:
             gyt = gyt + fused.norm_backward(zn, nz, fused.swap_views(pn * g))
         return loss, gyt
 
     def loss(self, x1, x2):
         z1, z2 = self.encoder(x1)[1], self.encoder(x2)[1]
-        p1, p2 = online_predictions(self.predictor, z1, z2)
+        p1, p2 = online_predictions(self.active_predictor, z1, z2)
         t1, t2 = (z1.detach(), z2.detach()) if self.cfg.stop_grad else (z1, z2)
         return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
 

@@ -90,6 +90,7 @@ class SwAV(Method):
     name = "swav"
     label = "SwAV"
     Config = SwAVConfig
+    structural_knobs = ("n_prototypes", "fixed_prototypes", "queue_size")  # layers or optimizer groups: fixed for a run
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
     signature = (CENTER, Sign(UNIFORM, "code_sample_entropy", "≥", "code_entropy_max", 0.95), RANK)
 
