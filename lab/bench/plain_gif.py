@@ -1,4 +1,5 @@
-"""The plain way to make a B.1 GIF: Matplotlib draws each frame, FuncAnimation + PillowWriter encode it."""
+"""The plain way to make a B.1 GIF or MP4: Matplotlib draws each frame, FuncAnimation + PillowWriter (GIF) or
+FFMpegWriter (MP4, H.264 through the ffmpeg binary of the imageio-ffmpeg wheel) encode it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,19 @@ from lab.render import style  # noqa: E402
 
 def matplotlib_gif(run, path: Path, epochs: list[int], size: int = 480, fps: float = 20.0) -> None:
     """Same content as `lab.render.frames.draw_frame` (points, three center arrows, caption), one figure reused."""
+    _matplotlib_animation(run, epochs, size).save(str(path), writer=animation.PillowWriter(fps=fps))
+
+
+def matplotlib_mp4(run, path: Path, epochs: list[int], size: int = 480, fps: float = 20.0) -> None:
+    """The frames of `matplotlib_gif` as an H.264 MP4 (yuv420p) by Matplotlib's FFMpegWriter."""
+    import imageio_ffmpeg
+
+    writer = animation.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
+    with matplotlib.rc_context({"animation.ffmpeg_path": imageio_ffmpeg.get_ffmpeg_exe()}):
+        _matplotlib_animation(run, epochs, size).save(str(path), writer=writer)
+
+
+def _matplotlib_animation(run, epochs: list[int], size: int) -> animation.FuncAnimation:
     dpi = 100
     fig = Figure(figsize=(size / dpi, size / dpi), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -36,5 +50,4 @@ def matplotlib_gif(run, path: Path, epochs: list[int], size: int = 480, fps: flo
         ax.text(-1.2, 1.15, f"epoch {epoch}   |s| {run.s_data[epoch].norm():.2f}")
         return []
 
-    anim = animation.FuncAnimation(fig, draw, frames=epochs, blit=False)
-    anim.save(str(path), writer=animation.PillowWriter(fps=fps))
+    return animation.FuncAnimation(fig, draw, frames=epochs, blit=False)
