@@ -112,7 +112,8 @@ def test_claims_notebook(root, kernel_name, monkeypatch):
     for key in CLAIM_KEYS:
         assert re.search(rf"^{re.escape(key)}\s+({'|'.join(VERDICTS)})\s+blobs\s", table, re.M), \
             f"no verdict for {key}:\n{table}"
-    assert len(re.findall(r"^\s+moons\s+(held|did not hold)\s", table, re.M)) == len(CLAIM_KEYS)
+    assert len(re.findall(r"^\s+moons\s+(held|did not hold|mixed) \(\d/5\)\s", table, re.M)) == len(CLAIM_KEYS)
+    assert "seed by seed" in " ".join(" ".join(c.source.split()) for c in nb.cells if c.cell_type == "markdown")
 
     summary = text(cell_with(nb, 'for verdict in ("held"'))
     counts = [int(m) for m in re.findall(r"^(?:held|mixed|did not hold)\s+(\d+):", summary, re.M)]
