@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ("lab.geometry", "lab.nn", "lab.dist", "lab.schedules", "lab.checks", "lab.vocab", "lab.metrics",
-        "lab.runlog", "lab.experiments", "lab.clitools", "lab.collapse")
+        "lab.runlog", "lab.experiments", "lab.clitools", "lab.collapse", "lab.pull")
 LAYERS = (  # (layer, module prefixes), lowest first
     ("base", BASE),
     ("methods", ("lab.methods",)),

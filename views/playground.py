@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from lab import ui, vocab
+from lab import pull, ui, vocab
 from lab.methods import method_class
 from lab.render.toy import metric_band_figure, toy_animation, toy_gif_bytes
 
@@ -27,6 +27,9 @@ X_AXIS = ui.Param("x", "Curves against", str, "epoch", "view", ("epoch", "step")
 # The charts under the animation: (metrics on one chart, caption). Method-specific ones only where present.
 CHARTS = (
     ("center_norm", "‖s‖ → 1 is collapse: every point maps to the same feature."),
+    ("center_pull", "The loss's pull on the features (−∂L/∂z on the sphere), its mean over the points read along "
+                    "s: positive = the loss pulls every feature toward s (the collapse direction), negative = it "
+                    "pushes against s."),
     (("knn_acc", "linear_acc"), "kNN and linear accuracy on held-out points; chance is 1/3."),
     ("z_std", "Std of each feature coordinate; spread evenly it is about 1/√D, collapsed 0."),
     ("loss", None),
@@ -41,6 +44,7 @@ CHARTS = (
 )
 
 CHART_TITLES = {("knn_acc", "linear_acc"): "accuracy (held-out)",
+                ("center_pull",): "center pull ⟨mean pull, s/‖s‖⟩",
                 ("teacher_entropy", "teacher_sample_entropy"): "DINO teacher entropy: mean output vs per sample",
                 ("center_norm_pre_bn", "center_norm_post_bn"): "‖s‖ before and after BatchNorm"}
 
@@ -50,6 +54,18 @@ form = ui.ToyForm("pg_", defaults={"seeds": SEEDS_DEFAULT}, view=(SHOW, X_AXIS))
 def share_link(query: dict) -> str:
     base = st.context.url or f"/{PAGE}"
     return f"{base}?{urlencode(query)}"
+
+
+def pull_verdict(config, run) -> str:
+    """One line: what the paper predicts for this method's center pull and what this run shows."""
+    sign, why = pull.prediction(config.method, dict(config.params))
+    seen = pull.reading(run.metrics["center_pull"], run.metrics["residual_pull"])
+    agree = pull.agrees(sign, seen["seen"])
+    verdict = {True: "as the paper predicts", False: "**not** as the paper predicts",
+               None: "the paper predicts no sign here"}[agree]
+    seeds = ", ".join(f"{v:+.4f}" for v in seen["per_seed"])
+    return (f"**Paper** ({sign or 'no sign'}): {why} **This run**: mean center pull {seen['mean']:+.4f} over the "
+            f"epochs (per seed {seeds}; mean residual pull {seen['residual']:.3f}) → {seen['seen']}, {verdict}.")
 
 
 def page() -> None:
@@ -151,6 +167,8 @@ def page() -> None:
                 caption = f"Collapse value of the {config.method} loss: {method_class(config.method).collapse_loss}."
             if caption:
                 col.caption(caption)
+            if metric == "center_pull":
+                col.caption(pull_verdict(config, run))
     if not lesson:
         with st.expander("Share / make a lesson link"):
             st.markdown(

@@ -73,6 +73,21 @@ def _residual_points(labels: np.ndarray, per_class: int) -> np.ndarray:
     return np.concatenate(picks) if picks else np.zeros(0, int)
 
 
+def _pull_arrows(run, seed_index: int, d: int, longest: float = 0.35):
+    """The pull arrows of one seed in the shown coordinates (the first d), scaled so that the longest arrow
+    of the run is `longest` long: (points (P,), common (T, d), residual (T, P, d)), or None where the run
+    has none."""
+    arrows = getattr(run, "pull_arrows", None)
+    if not arrows:
+        return None
+    points = arrows["points"][seed_index].numpy()
+    common = np.nan_to_num(arrows["common"][:, seed_index, :d].numpy().astype(np.float64))
+    residual = np.nan_to_num(arrows["residual"][:, seed_index, :, :d].numpy().astype(np.float64))
+    top = max(np.linalg.norm(common, axis=-1).max(initial=0.0), np.linalg.norm(residual, axis=-1).max(initial=0.0))
+    gain = longest / top if top > 0 else 0.0
+    return points, common * gain, residual * gain
+
+
 def _true_norm(run, t: int, seed_index: int) -> float:
     return float(np.nan_to_num(run.s[t, seed_index].norm().item()))
 
@@ -92,9 +107,13 @@ def toy_animation(
     """One seed's features per evaluated epoch as a Plotly animation (play/pause, epoch slider).
 
     D = 2: the unit circle; D = 3: the sphere (Scatter3d); D > 3: the first 3 coordinates renormalised
-    (the title says so). Points coloured by class, the center s in green, grey residuals r = z − s.
+    (the title says so). Points coloured by class, the center s in green, grey residuals r = z − s, and
+    where the run has them (`ToyRun.pull_arrows`) the loss's pull on a few points split as in eq. 4
+    (`lab.pull`): the common part (the mean pull, the same arrow at every point, orange) and each point's
+    residual part (purple), drawn from the point, one scale for the whole run.
     """
     z, s, note = shown_features(run, seed_index)
+    arrows = _pull_arrows(run, seed_index, z.shape[-1])
     labels = run.data.y_train.numpy()
     d = z.shape[-1]
     three = d == 3
@@ -131,6 +150,18 @@ def toy_animation(
             {"marker": dict(symbol="arrow", size=14, angleref="previous", color=style.hex_color(CENTER_COLOR))}
         add(**dict(zip("xyz", seg)), mode="lines+markers", name=label, hoverinfo="name",
             line=dict(color=style.hex_color(CENTER_COLOR), width=6 if three else 4), **kw)
+        if arrows is not None:
+            points, common, residual = arrows
+            starts = z[t, points]
+            for vec, color, name in ((np.repeat(common[t][None], len(points), 0), style.CENTER_TERM_COLOR,
+                                      "pull: common part (mean over points)"),
+                                     (residual[t], style.RESIDUAL_TERM_COLOR, "pull: residual part")):
+                seg = _segments(starts, starts + vec)
+                tip = [0, 4, 0] * len(points) if three else [0, 9, 0] * len(points)
+                kw = {"marker": dict(size=tip, color=style.hex_color(color))} if three else \
+                    {"marker": dict(symbol="arrow", size=tip, angleref="previous", color=style.hex_color(color))}
+                add(**dict(zip("xyz", seg)), mode="lines+markers", name=name, hoverinfo="name",
+                    line=dict(color=style.hex_color(color), width=4 if three else 2), **kw)
         return out
 
     static = _outline(d)

@@ -14,6 +14,7 @@ import torch
 
 from lab import geometry as geo
 from lab import metrics as M
+from lab import pull as P
 from lab.checks import check_knobs, check_range, knob, parse_text
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
@@ -116,7 +117,10 @@ def _parse_train(key: str, value: Any) -> Any:
 @dataclass
 class ToyRun:
     """A trained setting. epochs: the evaluated epochs (≤ max_evals, first and last included);
-    z: (T, K, N, D) features of the training points at those epochs; metrics: name -> (T, K)."""
+    z: (T, K, N, D) features of the training points at those epochs; metrics: name -> (T, K).
+    pull_arrows: the loss's pull on a few points at those epochs (`lab.pull.arrows`), for the animation:
+    {"points": (K, P) indices into the training points, "common": (T, K, D) the mean pull, "residual":
+    (T, K, P, D) each point's pull less it}; None where the run was made without them."""
 
     config: ToyConfig
     data: ToyData
@@ -125,6 +129,7 @@ class ToyRun:
     metrics: dict[str, torch.Tensor]
     train_seconds: float
     diverged: str | None = None
+    pull_arrows: dict[str, torch.Tensor] | None = None
     s: torch.Tensor = field(init=False)
 
     def __post_init__(self):
@@ -312,8 +317,14 @@ def _per_element(value, params: Sequence[torch.Tensor]):
     return torch.cat([value.to(torch.float32).repeat_interleave(p.numel() // k) for p in params])
 
 
-def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe) -> tuple[torch.Tensor, dict]:
-    """probe: (K, N) a fixed same-class partner of every training point, per seed (`_positive_probes`)."""
+def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe, arrows_at: torch.Tensor | None = None,
+              arrows_into: list | None = None) -> tuple[torch.Tensor, dict]:
+    """probe: (K, N) a fixed same-class partner of every training point, per seed (`_positive_probes`).
+
+    center_pull, residual_pull (`lab.pull`): the method's own loss on the N training points as one batch,
+    each paired with its probe partner, in training mode (BatchNorm on batch statistics, as a step sees
+    it), every buffer put back. arrows_at: (K, P) points whose pull arrows (`lab.pull.arrows`) are
+    appended to `arrows_into`."""
     model.eval()
     z = model.embed(xs_train)
     zt = model.embed(xs_test)
@@ -330,10 +341,23 @@ def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe) -> tuple[torch
     }
     out.update(model.extra_metrics(xs_train))
     model.train()
+    pulled = P.center_pull(model, xs_train, partner=probe)
+    out["center_pull"], out["residual_pull"] = pulled["center_pull"], pulled["residual_pull"]
+    if arrows_at is not None and arrows_into is not None:
+        arrows_into.append(P.arrows(pulled, arrows_at))
     return z, out
 
 
 _PROBE: dict[int, torch.Tensor] = {}
+ARROWS_PER_CLASS = 2  # points per class whose pull arrows a run keeps (`ToyRun.pull_arrows`)
+
+
+def _arrow_points(ys: torch.Tensor) -> torch.Tensor:
+    """The points per seed that get pull arrows (`lab.pull.arrow_points`). ys: (K, N) -> (K, P); a seed with
+    fewer classes than another repeats its last point, so the rows stack."""
+    picks = [P.arrow_points(y, ARROWS_PER_CLASS) for y in ys]
+    width = max(len(p) for p in picks)
+    return torch.stack([torch.cat([p, p[-1:].expand(width - len(p))]) for p in picks])
 
 
 def _positive_probes(ys: torch.Tensor) -> torch.Tensor:
@@ -393,16 +417,17 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     eval_at = set(evenly_spaced(c0.epochs, c0.max_evals))
     steps = c0.steps_per_epoch
     probe = _positive_probes(ys_train)
+    arrow_points = _arrow_points(ys_train)
     ones = torch.ones(k)  # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
-    snaps, logs, epochs, diverged = [], [], [], None
+    snaps, logs, epochs, diverged, arrows = [], [], [], None, []
     start = time.perf_counter()
 
     def record(epoch: int, loss: torch.Tensor) -> None:
-        z, m = _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe)
+        z, m = _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe, arrow_points, arrows)
         m["loss"] = loss
         if dead.any():
             z[dead] = float("nan")
-            for v in m.values():
+            for v in list(m.values()) + list(arrows[-1].values()):
                 v[dead] = float("nan")
         snaps.append(z), logs.append(m), epochs.append(epoch)
 
@@ -451,6 +476,8 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     seconds = time.perf_counter() - start
     z = torch.stack(snaps)
     metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
+    common = torch.stack([a["common"] for a in arrows])
+    residual = torch.stack([a["residual"] for a in arrows])
     runs, at = [], 0
     for c in configs:
         sl = slice(at, at + c.seeds)
@@ -459,7 +486,8 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             diverged = (f"training diverged at epoch {min(bad.values())}: the loss became NaN or infinite "
                         f"(seeds {sorted(bad)})") if bad else None
         runs.append(ToyRun(c, datas[at], list(epochs), z[:, sl], {kk: v[:, sl] for kk, v in metrics.items()},
-                           seconds, diverged))
+                           seconds, diverged,
+                           {"points": arrow_points[sl], "common": common[:, sl], "residual": residual[:, sl]}))
         at += c.seeds
     return runs
 
