@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a method knob or a training setting (batch_size, epochs, lr, dim, ...); repeatable")
     toy.add_argument("--seeds", type=int, help="number of seeds trained together (default 5)")
     toy.add_argument("--epochs", type=int, help="training epochs (default 250)")
+    toy.add_argument("--at", action="append", default=[], metavar="EPOCH:KNOB=VALUE",
+                     help="change a knob mid-run, after EPOCH epochs (e.g. --at 120:stop_grad=false); repeatable")
     toy.add_argument("--out", required=True, type=Path, help="output JSON file")
     sweep = sub.add_parser("sweep", help="a grid of two knobs (or one knob and the seed) of one method, up to 8 x 8, "
                                          "as few stacked programs as the maths allows (phase diagram)")
@@ -123,6 +125,7 @@ def _dataset_names() -> list[str]:
 
 
 def run_toy(args: argparse.Namespace) -> int:
+    from lab.train.changes import change_caption
     from lab.train.toy import toy_config, train_toy
 
     settings = {}
@@ -134,6 +137,8 @@ def run_toy(args: argparse.Namespace) -> int:
     for key in ("seeds", "epochs"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.at:
+        settings["changes"] = list(args.at)
     try:
         config = toy_config(args.method, args.dataset, settings)
     except ValueError as e:
@@ -146,8 +151,13 @@ def run_toy(args: argparse.Namespace) -> int:
     m = run.metrics
     print(f"{config.method} on {config.dataset}, {config.seeds} seed(s), {run.steps} steps each, "
           f"{run.train_seconds:.2f} s -> {args.out}")
-    print(f"  final center_norm {m['center_norm'][-1].mean():.3f} ± {m['center_norm'][-1].std(unbiased=False):.3f}, "
-          f"knn_acc {m['knn_acc'][-1].mean():.3f}, linear_acc {m['linear_acc'][-1].mean():.3f}")
+    for change in config.changes:
+        at = run.epochs.index(change.epoch) if change.epoch in run.epochs else None
+        before = f" (‖s‖ then {m['center_norm'][at].mean():.3f})" if at is not None else ""
+        print(f"  {change_caption(change, config.method)}{before}")
+    final = m["center_norm"][-1]
+    print(f"  final center_norm {final.mean():.3f} ± {final.std(unbiased=False):.3f} ({int((final > 0.9).sum())} of "
+          f"{len(final)} seeds above 0.9), knn_acc {m['knn_acc'][-1].mean():.3f}, linear_acc {m['linear_acc'][-1].mean():.3f}")
     if run.diverged:
         print(f"  {run.diverged}", file=sys.stderr)
         return 1

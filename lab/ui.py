@@ -56,9 +56,17 @@ class Param:
     format: Callable[[Any], str] | None = field(default=None, compare=False)
     # The options as a function of the values drawn before this one (e.g. which seed to show: < seeds).
     options_from: Callable[[Mapping[str, Any]], tuple] | None = field(default=None, compare=False)
+    placeholder: str | None = None  # a text box's example
 
     def show(self, value: Any) -> str:
         return self.format(value) if self.format else fmt(value)
+
+
+# Knob changes in the middle of the run (`lab.train.changes`): the URL's `at`, e.g. at=120:stop_grad=false
+CHANGES = Param("at", "Knob changes mid-run", str, "", "train:changes", group="advanced",
+                placeholder="e.g. 120:stop_grad=false; 200:lr=0.01",
+                help="EPOCH:KNOB=VALUE, several joined by ';': after EPOCH epochs the knob takes VALUE, from the "
+                     "next step, without a reset. Each change is marked on the curves and named in the animation.")
 
 
 # ---------------------------------------------------------------- values as text
@@ -224,6 +232,8 @@ class ParamForm:
             if st.session_state[key] not in stops:  # e.g. a value typed into an earlier version of the page
                 st.session_state[key] = p.default
             value = box.select_slider(p.label, stops, format_func=p.show, **kw)
+        elif p.kind is str:
+            value = box.text_input(p.label, placeholder=p.placeholder, **kw).strip()
         elif p.kind is int:
             value = box.number_input(p.label, min_value=0, step=1, **kw)
         else:
@@ -254,7 +264,8 @@ class ToyForm(ParamForm):
                                    tuple(DATASETS), widget="selectbox",
                                    format=lambda d: DATASET_LABELS.get(d, d))
         self.train = [_train_param(s, "training", self.defaults) for s in TRAIN_SPECS]
-        self.advanced = [_train_param(s, "advanced", self.defaults) for s in ADVANCED_SPECS] if advanced else []
+        self.advanced = [_train_param(s, "advanced", self.defaults) for s in ADVANCED_SPECS] + [CHANGES] \
+            if advanced else []
         self.view = list(view)
 
     def key(self, p: Param, method: str) -> str:

@@ -26,6 +26,7 @@ from lab.render import style
 from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font
 from lab.render.interactive import _outline, _segments, animation_controls
 from lab.schedules import evenly_spaced
+from lab.train.changes import change_caption
 
 CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange, purple: none is the center's green
 RESIDUAL_COLOR = (150, 150, 150)
@@ -167,9 +168,14 @@ def toy_animation(
     static = _outline(d)
     first = traces(frames_at[0], True)
     moving = list(range(len(static), len(static) + len(first)))
-    frames = [dict(data=traces(t, False), traces=moving, name=str(run.epochs[t])) for t in frames_at]
-    fig = go.Figure(data=static + first, frames=frames, _validate=False)
     heading = " · ".join(x for x in (title, note) if x) or None
+    frames = [dict(data=traces(t, False), traces=moving, name=str(run.epochs[t])) for t in frames_at]
+    if getattr(run.config, "changes", ()):  # each frame names the knob changes made by its epoch
+        for frame, t in zip(frames, frames_at):
+            text = " · ".join(x for x in (heading, events_so_far(run, t)) if x)
+            frame["layout"] = dict(title=dict(text=text or None))
+        heading = " · ".join(x for x in (heading, events_so_far(run, frames_at[0])) if x) or None
+    fig = go.Figure(data=static + first, frames=frames, _validate=False)
     fig.update_layout(
         # As in lab.render.interactive: title at the very top, buttons under it, legend at the side,
         # the epoch slider alone below the plot.
@@ -263,12 +269,21 @@ def draw_toy_frame(
     return img
 
 
+def events_so_far(run, t: int, ascii_only: bool = False) -> str:
+    """The knob changes a run made by its t-th recorded epoch, in words ("Stop-gradient off at epoch 120")."""
+    said = [change_caption(ch, run.config.method) for ch in getattr(run.config, "changes", ())
+            if ch.epoch <= run.epochs[t]]
+    text = "; ".join(said)
+    return text.replace("→", "->").replace("−", "-") if ascii_only else text
+
+
 def _run_frame(run, t: int, seed_index: int, size: int, title: str | None, shown=None) -> Image.Image:
     z, s, note = shown if shown is not None else shown_features(run, seed_index)
     labels = run.data.y_train.numpy()
     caption = f"epoch {run.epochs[t]}/{run.config.epochs}   |s| {_true_norm(run, t, seed_index):.2f}"
     # ASCII only: Pillow's default font has no "−" or "‖".
-    sub = ", ".join(x for x in (title, note and f"first 3 of {run.z.shape[-1]} dims, renormalised") if x) or None
+    sub = ", ".join(x for x in (title, note and f"first 3 of {run.z.shape[-1]} dims, renormalised",
+                                events_so_far(run, t, ascii_only=True)) if x) or None
     return draw_toy_frame(z[t], s[t], labels, size, caption, sub, _residual_points(labels, 3))
 
 
@@ -411,6 +426,11 @@ def metric_band_figure(
                                      line=dict(color=color, width=2, dash=dashes[m % len(dashes)])))
             for y, text in reference_lines(run, name):
                 refs.setdefault(round(y, 6), text)
+        for ch in getattr(run.config, "changes", ()):  # a marked line at every knob change
+            at = ch.epoch * (run.config.steps_per_epoch if x == "step" else 1)
+            fig.add_vline(x=at, line=dict(color=color, dash="dash", width=1),
+                          annotation_text=change_caption(ch, run.config.method), annotation_position="top right",
+                          annotation_font=dict(size=10, color=color))
     for y, text in refs.items():
         fig.add_hline(y=y, line=dict(color="#888", dash="dot", width=1), annotation_text=text,
                       annotation_position="top left", annotation_font=dict(size=10, color="#666"))

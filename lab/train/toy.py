@@ -20,6 +20,7 @@ from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
 from lab.schedules import evenly_spaced
+from lab.train.changes import Change, changes_text, parse_changes
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
@@ -58,6 +59,8 @@ class ToyConfig:
     n_train: int = knob(200, range=(2, 100_000))
     n_test: int = knob(100, range=(1, 100_000))
     max_evals: int = knob(51, range=(2, 10_000))
+    # Knob changes mid-run, (epoch, knob, value), as `lab.train.changes` reads them ("120:stop_grad=false")
+    changes: tuple = ()
 
     def __post_init__(self):
         if self.method not in METHOD_NAMES:
@@ -71,6 +74,10 @@ class ToyConfig:
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
         check_knobs(self)
         check_range("batch_size", self.batch_size, 2, 3 * self.n_train)  # its range depends on n_train
+        items = self.changes if isinstance(self.changes, str) else [
+            Change(*c) if isinstance(c, (tuple, list)) and not isinstance(c, Change) else c for c in self.changes]
+        object.__setattr__(self, "changes", parse_changes(items, self.method, dict(self.params), self.epochs,
+                                                          ToyConfig.__dataclass_fields__))
 
     @property
     def method_config(self):
@@ -89,6 +96,8 @@ class ToyConfig:
         out = asdict(self.method_config)
         out.update({k: getattr(self, k) for k in TRAIN_FIELDS})
         out.update(seeds=self.seeds, seed=self.seed, data_seed=self.data_seed)
+        if self.changes:
+            out["changes"] = changes_text(self.changes)
         return out
 
 
@@ -98,7 +107,9 @@ def toy_config(method: str, dataset: str, settings: Mapping[str, Any] | None = N
     params, train = {}, {}
     method_keys = set(method_config(method).__dataclass_fields__) if method in METHOD_NAMES else set()
     for key, value in (settings or {}).items():
-        if key in train_keys:
+        if key == "changes":
+            train[key] = value  # text or (epoch, knob, value) items: ToyConfig checks them
+        elif key in train_keys:
             train[key] = _parse_train(key, value)
         elif key in method_keys or method not in METHOD_NAMES:
             params[key] = value
@@ -292,6 +303,17 @@ class _FlatSGD:
             else:
                 flat.add_(d, alpha=-lr)
 
+    def set_hyper(self, groups: list[dict], momentum: float, weight_decay: float) -> None:
+        """New learning rates (the groups as `Method.param_groups` gives them, same parameters in the same
+        order), SGD momentum and weight decay, from the next step: a knob changed mid-run. Momentum buffers
+        are kept."""
+        groups = [g for g in groups if list(g["params"])]
+        self.momentum, self.weight_decay = momentum, weight_decay
+        for i, (group, params) in enumerate(zip(groups, self._owners)):
+            lr, wd, mom = (_per_element(v, params) for v in (group["lr"], weight_decay, momentum))
+            flat, grad, buf = self.groups[i][:3]
+            self.groups[i] = (flat, grad, buf, -lr if torch.is_tensor(lr) else lr, wd, mom)
+
     @torch.no_grad()
     def reset_seeds(self, seeds: torch.Tensor) -> None:
         """Zero the parameters and momentum of the stacked seeds at indices `seeds` (a diverged cell of a
@@ -414,8 +436,22 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     dead_at: dict[int, int] = {}
     step_by_hand = fused_step(model) if use_fused else None
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
-    eval_at = set(evenly_spaced(c0.epochs, c0.max_evals))
+    # A change's epoch is read too: the curves show the state it acted on.
+    eval_at = set(evenly_spaced(c0.epochs, c0.max_evals)) | {ch.epoch for ch in c0.changes if ch.epoch > 0}
     steps = c0.steps_per_epoch
+    if per_seed and c0.changes:
+        raise ValueError("settings with per-seed knob values (a sweep's cells) cannot also change knobs mid-run")
+    train_now = {f: getattr(c0, f) for f in SEED_TRAIN_FIELDS}
+
+    def apply_changes(epoch: int) -> None:
+        todo = [ch for ch in c0.changes if ch.epoch == epoch]
+        if not todo:
+            return
+        knobs = {ch.knob: ch.value for ch in todo if ch.knob not in train_now}
+        train_now.update({ch.knob: ch.value for ch in todo if ch.knob in train_now})
+        if knobs:
+            model.change_knobs(knobs)
+        opt.set_hyper(model.param_groups(train_now["lr"]), train_now["sgd_momentum"], train_now["weight_decay"])
     probe = _positive_probes(ys_train)
     arrow_points = _arrow_points(ys_train)
     ones = torch.ones(k)  # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
@@ -438,6 +474,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
         for t, old in zip(model.buffers(), saved):
             t.copy_(old)
     record(0, first_loss)
+    apply_changes(0)
     for epoch in range(1, c0.epochs + 1):
         views = batches.epoch_joined() if step_by_hand else batches.epoch()
         epoch_loss = torch.zeros(k)
@@ -473,6 +510,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             record(epoch, epoch_loss)
         if progress:
             progress(epoch, c0.epochs)
+        apply_changes(epoch)
     seconds = time.perf_counter() - start
     z = torch.stack(snaps)
     metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
@@ -498,9 +536,9 @@ def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:
     if loose:
         free = method_class(c.method).seed_knobs
         return (c.method, tuple(kv for kv in c.params if kv[0] not in free), c.batch_size, c.epochs, c.dim,
-                c.hidden, c.n_train, c.n_test, c.max_evals)
+                c.hidden, c.n_train, c.n_test, c.max_evals, c.changes)
     return (c.method, c.params, c.batch_size, c.epochs, c.lr, c.sgd_momentum, c.weight_decay, c.dim, c.hidden,
-            c.n_train, c.n_test, c.max_evals)
+            c.n_train, c.n_test, c.max_evals, c.changes)
 
 
 def train_toys(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None = None,
