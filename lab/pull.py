@@ -164,8 +164,8 @@ def prediction(method: str, params: Mapping[str, Any] | None = None) -> tuple[st
         return ALONG, _EQ4 + " (§2, eq. 2–4)."
     if method == "simsiam":
         if not p.get("stop_grad", True):
-            return ALONG, ("Without stop-gradient the loss is the symmetric −⟨z1, z2⟩, eq. 4 again: along s "
-                           "(§3.2, Fig. 4).")
+            return ALONG, ("§3.2: without stop-gradient eq. 18 and 25 no longer hold, so nothing in the loss "
+                           "cancels the center term: along s (Fig. 4).")
         if not p.get("predictor", True):
             return ALONG, ("Without the predictor the loss is −⟨z_a, sg z_b⟩: " + _EQ4[6:]
                            + " (§2.3, §3.2, Fig. 4).")
