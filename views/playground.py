@@ -10,8 +10,11 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from lab import pull, ui, vocab
+from lab.data.toy import make_toy
 from lab.methods import method_class
-from lab.render.toy import metric_band_figure, toy_animation, toy_gif_bytes
+from lab.render.toy import live_curve_figure, live_frame_figure, metric_band_figure, toy_animation, toy_gif_bytes
+from lab.train.changes import change_caption, changes_text, movable_differences
+from lab.train.toy import LiveTraining
 
 PAGE = "Method_playground"
 SEEDS_DEFAULT = 3  # three seeds keep the page responsive; the Compare page uses five
@@ -68,6 +71,90 @@ def pull_verdict(config, run) -> str:
             f"epochs (per seed {seeds}; mean residual pull {seen['residual']:.3f}) → {seen['seen']}, {verdict}.")
 
 
+LIVE_SPEEDS = {"10 epochs/s": 10.0, "25 epochs/s": 25.0, "50 epochs/s": 50.0, "as fast as it trains": None}
+LIVE_TICK_S = 0.1  # the live view's refresh: 10 updates a second while the run plays
+
+
+def live_session(config):
+    """This browser's live training: kept while only knobs that may change mid-run change (those go to the
+    running model from its next epoch), a new one for anything else. None after a one-line error."""
+    live, seen = st.session_state.get("pg_live"), st.session_state.get("pg_live_seen")
+    if live is not None and seen is not None:
+        diff = movable_differences(seen, config) if not live.done else ({} if seen == config else None)
+        if diff is not None:
+            try:
+                for knob, value in diff.items():
+                    live.control.change(knob, value)
+            except ValueError as err:
+                st.error(f"Cannot change that now: {err}")
+                return None
+            st.session_state.pg_live_seen = config
+            return live
+        live.control.stop()
+    speed = LIVE_SPEEDS[st.session_state.get("pg_live_speed", "25 epochs/s")]
+    live = LiveTraining(config, playing=True, epochs_per_second=speed)
+    st.session_state.pg_live, st.session_state.pg_live_seen = live, config
+    return live
+
+
+def write_live_url(live, values, extras) -> None:
+    """The link of a live run: its starting knobs and every change made so far (at=EPOCH:KNOB=VALUE;...), so
+    that opening it trains the same run."""
+    applied = list(live.control.applied)
+    if not applied:
+        return
+    start, query = live.config, form.query(values) | extras
+    knobs = start.method_config
+    for ch in applied:
+        query[ch.knob] = ui.encode(getattr(knobs, ch.knob) if hasattr(knobs, ch.knob) else getattr(start, ch.knob))
+    query["at"] = changes_text(tuple(start.changes) + tuple(applied))
+    ui.write_url(query, URL_STATE)
+
+
+def live_panel(live, show: int) -> None:
+    """▶/⏸, one epoch, reset and speed; the features and ‖s‖ as they train, redrawn every LIVE_TICK_S while
+    the run plays and not at all once it is paused or done."""
+    ctl, config = live.control, live.config
+    cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    if cols[0].button("⏸ Pause" if ctl.playing else "▶ Play", key="pg_live_play"):
+        ctl.pause() if ctl.playing else ctl.play()
+        st.rerun()
+    if cols[1].button("+1 epoch", key="pg_live_step", help="Pause, then train one more epoch."):
+        ctl.step()
+    if cols[2].button("Reset", key="pg_live_reset", help="Start this setting again from epoch 0."):
+        ctl.stop()
+        st.session_state.pg_live = None
+        st.rerun()
+    speed = cols[3].select_slider("Speed", list(LIVE_SPEEDS), value=st.session_state.get("pg_live_speed",
+                                                                                          "25 epochs/s"),
+                                  key="pg_live_speed")
+    ctl.set_speed(LIVE_SPEEDS[speed])
+    labels = make_toy(config.dataset, config.data_seed, config.n_train, config.n_test).y_train.numpy()
+
+    @st.fragment(run_every=LIVE_TICK_S if ctl.playing or ctl.steps_left else None)
+    def view() -> None:
+        if live.done:
+            st.rerun()  # the whole page: the finished run's replay, curves and export
+        epochs, z, metrics = ctl.latest()
+        if z is None:
+            st.caption("Starting…")
+            return
+        events = [(ch.epoch, change_caption(ch, config.method)) for ch in (*config.changes, *ctl.applied)]
+        said = "; ".join(text for at, text in events if at <= epochs[-1])
+        st.plotly_chart(live_frame_figure(z[min(show, z.shape[0] - 1)], labels, epochs[-1], config.epochs, said),
+                        key="pg_live_frame")
+        st.plotly_chart(live_curve_figure(epochs, metrics["center_norm"], events=events), key="pg_live_curve")
+        final = metrics["center_norm"][-1]
+        st.caption(f"{'Training' if ctl.playing else 'Paused'} · epoch {epochs[-1]} of {config.epochs} · "
+                   f"{int((final > COLLAPSE_AT).sum())} of {len(final)} seeds above ‖s‖ {COLLAPSE_AT} now. "
+                   "Change a knob in the sidebar: it acts from the next epoch, and the link keeps it.")
+
+    if live.error:
+        st.error(f"Training failed: {live.error}")
+        return
+    view()
+
+
 def page() -> None:
     lesson_early = ui.parse_lock(st.query_params.to_dict(), ())[1]
     st.set_page_config(page_title="Method playground · Collapse Lab", layout="wide",
@@ -99,11 +186,24 @@ def page() -> None:
     ui.write_url(form.query(values) | extras, URL_STATE)
     if lesson:
         st.caption(form.summary(values, [n for n in values if n not in ("show", "x")]))
-    try:
-        run = ui.train_cached([config], f"Training {config.method} on {config.dataset}, {config.seeds} seed(s)")[0]
-    except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
-        st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
-        st.stop()
+    run = None
+    if not lesson and st.sidebar.toggle("Train live", key="pg_live_on",
+                                        help="Watch the model train, pause, step, and change knobs while it runs: a "
+                                             "changed knob acts on the running model from its next epoch."):
+        live = live_session(config)
+        if live is None:
+            st.stop()
+        write_live_url(live, values, extras)
+        if live.run is None or not live.done:
+            live_panel(live, values["show"])
+            st.stop()  # the replay, the curves and the export once the run has ended
+        run = live.run
+    if run is None:
+        try:
+            run = ui.train_cached([config], f"Training {config.method} on {config.dataset}, {config.seeds} seed(s)")[0]
+        except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
+            st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+            st.stop()
     show, x_axis = values["show"], values["x"]
     if run.diverged:
         st.warning(f"{run.diverged}. The pictures show the epochs before it; try a smaller learning rate.")

@@ -446,3 +446,64 @@ def metric_band_figure(
     if vocab.unit_range(names[0]):
         fig.update_yaxes(range=[0, 1.05])
     return fig
+
+
+# ---------------------------------------------------------------- the live view
+
+
+def live_frame_figure(z, labels, epoch: int, epochs: int, caption: str = "", height: int = 480) -> go.Figure:
+    """One frame of a run that is training: the features of one seed on the circle or sphere, coloured by
+    class, and the center arrow. z: (N, D) (first 3 coordinates shown, renormalised, above D = 3);
+    labels: (N,). Fixed axes and `uirevision`, so the browser keeps the camera while frames replace
+    each other."""
+    z = np.nan_to_num(np.asarray(z, dtype=np.float64))
+    full = z.shape[-1]
+    if full > 3:
+        z = z[:, :3] / np.maximum(np.linalg.norm(z[:, :3], axis=-1, keepdims=True), 1e-12)
+    d, labels = z.shape[-1], np.asarray(labels)
+    s = z.mean(0)
+    three = d == 3
+    kind = go.Scatter3d if three else go.Scatter
+    fig = go.Figure(data=_outline(d))
+    for c in sorted(int(c) for c in np.unique(labels)):
+        pts = z[labels == c]
+        coords = dict(x=pts[:, 0], y=pts[:, 1], **({"z": pts[:, 2]} if three else {}))
+        fig.add_trace(kind(**coords, mode="markers", name=f"class {c}", hoverinfo="skip",
+                           marker=dict(size=3 if three else 6, color=class_color(c), opacity=0.8)))
+    tip = dict(x=[0, s[0]], y=[0, s[1]], **({"z": [0, s[2]]} if three else {}))
+    fig.add_trace(kind(**tip, mode="lines+markers", name=f"center s (‖s‖={np.linalg.norm(s):.2f})",
+                       line=dict(color=style.hex_color(CENTER_COLOR), width=6 if three else 4),
+                       marker=dict(size=[0, 6], color=style.hex_color(CENTER_COLOR))))
+    title = f"epoch {epoch}/{epochs} · ‖s‖ {np.linalg.norm(s):.2f}" + (f" · {caption}" if caption else "")
+    axis = dict(range=[-1.15, 1.15], zeroline=False, showgrid=False)
+    fig.update_layout(height=height, title=dict(text=title, font=dict(size=14)), uirevision="live",
+                      margin=dict(l=10, r=10, t=40, b=10), showlegend=True,
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, font=dict(size=11)))
+    if three:
+        fig.update_layout(scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="cube"))
+    else:
+        fig.update_xaxes(**axis)
+        fig.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def live_curve_figure(epochs: Sequence[int], values, metric: str = "center_norm", events=(),
+                      height: int = 260) -> go.Figure:
+    """A metric so far, mean over seeds with the min–max band. values: (T, K); events: (epoch, caption)."""
+    v = np.asarray(values, dtype=np.float64)
+    xs = np.asarray(epochs, dtype=float)
+    fig = go.Figure()
+    if v.size:
+        fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([v.max(1), v.min(1)[::-1]]),
+                                 fill="toself", fillcolor=_rgba(BAND_COLORS[0], 0.18), line=dict(width=0),
+                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=xs, y=v.mean(1), mode="lines", line=dict(color=BAND_COLORS[0], width=2),
+                                 name=vocab.label(metric), showlegend=False))
+    for at, text in events:
+        fig.add_vline(x=at, line=dict(dash="dash", width=1, color="#d73027"), annotation_text=text,
+                      annotation_position="top right", annotation_font=dict(size=10))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), uirevision="live",
+                      title=dict(text=vocab.label(metric), font=dict(size=13)), xaxis_title="epoch")
+    if vocab.unit_range(metric):
+        fig.update_yaxes(range=[0, 1.05])
+    return fig

@@ -94,3 +94,30 @@ def change_caption(change: Change, method: str) -> str:
     if isinstance(change.value, bool):
         return f"{label} {'on' if change.value else 'off'} at epoch {change.epoch}"
     return f"{label} → {change.value:g} at epoch {change.epoch}"
+
+
+def movable_differences(old, new) -> dict[str, Any] | None:
+    """The knobs in which toy setting `new` differs from `old` where every one of them can change on the
+    running model (method knobs that do not shape its layers; lr, SGD momentum, weight decay): {knob: new
+    value}, {} when they are equal; None when anything else differs (another method, data set, seed count,
+    epochs, a structural knob, the scheduled changes): then the setting needs a new run."""
+    fields = _fields(old.method, type(old).__dataclass_fields__) if old.method == new.method else {}
+    if not fields:
+        return None
+    out = {}
+    for f in dataclasses.fields(old):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if f.name == "params":
+            pa, pb = dict(a), dict(b)
+            for knob in set(pa) | set(pb):
+                va = pa.get(knob, getattr(old.method_config, knob))
+                vb = pb.get(knob, getattr(new.method_config, knob))
+                if va != vb:
+                    if knob not in fields:
+                        return None
+                    out[knob] = vb
+        elif a != b:
+            if f.name not in TRAIN_KNOBS:
+                return None
+            out[f.name] = b
+    return out

@@ -6,8 +6,11 @@ backward per step, not K. Runs on different datasets with the same method can st
 """
 from __future__ import annotations
 
+import atexit
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -408,7 +411,7 @@ def _per_seed(configs: Sequence[ToyConfig], value: Callable[[ToyConfig], Any]) -
 
 
 def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None,
-                 use_fused: bool = True) -> list[ToyRun]:
+                 use_fused: bool = True, live: "LiveControl | None" = None) -> list[ToyRun]:
     """One stacked program. The configs share `_stack_key(c, loose=True)`; where they differ in the
     optimizer's fields or a method's `seed_knobs`, those go in as per-seed tensors, and a seed whose loss
     turns non-finite is reset to zeros and reported as NaN from then on while the others train on
@@ -438,13 +441,15 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     # A change's epoch is read too: the curves show the state it acted on.
     eval_at = set(evenly_spaced(c0.epochs, c0.max_evals)) | {ch.epoch for ch in c0.changes if ch.epoch > 0}
+    if live is not None:
+        eval_at = set(range(c0.epochs + 1))  # a live view shows every epoch
     steps = c0.steps_per_epoch
     if per_seed and c0.changes:
         raise ValueError("settings with per-seed knob values (a sweep's cells) cannot also change knobs mid-run")
     train_now = {f: getattr(c0, f) for f in SEED_TRAIN_FIELDS}
 
-    def apply_changes(epoch: int) -> None:
-        todo = [ch for ch in c0.changes if ch.epoch == epoch]
+    def apply_changes(epoch: int, extra: Sequence[Change] = ()) -> None:
+        todo = [ch for ch in c0.changes if ch.epoch == epoch] + list(extra)
         if not todo:
             return
         knobs = {ch.knob: ch.value for ch in todo if ch.knob not in train_now}
@@ -475,7 +480,13 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             t.copy_(old)
     record(0, first_loss)
     apply_changes(0)
-    for epoch in range(1, c0.epochs + 1):
+    more: list | None = []
+    if live is not None:
+        live.publish(epochs, snaps, logs)  # the first frame: the untrained model
+        more = live.wait_turn(0)
+        apply_changes(0, more or ())
+    last_epoch = 0 if live is not None and more is None else c0.epochs
+    for epoch in range(1, last_epoch + 1):
         views = batches.epoch_joined() if step_by_hand else batches.epoch()
         epoch_loss = torch.zeros(k)
         for step in range(steps):
@@ -511,6 +522,12 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
         if progress:
             progress(epoch, c0.epochs)
         apply_changes(epoch)
+        if live is not None:
+            live.publish(epochs, snaps, logs)
+            more = live.wait_turn(epoch)
+            if more is None:  # stopped from the page
+                break
+            apply_changes(epoch, more)
     seconds = time.perf_counter() - start
     z = torch.stack(snaps)
     metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
@@ -523,11 +540,146 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             bad = {seeds[i]: dead_at[i] for i in range(at, at + c.seeds) if i in dead_at}
             diverged = (f"training diverged at epoch {min(bad.values())}: the loss became NaN or infinite "
                         f"(seeds {sorted(bad)})") if bad else None
+        if live is not None and live.applied:  # the run's config holds the changes made from the page
+            c = replace(c, changes=tuple(c.changes) + tuple(live.applied))
         runs.append(ToyRun(c, datas[at], list(epochs), z[:, sl], {kk: v[:, sl] for kk, v in metrics.items()},
                            seconds, diverged,
                            {"points": arrow_points[sl], "common": common[:, sl], "residual": residual[:, sl]}))
         at += c.seeds
     return runs
+
+
+class LiveControl:
+    """Steers one training from another thread (the live page) and shows its latest state.
+
+    The trainer calls `publish` after every epoch (the recorded epochs so far, shared lists that only grow)
+    and then `wait_turn`, which blocks while paused (unless a step was asked for), keeps the pace, and hands
+    back the knob changes asked for since (None: stop). The page calls `play`, `pause`, `step`, `stop`,
+    `set_speed`, `change` and reads `latest`. Every method takes the lock briefly; none calls Streamlit.
+    """
+
+    def __init__(self, config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None):
+        self.config = config
+        self._cond = threading.Condition()
+        self.playing, self.steps_left, self.stopped = playing, 0, False
+        self.epochs_per_second = epochs_per_second  # None: as fast as it trains
+        self._pending: list[tuple[str, Any]] = []
+        self.applied: list[Change] = []
+        self.epoch = -1  # the last epoch published
+        self._views: tuple[list, list, list] = ([], [], [])
+        self._last_turn = time.perf_counter()
+
+    # -- the trainer's side
+    def publish(self, epochs: list, snaps: list, logs: list) -> None:
+        with self._cond:
+            self._views = (epochs, snaps, logs)
+            self.epoch = epochs[-1]
+            self._cond.notify_all()
+
+    def wait_turn(self, epoch: int) -> list[Change] | None:
+        with self._cond:
+            while not self.stopped and not self.playing and self.steps_left == 0:
+                self._cond.wait(0.5)
+            if self.stopped:
+                return None
+            if not self.playing:
+                self.steps_left -= 1
+            pace = self.epochs_per_second
+            todo, self._pending = self._pending, []
+        if pace:
+            wait = 1.0 / pace - (time.perf_counter() - self._last_turn)
+            if wait > 0:
+                time.sleep(wait)
+        self._last_turn = time.perf_counter()
+        changes = [Change(epoch, knob, value) for knob, value in todo]
+        with self._cond:
+            self.applied.extend(changes)
+        return changes
+
+    # -- the page's side
+    def play(self) -> None:
+        with self._cond:
+            self.playing = True
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            self.playing = False
+
+    def step(self, epochs: int = 1) -> None:
+        with self._cond:
+            self.playing, self.steps_left = False, self.steps_left + epochs
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
+
+    def set_speed(self, epochs_per_second: float | None) -> None:
+        with self._cond:
+            self.epochs_per_second = epochs_per_second
+
+    def change(self, knob: str, value: Any) -> Change:
+        """Ask for a knob change from the next epoch on; checked now (one-line ValueError naming the value
+        and the valid range), applied by the trainer at its next turn."""
+        c = self.config
+        params = {**dict(c.params), **{ch.knob: ch.value for ch in self.applied}}
+        (checked,) = parse_changes([Change(max(self.epoch, 0), knob, value)], c.method, params,
+                                   max(c.epochs, self.epoch + 1), ToyConfig.__dataclass_fields__)
+        with self._cond:
+            self._pending.append((checked.knob, checked.value))
+            self._cond.notify_all()
+        return checked
+
+    def latest(self) -> tuple[list[int], torch.Tensor | None, dict[str, torch.Tensor]]:
+        """(epochs so far, the newest features (K, N, D), each metric's values so far (T, K))."""
+        with self._cond:
+            epochs, snaps, logs = self._views
+            n = len(epochs)
+            epochs, z, logs = list(epochs[:n]), (snaps[n - 1] if n else None), list(logs[:n])
+        metrics = {k: torch.stack([m[k] for m in logs]) for k in (logs[0] if logs else {})}
+        return epochs, z, metrics
+
+
+class LiveTraining:
+    """One toy setting trained in a background thread under a `LiveControl`; `run` once it has ended
+    (finished or stopped), `error` (one line) if it failed."""
+
+    def __init__(self, config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None):
+        self.control = LiveControl(config, playing, epochs_per_second)
+        self.config, self.run, self.error = config, None, None
+        self.thread = threading.Thread(target=self._train, name="lab-live", daemon=True)
+        _LIVE.add(self)
+        self.thread.start()
+
+    def _train(self) -> None:
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            self.run = _train_stack([self.config], None, live=self.control)[0]
+        except Exception as e:  # shown on the page as one line; the thread must not die silently
+            self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        finally:
+            torch.set_num_threads(threads)
+            self.control.stop()
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+_LIVE: "weakref.WeakSet[LiveTraining]" = weakref.WeakSet()
+
+
+@atexit.register
+def stop_live_trainings(timeout: float = 5.0) -> None:
+    """Stop every live training and wait for its thread: a torch thread still running while the interpreter
+    shuts down aborts the process ("terminate called without an active exception")."""
+    for live in list(_LIVE):
+        live.control.stop()
+    for live in list(_LIVE):
+        live.thread.join(timeout)
 
 
 def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:
