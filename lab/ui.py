@@ -19,6 +19,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from functools import partial
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -27,6 +28,7 @@ import streamlit as st
 from lab.checks import field_kind, parse_text
 from lab.data.toy import DATASET_LABELS, DATASETS
 from lab.methods import METHOD_NAMES, method_class, method_config
+from lab.render import video
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 
 METHOD_LABELS = {name: method_class(name).label for name in METHOD_NAMES}
@@ -542,3 +544,34 @@ def page_controls_allowed() -> tuple[bool, str]:
     if allowed and given:
         st.session_state["_control_token"] = given
     return allowed, why
+
+
+# ---------------------------------------------------------------- export for talks
+
+
+def talk_export(key: str, stem: str, make, size: int, size_label: str = "Size (px)") -> None:
+    """The "Export for a talk" expander: format, size, fps or duration, and a download button that encodes only
+    when clicked. make(fmt, size, fps, duration_s) -> bytes. A bad value: one line of st.error, no button."""
+    with st.expander("Export for a talk"):
+        cols = st.columns(3)
+        fmt = cols[0].radio("Format", ["MP4", "GIF"], key=f"{key}_fmt", horizontal=True).lower()
+        px = cols[1].number_input(size_label, value=size, step=40, key=f"{key}_size",
+                                  help=f"{video.SIZE_RANGE[0]} … {video.SIZE_RANGE[1]} pixels a side")
+        timing = cols[2].radio("Timing", ["fps", "duration"], key=f"{key}_timing", horizontal=True)
+        if timing == "fps":
+            fps, duration = st.number_input("Frames per second", value=12.0, step=1.0, key=f"{key}_fps",
+                                            help=f"{video.FPS_RANGE[0]} … {video.FPS_RANGE[1]}"), None
+        else:
+            fps, duration = None, st.number_input("Duration (s)", value=10.0, step=1.0, key=f"{key}_duration",
+                                                  help=f"{video.DURATION_RANGE[0]} … {video.DURATION_RANGE[1]} s; "
+                                                       "the fps follows (frames dropped or repeated at the ends)")
+        try:
+            video.check_size(px)
+            video.check_export_args(fmt, fps, duration)
+        except ValueError as err:
+            st.error(f"Cannot export: {str(err).splitlines()[0]}")
+            return
+        st.download_button(f"Download as {fmt.upper()}", key=f"{key}_download", file_name=video.file_name(stem, fmt),
+                           data=partial(make, fmt, int(px), fps, duration), mime=video.MIME[fmt],
+                           on_click="ignore", icon=":material/download:")
+

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lab.render import video
 from lab.render.toy import side_by_side_gif, toy_gif_bytes
 from lab.train.b1 import paper_config, train_b1
-from lab.train.toy import ToyConfig, train_toys
+from lab.train.toy import ToyConfig, toy_config, train_toys
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +171,19 @@ def test_circle_page_has_the_export_expander(root):
     at.number_input(key="b1_talk_size").set_value(480).run()
     at.number_input(key="b1_talk_fps").set_value(0.0).run()
     assert len(at.error) == 1 and "fps must be in [1, 60], got 0.0" in at.error[0].value
+
+
+def test_playground_exports_its_run_for_a_talk_and_the_mp4_is_that_run(root):
+    at = run_page(root, "views/playground.py", {"method": "simsiam", "epochs": "10", "seeds": "1"})
+    assert not at.error
+    export_expander(at)
+    assert [b for b in at.get("download_button") if b.proto.label == "Download as MP4"][0].proto.deferred_file_id
+    at.number_input(key="pg_talk_size").set_value(50).run()
+    assert not at.exception and len(at.error) == 1 and "50" in at.error[0].value
+
+
+def test_toy_export_mp4_has_one_frame_per_evaluated_epoch():
+    run = train_toys([toy_config("simsiam", "blobs", {"seeds": 1, "epochs": 12})])[0]
+    data = video.toy_export(run, "mp4", size=200, fps=10)
+    frames = iio.imread(data, index=None, extension=".mp4")
+    assert frames.shape[0] == len(run.epochs) and frames.shape[1:3] == (200, 200)

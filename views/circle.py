@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab import vocab
+from lab import ui, vocab
 from lab.claims import check_b1, read_b1_survey, with_b1_nulls
 from lab.render import video
 from lab.render.frames import gif_bytes
@@ -145,7 +145,7 @@ def page() -> None:
         st.download_button("Download this run as a GIF", key="b1_gif", file_name=f"{setting_name(config)}.gif",
                            data=partial(gif_bytes, run, max_frames=100, size=360, title=setting_name(config)),
                            mime="image/gif", on_click="ignore", icon=":material/download:")
-        talk_export("b1_talk", setting_name(config), partial(video.b1_export, run, max_frames=200,
+        ui.talk_export("b1_talk", setting_name(config), partial(video.b1_export, run, max_frames=200,
                                                               title=setting_name(config)), 480)
         st.markdown(
             """
@@ -195,33 +195,6 @@ def page() -> None:
             st.caption(f"Across seeds 0–{survey['seeds'] - 1} at the defaults (`python -m lab b1-survey --seeds "
                        f"{survey['seeds']} --out assets/b1_survey.json`, run {survey['made']}), each claim held in: {counts}. "
                        "The README describes the runs that do not collapse.")
-
-
-def talk_export(key: str, stem: str, make, size: int, size_label: str = "Size (px)") -> None:
-    """The "Export for a talk" expander: format, size, fps or duration, and a download button that encodes only
-    when clicked. make(fmt, size, fps, duration_s) -> bytes. A bad value: one line of st.error, no button."""
-    with st.expander("Export for a talk"):
-        cols = st.columns(3)
-        fmt = cols[0].radio("Format", ["MP4", "GIF"], key=f"{key}_fmt", horizontal=True).lower()
-        px = cols[1].number_input(size_label, value=size, step=40, key=f"{key}_size",
-                                  help=f"{video.SIZE_RANGE[0]} … {video.SIZE_RANGE[1]} pixels a side")
-        timing = cols[2].radio("Timing", ["fps", "duration"], key=f"{key}_timing", horizontal=True)
-        if timing == "fps":
-            fps, duration = st.number_input("Frames per second", value=12.0, step=1.0, key=f"{key}_fps",
-                                            help=f"{video.FPS_RANGE[0]} … {video.FPS_RANGE[1]}"), None
-        else:
-            fps, duration = None, st.number_input("Duration (s)", value=10.0, step=1.0, key=f"{key}_duration",
-                                                  help=f"{video.DURATION_RANGE[0]} … {video.DURATION_RANGE[1]} s; "
-                                                       "the fps follows (frames dropped or repeated at the ends)")
-        try:
-            video.check_size(px)
-            video.check_export_args(fmt, fps, duration)
-        except ValueError as err:
-            st.error(f"Cannot export: {str(err).splitlines()[0]}")
-            return
-        st.download_button(f"Download as {fmt.upper()}", key=f"{key}_download", file_name=video.file_name(stem, fmt),
-                           data=partial(make, fmt, int(px), fps, duration), mime=video.MIME[fmt],
-                           on_click="ignore", icon=":material/download:")
 
 
 if __name__ == "__main__":

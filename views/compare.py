@@ -165,35 +165,8 @@ def page() -> None:
             data=partial(side_by_side_gif, pair[0], pair[1], titles=(labels["A"], labels["B"])),
             mime="image/gif", on_click="ignore", icon=":material/download:")
         stem = f"{configs2['A'].method}_{configs2['A'].dataset}_vs_{configs2['B'].method}_{configs2['B'].dataset}"
-        talk_export("cmp_talk", stem, partial(video.side_by_side_export, pair[0], pair[1],
+        ui.talk_export("cmp_talk", stem, partial(video.side_by_side_export, pair[0], pair[1],
                                               titles=(labels["A"], labels["B"])), 360, "Size (px per panel)")
-
-
-def talk_export(key: str, stem: str, make, size: int, size_label: str = "Size (px)") -> None:
-    """The "Export for a talk" expander: format, size, fps or duration, and a download button that encodes only
-    when clicked. make(fmt, size, fps, duration_s) -> bytes. A bad value: one line of st.error, no button."""
-    with st.expander("Export for a talk"):
-        cols = st.columns(3)
-        fmt = cols[0].radio("Format", ["MP4", "GIF"], key=f"{key}_fmt", horizontal=True).lower()
-        px = cols[1].number_input(size_label, value=size, step=40, key=f"{key}_size",
-                                  help=f"{video.SIZE_RANGE[0]} … {video.SIZE_RANGE[1]} pixels a side")
-        timing = cols[2].radio("Timing", ["fps", "duration"], key=f"{key}_timing", horizontal=True)
-        if timing == "fps":
-            fps, duration = st.number_input("Frames per second", value=12.0, step=1.0, key=f"{key}_fps",
-                                            help=f"{video.FPS_RANGE[0]} … {video.FPS_RANGE[1]}"), None
-        else:
-            fps, duration = None, st.number_input("Duration (s)", value=10.0, step=1.0, key=f"{key}_duration",
-                                                  help=f"{video.DURATION_RANGE[0]} … {video.DURATION_RANGE[1]} s; "
-                                                       "the fps follows (frames dropped or repeated at the ends)")
-        try:
-            video.check_size(px)
-            video.check_export_args(fmt, fps, duration)
-        except ValueError as err:
-            st.error(f"Cannot export: {str(err).splitlines()[0]}")
-            return
-        st.download_button(f"Download as {fmt.upper()}", key=f"{key}_download", file_name=video.file_name(stem, fmt),
-                           data=partial(make, fmt, int(px), fps, duration), mime=video.MIME[fmt],
-                           on_click="ignore", icon=":material/download:")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import streamlit as st
 from lab import pull, ui, vocab
 from lab.data.toy import make_toy
 from lab.methods import method_class
+from lab.render import video
 from lab.render.toy import live_curve_figure, live_frame_figure, metric_band_figure, toy_animation, toy_gif_bytes
 from lab.train.changes import change_caption, changes_text, movable_differences
 from lab.train.toy import LiveTraining
@@ -237,6 +238,9 @@ def page() -> None:
         st.download_button("Download this animation as a GIF", key="pg_gif", file_name=f"{name}.gif",
                            data=partial(toy_gif_bytes, run, seed_index=show, title=f"{config.method} on {config.dataset}"),
                            mime="image/gif", on_click="ignore", icon=":material/download:")
+        if not lesson:  # a lesson link shows the class the run, nothing to set
+            ui.talk_export("pg_talk", name, lambda fmt, size, fps, duration: video.toy_export(
+                run, fmt, size, fps, duration, seed_index=show, title=f"{config.method} on {config.dataset}"), 400)
         st.markdown(
             """
     **What you see.** Each dot is a training point's feature `z` on the unit circle (sphere at D = 3),
