@@ -167,10 +167,10 @@ class Method(nn.Module):
                        and f.metadata.get("scale") != "imagenet"]
             raise ValueError(f"{self.name}: {', '.join(fixed)} cannot change mid-run (it shapes the model's layers); "
                              f"knobs that can: {', '.join(movable) or 'none'}")
-        for knob, attr in self.toggled_modules.items():
-            if changes.get(knob) is True and getattr(self, attr, None) is None:
-                raise ValueError(f"{self.name}: {knob} cannot be turned on mid-run, this run was built without it; "
-                                 f"start with {knob} on and turn it off instead")
+        for switch, attr in self.toggled_modules.items():
+            if changes.get(switch) is True and getattr(self, attr, None) is None:
+                raise ValueError(f"{self.name}: {switch} cannot be turned on mid-run, this run was built without it; "
+                                 f"start with {switch} on and turn it off instead")
         self.cfg = dataclasses.replace(self.cfg, **changes)
 
     @property
