@@ -1,4 +1,5 @@
-"""`python -m lab.bench b1|toy|sweep|imagenet`: the lab's trainers (and GIF maker) against plain implementations, as ratios.
+"""`python -m lab.bench b1|toy|sweep|live|ui|imagenet|fmnist`: the lab's trainers (and GIF maker) against plain
+implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
 and a 200-frame 480-px GIF ≥ 5× faster than Matplotlib FuncAnimation + PillowWriter; issue #13: the same frames
@@ -7,6 +8,10 @@ toy targets (issue #3): the Fig. 4 suite (SimSiam, no predictor, no stop-gradien
 seeds) ≥ 10× faster than a plain per-seed PyTorch loop doing the same steps, and under 5 s.
 sweep target (issue #12): the 6 × 6 SimSiam lr × predictor_lr_scale grid (1 seed per cell) in under 15 s,
 against the same 36 settings trained one after another with `train_toy`.
+live (issue #13): one live seed (LiveTraining, as fast as it trains) against the plain per-seed loop, every
+method on blobs, and the time to the first frame (lab/bench/live.py).
+ui (issue #13): a real chromium on `streamlit run app.py`: knob change -> first live frame (target 1 s, goal
+0.5 s) and live updates a second (target >= 10), every method (lab/bench/ui.py).
 """
 from __future__ import annotations
 
@@ -244,7 +249,8 @@ def _fmnist(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "sweep", "imagenet", "fmnist"], help="which benchmark")
+    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "imagenet", "fmnist"],
+                        help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--size", type=int, default=480)
@@ -261,6 +267,10 @@ def main(argv=None) -> int:
         return _imagenet(args)
     if args.what == "fmnist":
         return _fmnist(args)
+    if args.what == "ui":
+        from lab.bench.ui import bench_ui
+
+        return bench_ui()
     if args.repeats < 1 or args.frames < 2 or not 64 <= args.size <= 2048 or args.threads < 1 \
             or (args.epochs is not None and args.epochs < 1):
         print("error: --repeats >= 1, --frames >= 2, --size in [64, 2048], --threads >= 1, --epochs >= 1",
@@ -272,6 +282,10 @@ def main(argv=None) -> int:
         bench_toy(args.repeats, args.epochs)
     elif args.what == "sweep":
         bench_sweep(args.repeats, args.epochs)
+    elif args.what == "live":
+        from lab.bench.live import bench_live
+
+        bench_live(args.epochs)
     else:
         bench_b1(args.repeats, args.frames, args.size)
     return 0

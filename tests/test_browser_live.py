@@ -1,0 +1,100 @@
+"""A real browser against `streamlit run app.py`: "Train live" on the Method playground. The frame's epoch
+advances, Pause stops it, "+1 epoch" trains exactly one more, a knob changed while paused (stop-gradient off)
+acts from the next epoch once Play is pressed, and at the end the link holds the change (at=E:stop_grad=false)
+and the finished run's replay animation appears. No timing is asserted (lab/bench/ui.py measures it)."""
+import re
+import time
+import urllib.parse
+
+import pytest
+from test_browser import CHROMIUM, page, server, wait_idle  # noqa: F401 (fixtures)
+
+from lab.bench.ui import FRAME_JS, epoch_of
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")]
+
+LINK = "method=simsiam&dataset=moons&seeds=2&epochs=150&dim=2"  # D = 2: a flat chart, quick to draw
+BUDGET_S = 60.0  # the whole test; each wait below is bounded by what is left of it
+REPLAY_JS = """() => { const gd = document.querySelector('.st-key-pg_animation .js-plotly-plot');
+    return !!(gd && gd._transitionData && gd._transitionData._frames.length); }"""
+
+
+def frame_epoch(pg) -> int | None:
+    title = pg.evaluate(FRAME_JS)
+    return None if title is None else epoch_of(title)[0]
+
+
+def test_train_live_pause_step_change_play(page, server):  # noqa: F811
+    deadline = time.monotonic() + BUDGET_S
+
+    def left_ms() -> int:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the test took over {BUDGET_S:.0f} s"
+        return int(1000 * left)
+
+    def until(cond, what: str):
+        while not (value := cond()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            page.wait_for_timeout(50)
+        return value
+
+    side = page.locator('[data-testid="stSidebar"]')
+    page.goto(f"{server}/Method_playground?{LINK}")
+    side.get_by_text("Train live").wait_for(timeout=left_ms())
+    wait_idle(page)
+    side.get_by_text("Train live").click()
+    first = until(lambda: frame_epoch(page) is not None and [frame_epoch(page)], "the first live frame")[0]
+    # Slow it to 10 epochs a second, so that Pause comes well before the 150th epoch.
+    speed = page.locator(".st-key-pg_live_speed input[type=range]")
+    speed.focus()
+    page.keyboard.press("ArrowLeft")
+    until(lambda: (frame_epoch(page) or 0) > first, "the epoch to advance")
+
+    play = page.locator(".st-key-pg_live_play button").filter(visible=True)
+    sync_api.expect(play).to_have_text(re.compile("Pause"), timeout=left_ms())
+    play.click()
+    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=left_ms())
+    # Paused, the view stops polling; a rerun of the page (here: the curves' x axis, a view setting that
+    # leaves the run alone) draws the trainer's latest epoch again.
+    axis = iter(["optimizer step", "epoch"] * 50)
+
+    def redraw() -> int:
+        side.get_by_text(next(axis), exact=True).click()
+        wait_idle(page)
+        return frame_epoch(page)
+
+    # The trainer may finish the epoch it is in (and its pace's wait) after the click: let that one land.
+    page.wait_for_timeout(500)
+    paused = redraw()
+    page.wait_for_timeout(1000)
+    assert redraw() == paused, "paused: no more epochs"
+    page.wait_for_timeout(500)
+    assert redraw() == paused
+
+    wait_idle(page)
+    page.locator(".st-key-pg_live_step button").filter(visible=True).click()
+    page.wait_for_timeout(300)  # the click's own rerun first: a redraw's rerun now would cut it short
+    wait_idle(page)
+    until(lambda: redraw() != paused, "the one more epoch")
+    stepped = frame_epoch(page)
+    assert stepped == paused + 1
+    page.wait_for_timeout(1000)
+    assert redraw() == stepped, "exactly one more epoch, then paused again"
+    assert not dict(urllib.parse.parse_qsl(urllib.parse.urlparse(page.url).query)).get("at"), "no change yet"
+
+    # Stop-gradient off while paused: asked for now, applied from the next epoch once it plays.
+    side.locator(".st-key-pg_simsiam_stop_grad label").first.click()
+    wait_idle(page)
+    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=left_ms())
+    play.click()
+    page.wait_for_function(REPLAY_JS, timeout=left_ms())  # the run ended: the whole page, with its replay
+    wait_idle(page)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(page.url).query))
+    assert query["at"] == f"{stepped}:stop_grad=false", page.url
+    assert query["stop_grad"] == "true", "the link's starting knobs, then the change"
+    assert page.locator('[data-testid="stException"]').count() == 0
+    frames = page.evaluate("""() => document.querySelector('.st-key-pg_animation .js-plotly-plot')
+        ._transitionData._frames.map(f => f.name)""")
+    assert len(frames) > 2
