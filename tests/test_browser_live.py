@@ -65,23 +65,32 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
         wait_idle(page)
         return frame_epoch(page)
 
-    # The trainer may finish the epoch it is in (and its pace's wait) after the click: let that one land.
-    page.wait_for_timeout(500)
-    paused = redraw()
-    page.wait_for_timeout(1000)
-    assert redraw() == paused, "paused: no more epochs"
-    page.wait_for_timeout(500)
-    assert redraw() == paused
+    # A redraw may still show the frame before it (its rerun not drawn yet), and the trainer may finish the
+    # epoch it is in after the click: read until two redraws 0.7 s apart agree, then it must hold.
+    def settled() -> int:
+        last = redraw()
+        while True:
+            page.wait_for_timeout(700)
+            now = redraw()
+            if now == last:
+                return now
+            assert time.monotonic() < deadline, "the frame did not settle"
+            last = now
+
+    paused = settled()
+    for _ in range(2):
+        page.wait_for_timeout(700)
+        assert redraw() == paused, "paused: no more epochs"
 
     wait_idle(page)
     page.locator(".st-key-pg_live_step button").filter(visible=True).click()
     page.wait_for_timeout(300)  # the click's own rerun first: a redraw's rerun now would cut it short
     wait_idle(page)
     until(lambda: redraw() != paused, "the one more epoch")
-    stepped = frame_epoch(page)
-    assert stepped == paused + 1
-    page.wait_for_timeout(1000)
-    assert redraw() == stepped, "exactly one more epoch, then paused again"
+    stepped = settled()
+    assert stepped == paused + 1, "exactly one more epoch"
+    page.wait_for_timeout(700)
+    assert redraw() == stepped, "then paused again"
     assert not dict(urllib.parse.parse_qsl(urllib.parse.urlparse(page.url).query)).get("at"), "no change yet"
 
     # Stop-gradient off while paused: asked for now, applied from the next epoch once it plays.
