@@ -360,11 +360,24 @@ def sync_url(forms_load: Callable[[Mapping[str, str]], list[str]], state_key: st
     """Load the page from its URL when the URL is new to this session (first visit, a pasted or
     clicked link); not after our own writes. Returns the load's errors (shown once)."""
     query = {k: st.query_params[k] for k in st.query_params}
-    if st.session_state.get(state_key) == query:
+    if st.session_state.get(state_key) == query or _key(query) in _written(state_key):
+        # Our own write, or an older one of ours that a request sent before the browser had the newest (a
+        # fragment rerunning ten times a second can): loading it would undo what the page did since.
         return []
     errors = forms_load(query)
     st.session_state[state_key] = query
     return errors
+
+
+URL_HISTORY = 64  # our own recent writes, by page
+
+
+def _key(query: Mapping[str, str]) -> tuple:
+    return tuple(sorted(query.items()))
+
+
+def _written(state_key: str) -> list:
+    return st.session_state.setdefault(f"{state_key}_written", [])
 
 
 def write_url(query: Mapping[str, str], state_key: str) -> None:
@@ -374,6 +387,10 @@ def write_url(query: Mapping[str, str], state_key: str) -> None:
     if current != query:
         st.query_params.from_dict(query)
     st.session_state[state_key] = query
+    written = _written(state_key)
+    if _key(query) not in written:
+        written.append(_key(query))
+        del written[:-URL_HISTORY]
 
 
 def parse_lock(query: Mapping[str, str], known: Iterable[str]) -> tuple[set[str], bool, list[str]]:
