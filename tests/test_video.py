@@ -12,6 +12,7 @@ from lab.render import video
 from lab.render.toy import side_by_side_gif, toy_gif_bytes
 from lab.train.b1 import paper_config, train_b1
 from lab.train.toy import ToyConfig, toy_config, train_toys
+from test_app_toy import run_page
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +131,6 @@ def test_bad_values_raise_one_line_naming_value_and_range(b1_run, call, words):
 # ---------------------------------------------------------------- pages
 
 
-def run_page(root, path: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(root / path), default_timeout=300)
-    at.query_params.update(query or {})
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def export_expander(at: AppTest):
