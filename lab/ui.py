@@ -28,7 +28,7 @@ import streamlit as st
 from lab.checks import field_kind, parse_text
 from lab.data.toy import DATASET_LABELS, DATASETS
 from lab.methods import METHOD_NAMES, method_class, method_config
-from lab.render import video
+from lab.render import live, video
 from lab.train.toy import ToyConfig, ToyRun, train_toys
 
 METHOD_LABELS = {name: method_class(name).label for name in METHOD_NAMES}
@@ -592,3 +592,65 @@ def talk_export(key: str, stem: str, make, size: int, size_label: str = "Size (p
                            data=partial(make, fmt, int(px), fps, duration), mime=video.MIME[fmt],
                            on_click="ignore", icon=":material/download:")
 
+
+
+_LIVE_VIEW = st.components.v2.component("lab_live_view", js=live.SCRIPT.read_text(encoding="utf-8"),
+                                        isolate_styles=False)
+
+
+def live_view(payload: dict, key: str) -> None:
+    """The canvas view of a run that is training (`lab.render.live`): mounted once under `key`, then each
+    rerun hands it the epochs trained since the last one, which it plays at the run's pace."""
+    _LIVE_VIEW(data=payload, key=key)
+
+
+LIVE_SPEEDS = {"10 epochs/s": 10.0, "25 epochs/s": 25.0, "50 epochs/s": 50.0, "as fast as it trains": None}
+LIVE_SPEED_DEFAULT = "25 epochs/s"
+# The live view's refresh. A fragment reruns about 6 times a second at best here whatever this says
+# (shorter asked for fewer); each rerun carries every epoch since the last, which the view plays at pace.
+LIVE_TICK_S = 0.1
+
+
+def live_speed(prefix: str) -> float | None:
+    return LIVE_SPEEDS[st.session_state.get(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)]
+
+
+def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int = 0) -> None:
+    """▶/⏸, one epoch, reset and speed (widget keys `{prefix}live_play` …), then the live view of `live`
+    (a `lab.train.live.LiveTraining`), rerun every LIVE_TICK_S while the run plays and not at all once it is
+    paused or done; at its end the whole page reruns (for the replay). payload(frames, epochs, metrics)
+    builds the view's data (`lab.render.live.live_payload`) from the frames not yet sent to this browser.
+    Reset drops st.session_state[f"{prefix}live"]."""
+    ctl = live.control
+    cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
+    if cols[0].button("⏸ Pause" if ctl.playing else "▶ Play", key=f"{prefix}live_play"):
+        ctl.pause() if ctl.playing else ctl.play()
+        st.rerun()
+    if cols[1].button("+1 epoch", key=f"{prefix}live_step", help="Pause, then train one more epoch."):
+        ctl.step()
+    if cols[2].button("Reset", key=f"{prefix}live_reset", help="Start this setting again from epoch 0."):
+        ctl.stop()
+        st.session_state[f"{prefix}live"] = None
+        st.rerun()
+    st.session_state.setdefault(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)
+    cols[3].select_slider("Speed", list(LIVE_SPEEDS), key=f"{prefix}live_speed")
+    ctl.set_speed(live_speed(prefix))
+    if live.error:
+        st.error(f"Training failed: {live.error}")
+        return
+
+    @st.fragment(run_every=LIVE_TICK_S if ctl.playing or ctl.steps_left else None)
+    def view() -> None:
+        if live.done:
+            st.rerun()  # the whole page: the finished run's replay, curves and export
+        epochs, _, metrics = ctl.latest()
+        sent = st.session_state.get(f"{prefix}live_sent")
+        after = sent[1] if sent and sent[0] == live.id else -1
+        # Nothing new (paused): the newest frame again, so that a view mounted afresh has one to show.
+        frames = ctl.frames_since(after, seed_index) or ctl.frames_since(epochs[-1] - 1 if epochs else -1,
+                                                                         seed_index, most=1)
+        if epochs:
+            st.session_state[f"{prefix}live_sent"] = (live.id, epochs[-1])
+        live_view(payload(frames, epochs, metrics), key=f"{prefix}live_frame")
+
+    view()

@@ -10,6 +10,7 @@ import pytest
 from test_browser import CHROMIUM, page, server, wait_idle  # noqa: F401 (fixtures)
 
 from lab.bench.ui import FRAME_JS, epoch_of
+from lab.render.toy import CENTER_COLOR, CLASS_COLORS
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.slow,
@@ -17,6 +18,16 @@ pytestmark = [pytest.mark.slow,
 
 LINK = "method=simsiam&dataset=moons&seeds=2&epochs=150&dim=2"  # D = 2: a flat chart, quick to draw
 BUDGET_S = 60.0  # the whole test; each wait below is bounded by what is left of it
+# Pixels of a colour (within 40 per channel) on one of the live view's canvases: what it has drawn.
+PIXELS_JS = """([selector, rgb]) => {
+    const c = document.querySelector('.st-key-pg_live_frame ' + selector);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4)
+        if (d[i + 3] > 100 && Math.abs(d[i] - rgb[0]) < 40 && Math.abs(d[i + 1] - rgb[1]) < 40
+            && Math.abs(d[i + 2] - rgb[2]) < 40) n++;
+    return n;
+}"""
 REPLAY_JS = """() => { const gd = document.querySelector('.st-key-pg_animation .js-plotly-plot');
     return !!(gd && gd._transitionData && gd._transitionData._frames.length); }"""
 
@@ -98,6 +109,12 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     wait_idle(page)
     sync_api.expect(play).to_have_text(re.compile("Play"), timeout=left_ms())
     play.click()
+    # Drawn, not only titled: the change named over the frame, its marker (red) on the curve, the points of
+    # every class and the center arrow on the circle.
+    until(lambda: "stop-gradient off at epoch" in (page.evaluate(FRAME_JS) or "").lower(), "the change in the title")
+    assert page.evaluate(PIXELS_JS, [".lab-live-curve", [215, 48, 39]]) > 50, "the change's marker on the curve"
+    for rgb in (*CLASS_COLORS, CENTER_COLOR):
+        assert page.evaluate(PIXELS_JS, [".lab-live-sphere", list(rgb)]) > 20, f"nothing drawn in {rgb}"
     page.wait_for_function(REPLAY_JS, timeout=left_ms())  # the run ended: the whole page, with its replay
     wait_idle(page)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(page.url).query))
@@ -107,3 +124,25 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     frames = page.evaluate("""() => document.querySelector('.st-key-pg_animation .js-plotly-plot')
         ._transitionData._frames.map(f => f.name)""")
     assert len(frames) > 2
+
+
+B1_FRAME_JS = FRAME_JS.replace("pg_live_frame", "b1_live_frame")
+
+
+def test_collapse_on_the_circle_trains_live_then_shows_its_replay(page, server):  # noqa: F811
+    """The B.1 page's live view: the epoch advances, the 100 points' colours and the center arrow are
+    drawn, and at the end (200 epochs at 25 a second) the page shows the run's replay."""
+    page.goto(f"{server}/Collapse_on_the_circle")
+    side = page.locator('[data-testid="stSidebar"]')
+    side.get_by_text("Train live").wait_for()
+    wait_idle(page)
+    side.get_by_text("Train live").click()
+    page.wait_for_function(f"() => ({B1_FRAME_JS})() !== null", timeout=30_000)
+    first = epoch_of(page.evaluate(B1_FRAME_JS))
+    assert first[1] == 200, "the page's default: 200 epochs"
+    page.wait_for_function(f"() => {{ const t = ({B1_FRAME_JS})(); return t && +t.split(' ')[1].split('/')[0] > "
+                           f"{first[0]}; }}", timeout=30_000)
+    drawn = page.evaluate(PIXELS_JS.replace("pg_live_frame", "b1_live_frame"), [".lab-live-sphere", list(CENTER_COLOR)])
+    assert drawn > 20, "the center arrow"
+    page.locator(".st-key-b1_animation .js-plotly-plot").wait_for(timeout=40_000)
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -1,4 +1,4 @@
-"""Live toy training (`lab.train.toy.LiveTraining`): a background thread steered by the page (play, pause,
+"""Live toy training (`lab.train.toy.live_toy`, `lab.train.live`): a background thread steered by the page (play, pause,
 one epoch, stop, speed, knob changes from the next epoch), the same run as a plain one with the same changes,
 and the Method playground's live view. Timings are benchmarks, not asserted here."""
 import time
@@ -7,8 +7,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from lab.train.b1 import B1Config, live_b1, train_b1
 from lab.train.changes import Change, movable_differences
-from lab.train.toy import LiveTraining, toy_config, train_toys
+from lab.train.toy import live_toy, toy_config, train_toys
 
 
 def wait_for(cond, timeout=30.0):
@@ -19,7 +20,7 @@ def wait_for(cond, timeout=30.0):
 
 
 def test_the_first_frame_is_the_untrained_model_and_pause_holds_it():
-    live = LiveTraining(toy_config("simsiam", "moons", {"seeds": 2, "epochs": 40}), playing=False)
+    live = live_toy(toy_config("simsiam", "moons", {"seeds": 2, "epochs": 40}), playing=False)
     wait_for(lambda: live.control.epoch == 0)
     epochs, z, metrics = live.control.latest()
     assert epochs == [0] and z.shape == (2, 600, 3) and metrics["center_norm"].shape == (1, 2)
@@ -36,7 +37,7 @@ def test_the_first_frame_is_the_untrained_model_and_pause_holds_it():
 
 def test_a_change_asked_for_mid_run_acts_from_the_next_epoch_and_the_run_equals_a_plain_one_with_it():
     config = toy_config("simsiam", "moons", {"seeds": 2, "epochs": 30})
-    live = LiveTraining(config, playing=False)
+    live = live_toy(config, playing=False)
     wait_for(lambda: live.control.epoch == 0)
     live.control.step(12)
     wait_for(lambda: live.control.epoch == 12)
@@ -50,7 +51,7 @@ def test_a_change_asked_for_mid_run_acts_from_the_next_epoch_and_the_run_equals_
 
 
 def test_a_bad_change_is_refused_at_once_with_its_range():
-    live = LiveTraining(toy_config("barlow", "blobs", {"seeds": 1, "epochs": 20}), playing=False)
+    live = live_toy(toy_config("barlow", "blobs", {"seeds": 1, "epochs": 20}), playing=False)
     wait_for(lambda: live.control.epoch == 0)
     with pytest.raises(ValueError, match=r"lam must be in \[0.0, 100.0\]"):
         live.control.change("lam", -1)
@@ -96,3 +97,64 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
     assert any(c.proto.id.endswith("pg_animation") for c in at.get("plotly_chart")), "the replay once it has ended"
     at.select_slider(key="pg_epochs").set_value(25).run()  # not a mid-run knob: a new run
     assert at.session_state["pg_live"] is not live and not at.exception
+
+
+def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(root):
+    at = AppTest.from_file(str(root / "views/circle.py"), default_timeout=60).run()
+    at.slider(key="b1_epochs").set_value(60).run()
+    at.toggle(key="b1_live_on").set_value(True).run()
+    assert not at.exception and not at.error
+    live = at.session_state["b1_live"]
+    assert live.config.epochs == 60 and {"⏸ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
+    at.button(key="b1_live_play").click().run()  # pause
+    assert not live.control.playing
+    at.number_input(key="b1_seed").set_value(1).run()  # any B.1 knob: a new run, the old one stopped
+    assert at.session_state["b1_live"] is not live and at.session_state["b1_live"].config.seed == 1
+    live.thread.join(10)
+    assert live.done and live.run.epochs[-1] < 60, "the old run stopped where it was"
+    new = at.session_state["b1_live"]
+    new.thread.join(60)
+    at.run()
+    assert not at.exception and new.run.epochs[-1] == 60
+    assert any(c.proto.id.endswith("b1_animation") for c in at.get("plotly_chart")), "the replay once it has ended"
+
+
+def test_a_live_b1_run_is_the_plain_run_and_a_stop_keeps_the_epochs_so_far():
+    config = B1Config(epochs=30, batch_size=50)
+    live = live_b1(config, playing=False)
+    wait_for(lambda: live.control.epoch == 0)
+    live.control.step(7)
+    wait_for(lambda: live.control.epoch == 7)
+    epochs, z, metrics = live.control.latest()
+    assert epochs == list(range(8)) and z.shape == (1, 1000, 2)
+    plain = train_b1([config])[0]
+    assert torch.allclose(metrics["center_norm_aug"][:, 0], plain.s_aug[:8].norm(dim=-1), atol=1e-6)
+    with pytest.raises(ValueError, match="cannot change mid-run"):
+        live.control.change("lr", 0.2)
+    live.control.stop()
+    live.thread.join(10)
+    assert torch.equal(live.run.z, plain.z[:8]) and live.run.s_aug.shape == (8, 2)
+    live = live_b1(config, playing=True)
+    live.thread.join(30)
+    assert torch.equal(live.run.z, plain.z) and torch.equal(live.run.loss, plain.loss)
+
+
+@pytest.mark.parametrize("method", ["simsiam", "byol"])
+def test_a_predictor_turned_on_mid_run_in_a_run_started_without_one(method):
+    """Built with the predictor switched off, the run is the predictor-less run to the bit until the switch
+    goes on; then the predictor acts (the run departs from the one without it) and a live run equals the
+    plain run with the same change."""
+    settings = {"seeds": 2, "epochs": 16, "predictor": False}
+    bare = train_toys([toy_config(method, "moons", settings)])[0]
+    later = train_toys([toy_config(method, "moons", settings | {"changes": "10:predictor=true"})])[0]
+    assert torch.equal(bare.metrics["center_norm"][:11], later.metrics["center_norm"][:11])
+    assert not torch.equal(bare.metrics["center_norm"][12:], later.metrics["center_norm"][12:])
+    live = live_toy(toy_config(method, "moons", settings), playing=False)
+    wait_for(lambda: live.control.epoch == 0)
+    live.control.step(10)
+    wait_for(lambda: live.control.epoch == 10)
+    assert live.control.change("predictor", True) == Change(10, "predictor", True)
+    live.control.play()
+    live.thread.join(60)
+    assert live.error is None
+    assert torch.allclose(live.run.metrics["center_norm"], later.metrics["center_norm"], atol=1e-6)

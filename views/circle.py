@@ -11,8 +11,10 @@ from lab import ui, vocab
 from lab.claims import check_b1, read_b1_survey, with_b1_nulls
 from lab.render import video
 from lab.render.frames import gif_bytes
-from lab.render.interactive import center_curves_figure, feature_animation
-from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, paper_config, train_b1
+from lab.render.interactive import center_curves_figure, feature_animation, point_colors
+from lab.render.live import live_curve, live_frames, live_payload
+from lab.train.b1 import (DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, live_b1, paper_config,
+                          train_b1)
 
 MODES = {"Mini-batch SGD (batch 50)": (50, 200), "Batch SGD (batch 1,000)": (1000, 500), "Custom batch size": None}
 X_AXES = {"per epoch": "epoch", "per optimizer step": "step"}
@@ -108,6 +110,40 @@ def controls() -> dict:
                 noise=float(noise), seed=int(seed), dim=2 if dim.startswith("circle") else 3)
 
 
+def live_session(config: B1Config):
+    """This browser's live run of `config`: the one it has while the setting is unchanged, else a new one
+    (every B.1 knob changes the data or the schedule, so none changes mid-run)."""
+    live = st.session_state.get("b1_live")
+    if live is not None and live.config == config:
+        return live
+    if live is not None:
+        live.control.stop()
+    live = live_b1(config, playing=True, epochs_per_second=ui.live_speed("b1_"))
+    st.session_state.b1_live = live
+    return live
+
+
+def live_panel(live) -> None:
+    """The augmented points' features (each point's 10 in its colour) and the paper's ‖s‖ as they train."""
+    c = live.config
+    labels, colors = [i // c.n_aug for i in range(c.n_samples)], point_colors(c.n_points)
+
+    def payload(frames, epochs, metrics) -> dict:
+        status = "Starting…"
+        if epochs:
+            s_norm = metrics["center_norm_aug"][-1, 0].item()
+            status = (f"{'Training' if live.control.playing else 'Paused'} · epoch {epochs[-1]} of {c.epochs} · "
+                      f"‖s‖ {s_norm:.3f} (augmented points: the paper's s), "
+                      + ("collapsed" if s_norm > COLLAPSE_AT else "not collapsed") + f" at {COLLAPSE_AT}. "
+                      "Change a setting in the sidebar to start again with it.")
+        curve = live_curve(epochs, metrics["center_norm_aug"]) if epochs else live_curve([], [])
+        return live_payload(live.id, labels, c.dim, c.epochs, live_frames(frames), curve,
+                            speed=live.control.epochs_per_second, status=status, metric="center_norm_aug",
+                            colors=colors)
+
+    ui.live_panel(live, "b1_", payload)
+
+
 def page() -> None:
     st.title("Collapse on the circle")
     st.markdown(
@@ -123,6 +159,12 @@ def page() -> None:
     except ValueError as err:
         st.error(f"Invalid setting: {err}")
         st.stop()
+    if st.sidebar.toggle("Train live", key="b1_live_on",
+                         help="Watch the features move while the model trains; pause, step one epoch, reset."):
+        live = live_session(config)
+        if not live.done:
+            live_panel(live)
+            st.stop()  # the replay, the curves and the export once the run has ended
     key = tuple(config.to_dict().items())
     run = train_one(key)
     metrics = run.metrics()

@@ -13,9 +13,10 @@ from lab import pull, ui, vocab
 from lab.data.toy import make_toy
 from lab.methods import method_class
 from lab.render import video
-from lab.render.toy import live_curve_figure, live_frame_figure, metric_band_figure, toy_animation, toy_gif_bytes
+from lab.render.live import live_curve, live_frames, live_payload
+from lab.render.toy import metric_band_figure, toy_animation, toy_gif_bytes
 from lab.train.changes import change_caption, changes_text, movable_differences
-from lab.train.toy import LiveTraining
+from lab.train.toy import live_toy
 
 PAGE = "Method_playground"
 SEEDS_DEFAULT = 3  # three seeds keep the page responsive; the Compare page uses five
@@ -72,10 +73,6 @@ def pull_verdict(config, run) -> str:
             f"epochs (per seed {seeds}; mean residual pull {seen['residual']:.3f}) → {seen['seen']}, {verdict}.")
 
 
-LIVE_SPEEDS = {"10 epochs/s": 10.0, "25 epochs/s": 25.0, "50 epochs/s": 50.0, "as fast as it trains": None}
-LIVE_TICK_S = 0.1  # the live view's refresh: 10 updates a second while the run plays
-
-
 def live_session(config):
     """This browser's live training: kept while only knobs that may change mid-run change (those go to the
     running model from its next epoch), a new one for anything else. None after a one-line error."""
@@ -92,8 +89,7 @@ def live_session(config):
             st.session_state.pg_live_seen = config
             return live
         live.control.stop()
-    speed = LIVE_SPEEDS[st.session_state.get("pg_live_speed", "25 epochs/s")]
-    live = LiveTraining(config, playing=True, epochs_per_second=speed)
+    live = live_toy(config, playing=True, epochs_per_second=ui.live_speed("pg_"))
     st.session_state.pg_live, st.session_state.pg_live_seen = live, config
     return live
 
@@ -113,47 +109,25 @@ def write_live_url(live, values, extras) -> None:
 
 
 def live_panel(live, show: int) -> None:
-    """▶/⏸, one epoch, reset and speed; the features and ‖s‖ as they train, redrawn every LIVE_TICK_S while
-    the run plays and not at all once it is paused or done."""
-    ctl, config = live.control, live.config
-    cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    if cols[0].button("⏸ Pause" if ctl.playing else "▶ Play", key="pg_live_play"):
-        ctl.pause() if ctl.playing else ctl.play()
-        st.rerun()
-    if cols[1].button("+1 epoch", key="pg_live_step", help="Pause, then train one more epoch."):
-        ctl.step()
-    if cols[2].button("Reset", key="pg_live_reset", help="Start this setting again from epoch 0."):
-        ctl.stop()
-        st.session_state.pg_live = None
-        st.rerun()
-    speed = cols[3].select_slider("Speed", list(LIVE_SPEEDS), value=st.session_state.get("pg_live_speed",
-                                                                                          "25 epochs/s"),
-                                  key="pg_live_speed")
-    ctl.set_speed(LIVE_SPEEDS[speed])
+    """The live view of seed `show`: its features and the ‖s‖ curve as they train, every change marked."""
+    config = live.config
     labels = make_toy(config.dataset, config.data_seed, config.n_train, config.n_test).y_train.numpy()
 
-    @st.fragment(run_every=LIVE_TICK_S if ctl.playing or ctl.steps_left else None)
-    def view() -> None:
-        if live.done:
-            st.rerun()  # the whole page: the finished run's replay, curves and export
-        epochs, z, metrics = ctl.latest()
-        if z is None:
-            st.caption("Starting…")
-            return
-        events = [(ch.epoch, change_caption(ch, config.method)) for ch in (*config.changes, *ctl.applied)]
-        said = "; ".join(text for at, text in events if at <= epochs[-1])
-        st.plotly_chart(live_frame_figure(z[min(show, z.shape[0] - 1)], labels, epochs[-1], config.epochs, said),
-                        key="pg_live_frame")
-        st.plotly_chart(live_curve_figure(epochs, metrics["center_norm"], events=events), key="pg_live_curve")
+    def payload(frames, epochs, metrics) -> dict:
+        events = [(ch.epoch, change_caption(ch, config.method)) for ch in (*config.changes, *live.control.applied)]
+        if not epochs:
+            return live_payload(live.id, labels, config.dim, config.epochs, [], live_curve([], []), events,
+                                status="Starting…")
         final = metrics["center_norm"][-1]
-        st.caption(f"{'Training' if ctl.playing else 'Paused'} · epoch {epochs[-1]} of {config.epochs} · "
-                   f"{int((final > COLLAPSE_AT).sum())} of {len(final)} seeds above ‖s‖ {COLLAPSE_AT} now. "
-                   "Change a knob in the sidebar: it acts from the next epoch, and the link keeps it.")
+        status = (f"{'Training' if live.control.playing else 'Paused'} · epoch {epochs[-1]} of {config.epochs} · "
+                  f"{int((final > COLLAPSE_AT).sum())} of {len(final)} seeds above ‖s‖ {COLLAPSE_AT} now. "
+                  + ("Drag the sphere to turn it. " if config.dim > 2 else "")
+                  + "Change a knob in the sidebar: it acts from the next epoch, and the link keeps it.")
+        return live_payload(live.id, labels, config.dim, config.epochs, live_frames(frames, events),
+                            live_curve(epochs, metrics["center_norm"]), events, live.control.epochs_per_second,
+                            status)
 
-    if live.error:
-        st.error(f"Training failed: {live.error}")
-        return
-    view()
+    ui.live_panel(live, "pg_", payload, seed_index=show)
 
 
 def page() -> None:

@@ -1,4 +1,4 @@
-"""`python -m lab.bench live`: one live seed (`lab.train.toy.LiveTraining`, as fast as it trains, evaluating
+"""`python -m lab.bench live`: one live seed (`lab.train.toy.live_toy`, as fast as it trains, evaluating
 every epoch as the live view does) against the plain per-seed loop (`lab.train.toy_reference`) on the same
 setting, for every method at its defaults on blobs; and the time to the live view's first frame.
 
@@ -23,10 +23,10 @@ def _wait(cond, timeout: float = 120.0) -> None:
 
 def time_live(config) -> dict:
     """One LiveTraining of `config` playing as fast as it trains: {"first_frame_s", "total_s", "epochs"}."""
-    from lab.train.toy import LiveTraining
+    from lab.train.toy import live_toy
 
     start = time.perf_counter()
-    live = LiveTraining(config, playing=True, epochs_per_second=None)
+    live = live_toy(config, playing=True, epochs_per_second=None)
     _wait(lambda: live.control.epoch >= 0 or live.done)
     first = time.perf_counter() - start
     live.thread.join(600)

@@ -18,7 +18,7 @@ from lab.schedules import evenly_spaced
 CENTER_KEYS = ("s_aug", "s_batch", "s_data")
 
 
-def _point_colors(n: int) -> list[str]:
+def point_colors(n: int) -> list[str]:
     return [style.hex_color(style.hue(i * style.N_HUES // max(n, 1), style.N_HUES)) for i in range(n)]
 
 
@@ -35,7 +35,7 @@ def _frame_traces(run, epoch: int, n_residuals: int, n_gradient: int, show_aug: 
     since an animation frame is merged into the traces already drawn."""
     z = run.z[epoch].numpy()
     n, dim = z.shape
-    colors = _point_colors(n)
+    colors = point_colors(n)
     three = dim == 3
 
     def scatter(**kw) -> dict:

@@ -16,6 +16,7 @@ import torch
 from lab import geometry as geo
 from lab.data.b1 import B1Data, make_b1_data
 from lab.experiments import experiment
+from lab.train.live import LiveControl, LiveTraining
 
 AUGMENTATIONS = ("centered", "shifted")
 
@@ -258,7 +259,10 @@ def _with_ones(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.transpose(1, 2), torch.ones(x.shape[0], 1, x.shape[1])], dim=1).contiguous()
 
 
-def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | None) -> list[B1Run]:
+def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | None,
+                 live: LiveControl | None = None) -> list[B1Run]:
+    """live: publish every epoch's augmented features and ‖s‖ to it and wait its turn; a stop ends the run
+    at the epoch reached (the run then has fewer epochs than its config)."""
     c0 = configs[0]
     S, E, N, A, D = len(configs), c0.epochs, c0.n_points, c0.n_aug, c0.dim
     datas = [make_data(c) for c in configs]
@@ -286,7 +290,19 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
             # partner_of[e, s, 0, m]: the partner of sample m when m is the anchor (anchors: a permutation).
             partner_of = torch.empty(E, S, 1, flat.shape[1], dtype=torch.long)
             partner_of.scatter_(3, anchors[:, 0].unsqueeze(2), partners[:, 0].unsqueeze(2))
-        for epoch in range(E):
+        seen, snaps, logs = [], [], []
+
+        def publish(epoch: int) -> bool:
+            z = z_all[epoch]
+            seen.append(epoch), snaps.append(z[:, N:].clone())
+            logs.append({"center_norm_aug": z[:, N:].mean(1).norm(dim=-1), "center_norm": z[:, :N].mean(1).norm(dim=-1)})
+            live.publish(seen, snaps, logs)
+            return live.wait_turn(epoch) is not None
+
+        done = E
+        if live is not None and not publish(0):
+            done = 0
+        for epoch in range(done):
             if full_batch:
                 dots = [_full_batch_step(p, all_x, partner_of[epoch], neg_lr)]
             else:
@@ -298,6 +314,10 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
             z_all[epoch + 1] = _forward(p, snapshot_x)[2].transpose(1, 2)
             if progress:
                 progress(c0.steps_per_epoch)
+            if live is not None and not publish(epoch + 1):
+                done = epoch + 1
+                break
+    E, z_all, loss, anchors = done, z_all[:done + 1], loss[:done + 1], anchors[:done]
     z, z_aug = z_all[:, :, :N], z_all[:, :, N:]
     loss[0] = _pair_loss(z_aug[0], c0)
     # The blue center: epoch e uses the source points of the last batch of epoch e (epoch 0: the first one).
@@ -355,3 +375,10 @@ def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] |
     return runs  # type: ignore[return-value]
 
 
+def live_b1(config: B1Config, playing: bool = True, epochs_per_second: float | None = None) -> LiveTraining:
+    """`config` trained live (`lab.train.live`), one epoch at a time: the view gets the augmented points'
+    features (N·A, D) of every epoch and ‖s‖ (`center_norm_aug`, the paper's s, and `center_norm`). No knob
+    changes mid-run: every B.1 knob changes the data or the schedule, so a change starts a new run."""
+    def train(c: B1Config, control: LiveControl) -> B1Run:
+        return _train_group([c], None, live=control)[0]
+    return LiveTraining(config, train, playing, epochs_per_second)

@@ -6,10 +6,7 @@ backward per step, not K. Runs on different datasets with the same method can st
 """
 from __future__ import annotations
 
-import atexit
-import threading
 import time
-import weakref
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,6 +21,7 @@ from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
 from lab.schedules import evenly_spaced
 from lab.train.changes import Change, changes_text, parse_changes
+from lab.train.live import LiveControl, LiveTraining
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
 
@@ -410,6 +408,21 @@ def _per_seed(configs: Sequence[ToyConfig], value: Callable[[ToyConfig], Any]) -
     return torch.tensor([v for c, v in zip(configs, values) for _ in c.seed_list], dtype=torch.float64)
 
 
+def _build_switchable(c: ToyConfig, seeds: Sequence[int], in_dim: int, may_switch_on: bool):
+    """The model of `c`. Where a switched-off module (SimSiam's or BYOL's predictor) may be turned on
+    mid-run (a live run, or a change in `c.changes`), it is built with the module and the switch then
+    turned off: the module is built last from its own generators and is unused while off, so the run is
+    the same as one built without it until the switch goes on."""
+    params = dict(c.params)
+    off = {k: False for k in method_class(c.method).toggled_modules if params.get(k) is False}
+    if not may_switch_on and not any(ch.knob in off and ch.value is True for ch in c.changes):
+        off = {}
+    model = build_method(c.method, params | {k: True for k in off}, seeds, in_dim, c.dim, c.hidden)
+    if off:
+        model.change_knobs(off)
+    return model
+
+
 def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], None] | None,
                  use_fused: bool = True, live: "LiveControl | None" = None) -> list[ToyRun]:
     """One stacked program. The configs share `_stack_key(c, loose=True)`; where they differ in the
@@ -425,7 +438,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     ys_test = torch.stack([d.y_test for d in datas])
     k = len(seeds)
     torch.manual_seed(seeds[0])
-    model = build_method(c0.method, dict(c0.params), seeds, datas[0].in_dim, c0.dim, c0.hidden)
+    model = _build_switchable(c0, seeds, datas[0].in_dim, may_switch_on=live is not None)
     per_seed = len({_stack_key(c) for c in configs}) > 1
     if per_seed:
         knobs = {name: _per_seed(configs, lambda c, name=name: getattr(c.method_config, name))
@@ -549,137 +562,20 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     return runs
 
 
-class LiveControl:
-    """Steers one training from another thread (the live page) and shows its latest state.
-
-    The trainer calls `publish` after every epoch (the recorded epochs so far, shared lists that only grow)
-    and then `wait_turn`, which blocks while paused (unless a step was asked for), keeps the pace, and hands
-    back the knob changes asked for since (None: stop). The page calls `play`, `pause`, `step`, `stop`,
-    `set_speed`, `change` and reads `latest`. Every method takes the lock briefly; none calls Streamlit.
-    """
-
-    def __init__(self, config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None):
-        self.config = config
-        self._cond = threading.Condition()
-        self.playing, self.steps_left, self.stopped = playing, 0, False
-        self.epochs_per_second = epochs_per_second  # None: as fast as it trains
-        self._pending: list[tuple[str, Any]] = []
-        self.applied: list[Change] = []
-        self.epoch = -1  # the last epoch published
-        self._views: tuple[list, list, list] = ([], [], [])
-        self._last_turn = time.perf_counter()
-
-    # -- the trainer's side
-    def publish(self, epochs: list, snaps: list, logs: list) -> None:
-        with self._cond:
-            self._views = (epochs, snaps, logs)
-            self.epoch = epochs[-1]
-            self._cond.notify_all()
-
-    def wait_turn(self, epoch: int) -> list[Change] | None:
-        with self._cond:
-            while not self.stopped and not self.playing and self.steps_left == 0:
-                self._cond.wait(0.5)
-            if self.stopped:
-                return None
-            if not self.playing:
-                self.steps_left -= 1
-            pace = self.epochs_per_second
-            todo, self._pending = self._pending, []
-        if pace:
-            wait = 1.0 / pace - (time.perf_counter() - self._last_turn)
-            if wait > 0:
-                time.sleep(wait)
-        self._last_turn = time.perf_counter()
-        changes = [Change(epoch, knob, value) for knob, value in todo]
-        with self._cond:
-            self.applied.extend(changes)
-        return changes
-
-    # -- the page's side
-    def play(self) -> None:
-        with self._cond:
-            self.playing = True
-            self._cond.notify_all()
-
-    def pause(self) -> None:
-        with self._cond:
-            self.playing = False
-
-    def step(self, epochs: int = 1) -> None:
-        with self._cond:
-            self.playing, self.steps_left = False, self.steps_left + epochs
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        with self._cond:
-            self.stopped = True
-            self._cond.notify_all()
-
-    def set_speed(self, epochs_per_second: float | None) -> None:
-        with self._cond:
-            self.epochs_per_second = epochs_per_second
-
-    def change(self, knob: str, value: Any) -> Change:
-        """Ask for a knob change from the next epoch on; checked now (one-line ValueError naming the value
-        and the valid range), applied by the trainer at its next turn."""
-        c = self.config
-        params = {**dict(c.params), **{ch.knob: ch.value for ch in self.applied}}
-        (checked,) = parse_changes([Change(max(self.epoch, 0), knob, value)], c.method, params,
-                                   max(c.epochs, self.epoch + 1), ToyConfig.__dataclass_fields__)
-        with self._cond:
-            self._pending.append((checked.knob, checked.value))
-            self._cond.notify_all()
+def _toy_change_check(config: ToyConfig):
+    """A live toy run's `check`: a change is parsed against the method's knobs as they are now."""
+    def check(change: Change, applied: Sequence[Change]) -> Change:
+        params = {**dict(config.params), **{ch.knob: ch.value for ch in applied}}
+        (checked,) = parse_changes([change], config.method, params, max(config.epochs, change.epoch + 1),
+                                   ToyConfig.__dataclass_fields__)
         return checked
-
-    def latest(self) -> tuple[list[int], torch.Tensor | None, dict[str, torch.Tensor]]:
-        """(epochs so far, the newest features (K, N, D), each metric's values so far (T, K))."""
-        with self._cond:
-            epochs, snaps, logs = self._views
-            n = len(epochs)
-            epochs, z, logs = list(epochs[:n]), (snaps[n - 1] if n else None), list(logs[:n])
-        metrics = {k: torch.stack([m[k] for m in logs]) for k in (logs[0] if logs else {})}
-        return epochs, z, metrics
+    return check
 
 
-class LiveTraining:
-    """One toy setting trained in a background thread under a `LiveControl`; `run` once it has ended
-    (finished or stopped), `error` (one line) if it failed."""
-
-    def __init__(self, config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None):
-        self.control = LiveControl(config, playing, epochs_per_second)
-        self.config, self.run, self.error = config, None, None
-        self.thread = threading.Thread(target=self._train, name="lab-live", daemon=True)
-        _LIVE.add(self)
-        self.thread.start()
-
-    def _train(self) -> None:
-        threads = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)
-            self.run = _train_stack([self.config], None, live=self.control)[0]
-        except Exception as e:  # shown on the page as one line; the thread must not die silently
-            self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-        finally:
-            torch.set_num_threads(threads)
-            self.control.stop()
-
-    @property
-    def done(self) -> bool:
-        return not self.thread.is_alive()
-
-
-_LIVE: "weakref.WeakSet[LiveTraining]" = weakref.WeakSet()
-
-
-@atexit.register
-def stop_live_trainings(timeout: float = 5.0) -> None:
-    """Stop every live training and wait for its thread: a torch thread still running while the interpreter
-    shuts down aborts the process ("terminate called without an active exception")."""
-    for live in list(_LIVE):
-        live.control.stop()
-    for live in list(_LIVE):
-        live.thread.join(timeout)
+def live_toy(config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None) -> LiveTraining:
+    """`config` trained live (`lab.train.live`): every epoch evaluated and published, knobs changeable."""
+    return LiveTraining(config, lambda c, control: _train_stack([c], None, live=control)[0], playing,
+                        epochs_per_second, check=_toy_change_check(config))
 
 
 def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:

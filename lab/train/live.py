@@ -1,0 +1,172 @@
+"""Live training: one run trained in a background thread while a page watches and steers it.
+
+A trainer that supports it (`lab.train.toy`, `lab.train.b1`) calls `LiveControl.publish` after every epoch
+and then `wait_turn`, which paces it, holds it while paused and hands it the knob changes asked for since.
+The page (whose script thread must never block on training: Streamlit's threads have no script context)
+calls play, pause, step, stop, change and reads `latest` / `frames_since`. Nothing here calls Streamlit.
+"""
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import uuid
+import weakref
+from typing import Any, Callable, Sequence
+
+import torch
+
+from lab.train.changes import Change
+
+# check(change, changes applied so far) -> the change with its value parsed; a one-line ValueError if bad.
+Check = Callable[[Change, Sequence[Change]], Change]
+
+
+class LiveControl:
+    """Steers one training from another thread (the live page) and shows its latest state.
+
+    The trainer calls `publish` after every epoch (the recorded epochs so far, shared lists that only grow)
+    and then `wait_turn`, which blocks while paused (unless a step was asked for), keeps the pace, and hands
+    back the knob changes asked for since (None: stop). The page calls `play`, `pause`, `step`, `stop`,
+    `set_speed`, `change` and reads `latest`. Every method takes the lock briefly; none calls Streamlit.
+    """
+
+    def __init__(self, config, playing: bool = True, epochs_per_second: float | None = None,
+                 check: Check | None = None):
+        self.config, self._check = config, check
+        self._cond = threading.Condition()
+        self.playing, self.steps_left, self.stopped = playing, 0, False
+        self.epochs_per_second = epochs_per_second  # None: as fast as it trains
+        self._pending: list[tuple[str, Any]] = []
+        self.applied: list[Change] = []
+        self.epoch = -1  # the last epoch published
+        self._views: tuple[list, list, list] = ([], [], [])
+        self._last_turn = time.perf_counter()
+
+    # -- the trainer's side
+    def publish(self, epochs: list, snaps: list, logs: list) -> None:
+        with self._cond:
+            self._views = (epochs, snaps, logs)
+            self.epoch = epochs[-1]
+            self._cond.notify_all()
+
+    def wait_turn(self, epoch: int) -> list[Change] | None:
+        with self._cond:
+            while not self.stopped and not self.playing and self.steps_left == 0:
+                self._cond.wait(0.5)
+            if self.stopped:
+                return None
+            if not self.playing:
+                self.steps_left -= 1
+            pace = self.epochs_per_second
+            todo, self._pending = self._pending, []
+        if pace:
+            wait = 1.0 / pace - (time.perf_counter() - self._last_turn)
+            if wait > 0:
+                time.sleep(wait)
+        self._last_turn = time.perf_counter()
+        changes = [Change(epoch, knob, value) for knob, value in todo]
+        with self._cond:
+            self.applied.extend(changes)
+        return changes
+
+    # -- the page's side
+    def play(self) -> None:
+        with self._cond:
+            self.playing = True
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            self.playing = False
+
+    def step(self, epochs: int = 1) -> None:
+        with self._cond:
+            self.playing, self.steps_left = False, self.steps_left + epochs
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
+
+    def set_speed(self, epochs_per_second: float | None) -> None:
+        with self._cond:
+            self.epochs_per_second = epochs_per_second
+
+    def change(self, knob: str, value: Any) -> Change:
+        """Ask for a knob change from the next epoch on; checked now by the trainer's `check` (one-line
+        ValueError naming the value and the valid range), applied by the trainer at its next turn."""
+        if self._check is None:
+            raise ValueError(f"{knob!r} cannot change mid-run here: this run takes no knob changes")
+        with self._cond:
+            applied, epoch = list(self.applied), self.epoch
+        checked = self._check(Change(max(epoch, 0), knob, value), applied)
+        with self._cond:
+            self._pending.append((checked.knob, checked.value))
+            self._cond.notify_all()
+        return checked
+
+    def latest(self) -> tuple[list[int], torch.Tensor | None, dict[str, torch.Tensor]]:
+        """(epochs so far, the newest features (K, N, D), each metric's values so far (T, K))."""
+        with self._cond:
+            epochs, snaps, logs = self._views
+            n = len(epochs)
+            epochs, z, logs = list(epochs[:n]), (snaps[n - 1] if n else None), list(logs[:n])
+        metrics = {k: torch.stack([m[k] for m in logs]) for k in (logs[0] if logs else {})}
+        return epochs, z, metrics
+
+    def frames_since(self, epoch: int, seed_index: int = 0, most: int = 24) -> list[tuple[int, torch.Tensor]]:
+        """(epoch, features (N, D) of one seed) of the last `most` recorded epochs after `epoch`, oldest
+        first: what a live view has not been sent yet."""
+        with self._cond:
+            epochs, snaps, _ = self._views
+            n = len(epochs)
+            first = n
+            while first > 0 and epochs[first - 1] > epoch and n - first < most:
+                first -= 1
+            return [(epochs[i], snaps[i][min(seed_index, snaps[i].shape[0] - 1)]) for i in range(first, n)]
+
+
+class LiveTraining:
+    """One setting trained in a background thread under a `LiveControl`: `train(config, control)` runs the
+    whole training (publishing every epoch, waiting its turn) and returns the run. `run` once it has ended
+    (finished or stopped), `error` (one line) if it failed."""
+
+    def __init__(self, config, train: Callable[[Any, LiveControl], Any], playing: bool = True,
+                 epochs_per_second: float | None = None, check: Check | None = None):
+        self.control = LiveControl(config, playing, epochs_per_second, check)
+        self.config, self.run, self.error = config, None, None
+        self.id = uuid.uuid4().hex[:12]  # names this run to a live view, which starts afresh on a new one
+        self._train_fn = train
+        self.thread = threading.Thread(target=self._train, name="lab-live", daemon=True)
+        _LIVE.add(self)
+        self.thread.start()
+
+    def _train(self) -> None:
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            self.run = self._train_fn(self.config, self.control)
+        except Exception as e:  # shown on the page as one line; the thread must not die silently
+            self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        finally:
+            torch.set_num_threads(threads)
+            self.control.stop()
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+
+_LIVE: "weakref.WeakSet[LiveTraining]" = weakref.WeakSet()
+
+
+@atexit.register
+def stop_live_trainings(timeout: float = 5.0) -> None:
+    """Stop every live training and wait for its thread: a torch thread still running while the interpreter
+    shuts down aborts the process ("terminate called without an active exception")."""
+    for live in list(_LIVE):
+        live.control.stop()
+    for live in list(_LIVE):
+        live.thread.join(timeout)
