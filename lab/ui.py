@@ -493,6 +493,13 @@ def memo(key: Any, make: Callable[[], Any]) -> Any:
     return _make_once([key], lambda keys: [make()])[0]
 
 
+def shared_live(key: Any, start: Callable[[], Any]) -> Any:
+    """One live training per key for every session of this server, started by the first session to ask: a class
+    opening one lesson link watches one run train, each browser from the epoch it arrived at. Kept in the store
+    (least recently used dropped; one that is dropped while it trains runs on to its end for whoever holds it)."""
+    return memo(("live", key), start)
+
+
 def train_cached(configs: Sequence[ToyConfig], label: str = "Training") -> list[ToyRun]:
     """Train the settings not trained yet on this server (stacked by `train_toys`), with a progress bar. A
     setting another browser is training right now is waited for, not trained twice."""
@@ -609,19 +616,27 @@ LIVE_SPEED_DEFAULT = "25 epochs/s"
 # The live view's refresh. A fragment reruns about 6 times a second at best here whatever this says
 # (shorter asked for fewer); each rerun carries every epoch since the last, which the view plays at pace.
 LIVE_TICK_S = 0.1
+# A run many browsers watch (a lesson link): each reruns less often, so that twenty of them leave the server time
+# to train; the view still plays every epoch at the run's pace from what each rerun brings.
+SHARED_TICK_S = 0.5
 
 
 def live_speed(prefix: str) -> float | None:
     return LIVE_SPEEDS[st.session_state.get(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)]
 
 
-def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int = 0) -> None:
+def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int = 0,
+               shared: bool = False) -> None:
     """▶/⏸, one epoch, reset and speed (widget keys `{prefix}live_play` …), then the live view of `live`
     (a `lab.train.live.LiveTraining`), rerun every LIVE_TICK_S while the run plays and not at all once it is
     paused or done; at its end the whole page reruns (for the replay). payload(frames, epochs, metrics)
     builds the view's data (`lab.render.live.live_payload`) from the frames not yet sent to this browser.
-    Reset drops st.session_state[f"{prefix}live"]."""
+    Reset drops st.session_state[f"{prefix}live"]. shared: a run other browsers watch too (`shared_live`):
+    no controls (one student's pause would pause the class), reruns every SHARED_TICK_S."""
     ctl = live.control
+    if shared:
+        _live_fragment(live, prefix, payload, seed_index, SHARED_TICK_S)
+        return
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     if cols[0].button("⏸ Pause" if ctl.playing else "▶ Play", key=f"{prefix}live_play"):
         ctl.pause() if ctl.playing else ctl.play()
@@ -635,11 +650,17 @@ def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], s
     st.session_state.setdefault(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)
     cols[3].select_slider("Speed", list(LIVE_SPEEDS), key=f"{prefix}live_speed")
     ctl.set_speed(live_speed(prefix))
+    _live_fragment(live, prefix, payload, seed_index, LIVE_TICK_S)
+
+
+def _live_fragment(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int,
+                   tick_s: float) -> None:
+    ctl = live.control
     if live.error:
         st.error(f"Training failed: {live.error}")
         return
 
-    @st.fragment(run_every=LIVE_TICK_S if ctl.playing or ctl.steps_left else None)
+    @st.fragment(run_every=tick_s if ctl.playing or ctl.steps_left else None)
     def view() -> None:
         if live.done:
             st.rerun()  # the whole page: the finished run's replay, curves and export
@@ -649,8 +670,13 @@ def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], s
         # Nothing new (paused): the newest frame again, so that a view mounted afresh has one to show.
         frames = ctl.frames_since(after, seed_index) or ctl.frames_since(epochs[-1] - 1 if epochs else -1,
                                                                          seed_index, most=1)
+        try:
+            data = payload(frames, epochs, metrics)
+        except Exception as err:  # never a traceback on the page: one line; the next rerun tries again
+            st.error(f"Live view: {type(err).__name__}: {(str(err).splitlines() or [''])[0]}")
+            return
         if epochs:
             st.session_state[f"{prefix}live_sent"] = (live.id, epochs[-1])
-        live_view(payload(frames, epochs, metrics), key=f"{prefix}live_frame")
+        live_view(data, key=f"{prefix}live_frame")
 
     view()

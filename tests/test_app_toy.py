@@ -2,13 +2,14 @@
 the method's config, the setting in the URL, lesson links, bad URL values, a diverging run, Fig. 4."""
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import lab.claims as C
-from lab.train.toy import ToyConfig
+from lab.train.toy import ToyConfig, toy_config, train_toys
 
 PLAYGROUND = "views/playground.py"
 COMPARE = "views/compare.py"
@@ -112,15 +113,34 @@ def test_lock_hides_controls_and_shows_their_values(root):
     assert at.query_params["lr"] == "0.03" and at.query_params["lock"] == "lr,predictor"
 
 
-def test_lesson_link_hides_every_control(root):
-    at = run_page(root, PLAYGROUND, {"method": "invariance", "lesson": "1", **QUICK})
+def replay_after_live(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """Rerun a page whose run trains live until its replay (the Plotly animation) is on it."""
+    deadline = time.monotonic() + timeout
+    while "pg_animation" not in charts(at):
+        assert time.monotonic() < deadline, "the live run never ended"
+        time.sleep(0.1)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_lesson_link_hides_every_control_and_the_class_watches_one_live_run(root):
+    lesson = {"method": "invariance", "lesson": "1", **QUICK, "epochs": "40"}
+    at = run_page(root, PLAYGROUND, lesson)
     assert not at.error
-    assert not widget_keys(at)
-    assert "pg_animation" in charts(at)
+    assert not widget_keys(at), "no controls, not even the live view's: one student's pause would pause the class"
+    assert "pg_animation" not in charts(at), "a lesson link first shows its run training live"
+    at2 = run_page(root, PLAYGROUND, lesson)  # a second browser on the same link: the same run, not a second one
+    replay_after_live(at)
+    replay_after_live(at2)
+    assert at.session_state["pg_live_sent"][0] == at2.session_state["pg_live_sent"][0]
     assert not at.expander, "no share expander in a lesson"
     assert at.caption[0].value.startswith("Invariance only")
-    at2 = run_page(root, PLAYGROUND, {"hide": "all", **QUICK})
-    assert not widget_keys(at2) and "pg_animation" in charts(at2)
+    shown = [m.value for m in at.metric][0]
+    config = toy_config("invariance", "blobs", {"epochs": 40, "seeds": 2})
+    assert shown == f"{train_toys([config])[0].metrics['center_norm'][-1].mean().item():.3f}", "the plain run's ‖s‖"
+    at3 = replay_after_live(run_page(root, PLAYGROUND, {"hide": "all", **QUICK}))
+    assert not widget_keys(at3) and "pg_animation" in charts(at3)
 
 
 def test_share_expander_builds_a_lesson_link(root):

@@ -108,8 +108,9 @@ def write_live_url(live, values, extras) -> None:
     ui.write_url(query, URL_STATE)
 
 
-def live_panel(live, show: int) -> None:
-    """The live view of seed `show`: its features and the ‖s‖ curve as they train, every change marked."""
+def live_panel(live, show: int, shared: bool = False) -> None:
+    """The live view of seed `show`: its features and the ‖s‖ curve as they train, every change marked.
+    shared: the run of a lesson link, which every browser on that link watches (no controls)."""
     config = live.config
     labels = make_toy(config.dataset, config.data_seed, config.n_train, config.n_test).y_train.numpy()
 
@@ -122,12 +123,13 @@ def live_panel(live, show: int) -> None:
         status = (f"{'Training' if live.control.playing else 'Paused'} · epoch {epochs[-1]} of {config.epochs} · "
                   f"{int((final > COLLAPSE_AT).sum())} of {len(final)} seeds above ‖s‖ {COLLAPSE_AT} now. "
                   + ("Drag the sphere to turn it. " if config.dim > 2 else "")
-                  + "Change a knob in the sidebar: it acts from the next epoch, and the link keeps it.")
+                  + ("Everyone on this link watches this one run; its replay and curves follow when it ends."
+                     if shared else "Change a knob in the sidebar: it acts from the next epoch, and the link keeps it."))
         return live_payload(live.id, labels, config.dim, config.epochs, live_frames(frames, events),
                             live_curve(epochs, metrics["center_norm"]), events, live.control.epochs_per_second,
                             status)
 
-    ui.live_panel(live, "pg_", payload, seed_index=show)
+    ui.live_panel(live, "pg_", payload, seed_index=show, shared=shared)
 
 
 def page() -> None:
@@ -162,9 +164,19 @@ def page() -> None:
     if lesson:
         st.caption(form.summary(values, [n for n in values if n not in ("show", "x")]))
     run = None
-    if not lesson and st.sidebar.toggle("Train live", key="pg_live_on",
-                                        help="Watch the model train, pause, step, and change knobs while it runs: a "
-                                             "changed knob acts on the running model from its next epoch."):
+    if lesson:  # the class watches one run train (`ui.shared_live`), then its replay
+        live = ui.shared_live(config, lambda: live_toy(config, playing=True,
+                                                       epochs_per_second=ui.LIVE_SPEEDS[ui.LIVE_SPEED_DEFAULT]))
+        if not live.done:
+            live_panel(live, values["show"], shared=True)
+            st.stop()
+        if live.error:
+            st.error(f"Training failed: {live.error}")
+            st.stop()
+        run = live.run
+    elif st.sidebar.toggle("Train live", key="pg_live_on",
+                           help="Watch the model train, pause, step, and change knobs while it runs: a "
+                                "changed knob acts on the running model from its next epoch."):
         live = live_session(config)
         if live is None:
             st.stop()

@@ -1,4 +1,4 @@
-"""`python -m lab.bench b1|toy|sweep|live|ui|imagenet|fmnist`: the lab's trainers (and GIF maker) against plain
+"""`python -m lab.bench b1|toy|sweep|live|ui|class|imagenet|fmnist`: the lab's trainers (and GIF maker) against plain
 implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
@@ -12,6 +12,9 @@ live (issue #13): one live seed (LiveTraining, as fast as it trains) against the
 method on blobs, and the time to the first frame (lab/bench/live.py).
 ui (issue #13): a real chromium on `streamlit run app.py`: knob change -> first live frame (target 1 s, goal
 0.5 s) and live updates a second (target >= 10), every method (lab/bench/ui.py).
+class (issue #13): 20 sessions on one lesson link (first live frame within 5 s, trained once), then 10 moving
+knobs (first frame within 2 s), through Streamlit's websocket protocol on `streamlit run app.py`
+(lab/bench/classroom.py).
 """
 from __future__ import annotations
 
@@ -249,7 +252,7 @@ def _fmnist(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "imagenet", "fmnist"],
+    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist"],
                         help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
@@ -262,6 +265,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, help="imagenet: timed training steps (default 20 on cuda, 5 on cpu)")
     parser.add_argument("--workers", type=int, default=2, help="imagenet: data-loading processes (default 2)")
     parser.add_argument("--data", help="fmnist: a Fashion-MNIST folder (default Debian's)")
+    parser.add_argument("--clients", type=int, default=20, help="class: sessions on the lesson link (default 20)")
+    parser.add_argument("--movers", type=int, default=10, help="class: sessions that move a knob (1-10, default 10)")
     parser.add_argument("--minutes", type=float, help="ui: instead of the timings, the server's memory over this "
                                                       "many minutes of live training (issue #13 asks for 10)")
     args = parser.parse_args(argv)
@@ -273,6 +278,14 @@ def main(argv=None) -> int:
         from lab.bench.ui import bench_memory, bench_ui
 
         return bench_ui() if args.minutes is None else bench_memory(args.minutes)
+    if args.what == "class":
+        from lab.bench.classroom import MOVES, bench_class
+
+        if args.clients < 1 or not 1 <= args.movers <= len(MOVES):
+            print(f"error: --clients >= 1, --movers in [1, {len(MOVES)}]", file=sys.stderr)
+            return 2
+        bench_class(args.clients, args.movers)
+        return 0
     if args.repeats < 1 or args.frames < 2 or not 64 <= args.size <= 2048 or args.threads < 1 \
             or (args.epochs is not None and args.epochs < 1):
         print("error: --repeats >= 1, --frames >= 2, --size in [64, 2048], --threads >= 1, --epochs >= 1",

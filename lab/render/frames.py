@@ -87,13 +87,13 @@ class _Canvas:
         return self.cx + self.scale * q[..., 0], self.cy - self.scale * q[..., 1], q[..., 2]
 
     def stamp(self, xs: np.ndarray, ys: np.ndarray, colors: np.ndarray, radius: int) -> None:
-        """Draw filled discs, later ones on top, with vectorised index writes."""
+        """Draw filled discs in one index write. Writes go offset by offset, all points per offset (where
+        discs overlap the later offset, then the later point, wins), as a loop over the offsets would."""
         dy, dx = _disc(radius)
-        xi, yi = np.rint(xs).astype(np.int64), np.rint(ys).astype(np.int64)
-        for oy, ox in zip(dy, dx):
-            x, y = xi + ox, yi + oy
-            ok = (x >= 0) & (x < self.size) & (y >= 0) & (y < self.size)
-            self.pixels[y[ok], x[ok]] = colors[ok]
+        x = np.rint(xs).astype(np.int64) + dx[:, None]
+        y = np.rint(ys).astype(np.int64) + dy[:, None]
+        ok = (x >= 0) & (x < self.size) & (y >= 0) & (y < self.size)
+        self.pixels.reshape(-1)[(y * self.size + x)[ok]] = np.broadcast_to(colors, x.shape)[ok]
 
 
 def _arrow(draw: ImageDraw.ImageDraw, x0, y0, x1, y1, color: int, width: int, head: float) -> None:
@@ -133,15 +133,6 @@ def draw_frame(
     hues = _hue_index(n)
     r_big, r_small = max(2, size // 110), max(1, size // 240)
 
-    # Outline: the unit circle (or the sphere's silhouette) and its equator.
-    t = np.linspace(0, 2 * np.pi, 181)
-    ring = np.stack([np.cos(t), np.sin(t)] + ([np.zeros_like(t)] if dim == 3 else []), axis=1)
-    img_outline = []
-    if dim == 3:
-        rx, ry, _ = canvas.to_screen(ring)
-        img_outline = list(zip(rx, ry))
-    silhouette = [(canvas.cx + canvas.scale * math.cos(a), canvas.cy - canvas.scale * math.sin(a)) for a in t]
-
     # Points: augmented first (small), then the dataset points (large) on top; the far side faded.
     za = z_aug.reshape(-1, dim).numpy()
     ax_, ay_, adepth = canvas.to_screen(za)
@@ -153,16 +144,48 @@ def draw_frame(
 
     img = Image.fromarray(canvas.pixels, mode="P")
     img.putpalette(palette())
+    # The parts that never change are drawn once per size, dim and title (Pillow's text was a third of a
+    # frame), then laid on at the depth they always had: the outline over the points, the legend over it all.
+    img.paste(*_layer(_draw_outline, size, dim))
     draw = ImageDraw.Draw(img)
-    draw.line(silhouette, fill=GRID, width=max(1, size // 300))
-    if img_outline:
-        draw.line(img_outline, fill=GRID, width=1)
-    width, head = max(2, size // 160), size / 28
+    _draw_arrows(draw, canvas, run, epoch, px, py, hues, n_residuals, n_gradient)
+    _caption(draw, size, epoch, run)
+    img.paste(*_layer(_draw_legend, size, title))
+    return img
 
-    s_data = run.s_data[epoch]
-    s_np = s_data.numpy()
+
+_UNSET = 255  # a palette slot no layer draws with: marks the pixels a layer leaves as they are
+
+
+@lru_cache(maxsize=16)
+def _layer(paint, size: int, arg) -> tuple[Image.Image, tuple[int, int], Image.Image]:
+    """`paint(draw, size, arg)` on an empty size × size canvas, as `Image.paste` arguments (image, corner,
+    mask): pasting it is drawing it again, as P-mode drawing and its 1-bit text only ever set pixels."""
+    img = Image.new("P", (size, size), _UNSET)
+    paint(ImageDraw.Draw(img), size, arg)
+    mask = Image.fromarray(np.asarray(img) != _UNSET)
+    box = mask.getbbox() or (0, 0, 1, 1)  # only the drawn part: pasting costs by the area
+    return img.crop(box), box[:2], mask.crop(box)
+
+
+def _draw_outline(draw: ImageDraw.ImageDraw, size: int, dim: int) -> None:
+    """The unit circle (or the sphere's silhouette) and, for a sphere, its equator."""
+    canvas = _Canvas(size, dim)
+    t = np.linspace(0, 2 * np.pi, 181)
+    silhouette = [(canvas.cx + canvas.scale * math.cos(a), canvas.cy - canvas.scale * math.sin(a)) for a in t]
+    draw.line(silhouette, fill=GRID, width=max(1, size // 300))
+    if dim == 3:
+        rx, ry, _ = canvas.to_screen(np.stack([np.cos(t), np.sin(t), np.zeros_like(t)], axis=1))
+        draw.line(list(zip(rx, ry)), fill=GRID, width=1)
+
+
+def _draw_arrows(draw: ImageDraw.ImageDraw, canvas: _Canvas, run, epoch: int, px, py, hues,
+                 n_residuals: int, n_gradient: int) -> None:
+    z, z_aug = run.z[epoch].numpy(), run.z_aug[epoch]
+    n, dim = z.shape
+    width, head = max(2, canvas.size // 160), canvas.size / 28
     # Residual arrows r = z - s, from the center's tip to the point.
-    sx, sy, _ = canvas.to_screen(s_np)
+    sx, sy, _ = canvas.to_screen(run.s_data[epoch].numpy())
     for i in selected_points(n, n_residuals):
         _arrow(draw, sx, sy, px[i], py[i], int(hues[i]), max(1, width // 2), head * 0.5)
     # Eq. 4 overlay: the pull on a point = center term s + residual term (μ_i - s), drawn from the point.
@@ -180,13 +203,10 @@ def draw_frame(
         _arrow(draw, ox, oy, ex, ey, ARROW_INDEX[key], width + 1, head)
     draw.ellipse([ox - 2, oy - 2, ox + 2, oy + 2], fill=BLACK)
 
-    _caption(draw, size, epoch, run, title)
-    return img
 
-
-def _caption(draw: ImageDraw.ImageDraw, size: int, epoch: int, run, title: str | None) -> None:
+def _caption(draw: ImageDraw.ImageDraw, size: int, epoch: int, run) -> None:
+    """The caption's changing part: the epoch and the centers' norms."""
     font = _font(max(9, size // 30))
-    small = _font(max(8, size // 40))
     pad = size // 60
     last = run.z.shape[0] - 1
     draw.text((pad, pad), f"epoch {epoch}/{last}", fill=TEXT, font=font)
@@ -194,6 +214,13 @@ def _caption(draw: ImageDraw.ImageDraw, size: int, epoch: int, run, title: str |
              f"aug {run.s_aug[epoch].norm():.2f}   batch {run.s_batch[epoch].norm():.2f}")
     right = draw.textlength(norms, font=font)
     draw.text((size - pad - right, pad), norms, fill=TEXT, font=font)
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw, size: int, title: str | None) -> None:
+    """The caption's fixed part: the title under the epoch line, the colour legend along the bottom."""
+    font = _font(max(9, size // 30))
+    small = _font(max(8, size // 40))
+    pad = size // 60
     if title:
         draw.text((pad, pad + font.size + 2), title, fill=TEXT, font=small)
     legend = [(ARROW_INDEX["s_data"], "data s"), (ARROW_INDEX["s_batch"], "batch s"),

@@ -19,7 +19,7 @@ export default function (component) {
   view.receive(data || {});
 }
 
-const DRAIN_MS = 150;   // frames that arrive together are played within about one rerun
+const DRAIN_MS = 150;   // frames that arrive together are played within about one rerun (its first guess)
 const MAX_QUEUE = 24;   // further behind than this, skip ahead: live means now
 
 function decode(b64, dim) {
@@ -43,6 +43,7 @@ function makeView(parent) {
   parent.appendChild(root);
   const v = {
     root, run: null, data: {}, queue: [], shown: null, lastShown: 0, lastEpoch: -1, frames: 0,
+    drain: DRAIN_MS, lastArrival: 0,
     yaw: -0.8, pitch: 0.45, drag: null,
     title: root.querySelector(".lab-live-title"), status: root.querySelector(".lab-live-status"),
     sphere: root.querySelector(".lab-live-sphere"), curve: root.querySelector(".lab-live-curve"),
@@ -69,8 +70,17 @@ function makeView(parent) {
 function receive(v, d) {
   if (d.run !== v.run) {  // a new run: forget the old one's frames
     v.run = d.run; v.queue = []; v.lastEpoch = -1; v.shown = null;
+    v.root.dataset.run = String(d.run);  // which run this view shows (a class on one lesson link: one run)
+    delete v.root.dataset.epoch;  // set again by the new run's first frame
   }
   v.data = d;
+  // The time between reruns that bring frames (a page's own run: ~0.15 s; a run a class watches: ~0.5 s)
+  // is the time to play what each brings: at the run's pace, no burst then a wait.
+  const now = performance.now();
+  if ((d.frames || []).length) {
+    if (v.lastArrival) v.drain = 0.7 * v.drain + 0.3 * Math.min(1000, Math.max(DRAIN_MS, now - v.lastArrival));
+    v.lastArrival = now;
+  }
   for (const f of d.frames || []) {
     if (f[0] > v.lastEpoch) { v.queue.push(f); v.lastEpoch = f[0]; }
   }
@@ -83,7 +93,7 @@ function receive(v, d) {
 function play(v, now) {
   if (!v.queue.length) return;
   const pace = v.data.speed ? 1000 / v.data.speed : 0;
-  const interval = Math.min(pace || DRAIN_MS, DRAIN_MS / v.queue.length);
+  const interval = Math.min(pace || v.drain, v.drain / v.queue.length);
   if (v.shown && now - v.lastShown < interval) return;
   const f = v.queue.shift();
   v.shown = { epoch: f[0], z: decode(f[1], v.data.dim), sn: f[2], caption: f[3] };

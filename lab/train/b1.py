@@ -294,8 +294,9 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
 
         def publish(epoch: int) -> bool:
             z = z_all[epoch]
-            seen.append(epoch), snaps.append(z[:, N:].clone())
+            snaps.append(z[:, N:].clone())
             logs.append({"center_norm_aug": z[:, N:].mean(1).norm(dim=-1), "center_norm": z[:, :N].mean(1).norm(dim=-1)})
+            seen.append(epoch)  # last: a reader takes as many entries as there are epochs
             live.publish(seen, snaps, logs)
             return live.wait_turn(epoch) is not None
 

@@ -107,11 +107,15 @@ class LiveControl:
             self._cond.notify_all()
         return checked
 
+    def _complete(self) -> int:
+        """How many epochs have all their entries: the trainer appends to the three lists while a page reads."""
+        return min(len(v) for v in self._views)
+
     def latest(self) -> tuple[list[int], torch.Tensor | None, dict[str, torch.Tensor]]:
         """(epochs so far, the newest features (K, N, D), each metric's values so far (T, K))."""
         with self._cond:
             epochs, snaps, logs = self._views
-            n = len(epochs)
+            n = self._complete()
             epochs, z, logs = list(epochs[:n]), (snaps[n - 1] if n else None), list(logs[:n])
         metrics = {k: torch.stack([m[k] for m in logs]) for k in (logs[0] if logs else {})}
         return epochs, z, metrics
@@ -121,7 +125,7 @@ class LiveControl:
         first: what a live view has not been sent yet."""
         with self._cond:
             epochs, snaps, _ = self._views
-            n = len(epochs)
+            n = self._complete()
             first = n
             while first > 0 and epochs[first - 1] > epoch and n - first < most:
                 first -= 1

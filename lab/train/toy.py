@@ -454,8 +454,6 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
     # A change's epoch is read too: the curves show the state it acted on.
     eval_at = set(evenly_spaced(c0.epochs, c0.max_evals)) | {ch.epoch for ch in c0.changes if ch.epoch > 0}
-    if live is not None:
-        eval_at = set(range(c0.epochs + 1))  # a live view shows every epoch
     steps = c0.steps_per_epoch
     if per_seed and c0.changes:
         raise ValueError("settings with per-seed knob values (a sweep's cells) cannot also change knobs mid-run")
@@ -485,6 +483,28 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
                 v[dead] = float("nan")
         snaps.append(z), logs.append(m), epochs.append(epoch)
 
+    # A live view gets every epoch, but only what it draws (the features, ‖s‖): the full evaluation (probes,
+    # kNN, pull) stays at the plain run's epochs, which keeps a live run the plain one, and half the cost.
+    seen, seen_z, seen_logs = [], [], []
+
+    def show(epoch: int) -> None:
+        if epochs and epochs[-1] == epoch:
+            z = snaps[-1]
+        else:
+            model.eval()
+            z = model.embed(xs_train)
+            model.train()
+            z[dead] = float("nan")
+        # The epoch last: a reader takes as many entries as there are epochs (`LiveControl.latest`).
+        seen_z.append(z), seen_logs.append({"center_norm": geo.center_norm(z)}), seen.append(epoch)
+        live.publish(seen, seen_z, seen_logs)
+
+    def take_changes(epoch: int, changes: Sequence[Change]) -> None:
+        if changes and epochs[-1] != epoch:  # the curves show the state a change acted on, as a plain run's do
+            record(epoch, seen_loss[0])
+        apply_changes(epoch, changes)
+    seen_loss: list = [None]  # the loss of the epoch on show
+
     with torch.no_grad():
         # Peek at the loss before training without moving any state (DINO's center, BN statistics).
         saved = [t.clone() for t in model.buffers()]
@@ -495,9 +515,10 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     apply_changes(0)
     more: list | None = []
     if live is not None:
-        live.publish(epochs, snaps, logs)  # the first frame: the untrained model
+        seen_loss[0] = first_loss
+        show(0)  # the first frame: the untrained model
         more = live.wait_turn(0)
-        apply_changes(0, more or ())
+        take_changes(0, more or ())
     last_epoch = 0 if live is not None and more is None else c0.epochs
     for epoch in range(1, last_epoch + 1):
         views = batches.epoch_joined() if step_by_hand else batches.epoch()
@@ -536,11 +557,14 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             progress(epoch, c0.epochs)
         apply_changes(epoch)
         if live is not None:
-            live.publish(epochs, snaps, logs)
+            seen_loss[0] = epoch_loss
+            show(epoch)
             more = live.wait_turn(epoch)
-            if more is None:  # stopped from the page
+            if more is None:  # stopped from the page: the run ends with the epoch it got to
+                if epochs[-1] != epoch:
+                    record(epoch, epoch_loss)
                 break
-            apply_changes(epoch, more)
+            take_changes(epoch, more)
     seconds = time.perf_counter() - start
     z = torch.stack(snaps)
     metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
