@@ -627,7 +627,7 @@ def live_speed(prefix: str) -> float | None:
 
 def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int = 0,
                shared: bool = False) -> None:
-    """▶/⏸, one epoch, reset and speed (widget keys `{prefix}live_play` …), then the live view of `live`
+    """▶/❚❚, one epoch, reset and speed (widget keys `{prefix}live_play` …), then the live view of `live`
     (a `lab.train.live.LiveTraining`), rerun every LIVE_TICK_S while the run plays and not at all once it is
     paused or done; at its end the whole page reruns (for the replay). payload(frames, epochs, metrics)
     builds the view's data (`lab.render.live.live_payload`) from the frames not yet sent to this browser.
@@ -638,7 +638,7 @@ def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], s
         _live_fragment(live, prefix, payload, seed_index, SHARED_TICK_S)
         return
     cols = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
-    if cols[0].button("⏸ Pause" if ctl.playing else "▶ Play", key=f"{prefix}live_play"):
+    if cols[0].button("❚❚ Pause" if ctl.playing else "▶ Play", key=f"{prefix}live_play"):
         ctl.pause() if ctl.playing else ctl.play()
         st.rerun()
     if cols[1].button("+1 epoch", key=f"{prefix}live_step", help="Pause, then train one more epoch."):

@@ -84,7 +84,7 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
     at.run()
     at.toggle(key="pg_live_on").set_value(True).run()
     assert not at.exception and not at.error
-    assert {"⏸ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
+    assert {"❚❚ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
     live = at.session_state["pg_live"]
     at.button(key="pg_live_play").click().run()  # pause
     assert not live.control.playing
@@ -108,7 +108,7 @@ def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(r
     at.toggle(key="b1_live_on").set_value(True).run()
     assert not at.exception and not at.error
     live = at.session_state["b1_live"]
-    assert live.config.epochs == 60 and {"⏸ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
+    assert live.config.epochs == 60 and {"❚❚ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
     at.button(key="b1_live_play").click().run()  # pause
     assert not live.control.playing
     at.number_input(key="b1_seed").set_value(1).run()  # any B.1 knob: a new run, the old one stopped

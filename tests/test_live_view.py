@@ -45,7 +45,8 @@ def test_a_late_rerun_sends_only_the_newest_frames_and_a_diverged_seed_draws_at_
 
 def test_the_curve_is_mean_and_band_over_seeds():
     values = torch.tensor([[0.1, 0.3], [0.5, 0.9]])
-    assert live_curve([0, 1], values) == {"x": [0, 1], "mean": [0.2, 0.7], "lo": [0.1, 0.5], "hi": [0.3, 0.9]}
+    assert live_curve([0, 1], values) == {"x": [0, 1], "mean": [0.2, 0.7], "lo": [0.1, 0.5], "hi": [0.3, 0.9],
+                                       "seeds": 2}
 
 
 def test_frames_since_hands_over_every_epoch_not_yet_sent_once():
@@ -63,7 +64,10 @@ def test_frames_since_hands_over_every_epoch_not_yet_sent_once():
     payload = live_payload(live.id, live.run.data.y_train, 3, 30, live_frames(first), live_curve([0], [[0.5]]))
     assert payload["run"] == live.id and payload["dim"] == 3 and len(payload["labels"]) == 600
     assert len(payload["colors"]) == 3 and payload["threshold"] == 0.9
+    assert payload["title"] == "‖s‖ center norm, one seed", "one seed: no band to explain"
+    two = live_payload(live.id, live.run.data.y_train, 3, 30, [], live_curve([0], [[0.5, 0.7]]))
+    assert two["title"] == "‖s‖ center norm, mean over 2 seeds (band: lowest to highest)"
 
 
 def test_before_the_first_epoch_the_curve_is_empty():
-    assert live_curve([], []) == {"x": [], "mean": [], "lo": [], "hi": []}
+    assert live_curve([], []) == {"x": [], "mean": [], "lo": [], "hi": [], "seeds": 0}

@@ -54,12 +54,13 @@ def live_frames(frames: Sequence[tuple[int, object]], captions: Sequence[tuple[i
 
 
 def live_curve(epochs: Sequence[int], values) -> dict:
-    """values: (T, K) a metric per recorded epoch and seed -> {x, mean, lo, hi} for the live chart."""
+    """values: (T, K) a metric per recorded epoch and seed -> {x, mean, lo, hi, seeds} for the live chart."""
     if not len(epochs):
-        return {"x": [], "mean": [], "lo": [], "hi": []}
+        return {"x": [], "mean": [], "lo": [], "hi": [], "seeds": 0}
     v = np.nan_to_num(np.asarray(values, dtype=np.float64).reshape(len(epochs), -1))
     r = lambda a: np.round(a, 4).tolist()  # noqa: E731
-    return {"x": [int(e) for e in epochs], "mean": r(v.mean(1)), "lo": r(v.min(1)), "hi": r(v.max(1))}
+    return {"x": [int(e) for e in epochs], "mean": r(v.mean(1)), "lo": r(v.min(1)), "hi": r(v.max(1)),
+            "seeds": int(v.shape[1])}
 
 
 def live_payload(run_id: str, labels, dim: int, epochs: int, frames: list[list], curve: dict,
@@ -76,4 +77,11 @@ def live_payload(run_id: str, labels, dim: int, epochs: int, frames: list[list],
             "labels": labels.tolist(), "colors": list(colors),
             "center_color": style.hex_color(CENTER_COLOR), "frames": frames, "curve": curve,
             "events": [[int(at), text] for at, text in events], "threshold": vocab.COLLAPSE_THRESHOLD,
-            "status": status, "title": f"{vocab.label(metric)}, mean over seeds (band: lowest to highest)"}
+            "status": status, "title": curve_title(metric, curve.get("seeds", 0))}
+
+
+def curve_title(metric: str, seeds: int) -> str:
+    """The live chart's title: the metric, and for several seeds what the line and the band are."""
+    if seeds > 1:
+        return f"{vocab.label(metric)}, mean over {seeds} seeds (band: lowest to highest)"
+    return vocab.label(metric) + (", one seed" if seeds == 1 else "")
