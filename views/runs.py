@@ -236,7 +236,8 @@ def page() -> None:
         if info.message:  # a failed run's message: the reason, then its last log lines (shown below anyway)
             (st.error if info.status == "failed" else st.caption)(info.message.splitlines()[0])
         b1, b2, b3 = st.columns(3)
-        if b1.button("Stop", key=f"runs_stop_{info.name}", disabled=not active(info) or not allowed):
+        ours = info.backend != labruns.EXTERNAL  # the lab did not start an external run's processes
+        if b1.button("Stop", key=f"runs_stop_{info.name}", disabled=not active(info) or not allowed or not ours):
             try:
                 labruns.stop(info.name, root=root, wait=2.0)  # the live view shows the rest of the shutdown
             except (ValueError, KeyError, OSError, RuntimeError) as e:
@@ -244,7 +245,7 @@ def page() -> None:
             else:
                 st.rerun(scope="app")
         if b2.button("Resume", key=f"runs_resume_{info.name}",
-                     disabled=info.status not in ("stopped", "failed") or not allowed):
+                     disabled=info.status not in ("stopped", "failed") or not allowed or not ours):
             try:
                 labruns.resume(info.name, root=root)
             except (ValueError, KeyError, OSError, RuntimeError) as e:

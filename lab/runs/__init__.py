@@ -6,7 +6,7 @@ The engine's public names that a page needs beside the runs (`PRESETS`, `NOTES`,
 `cuda_available`, ...) are re-exported here, imported from `lab.imagenet` on first use: `python -m lab
 runs list` and the wrapper of every run start without torch.
 """
-from lab.runs.core import (STATUSES, RunInfo, UnknownRunError, demo_data, demo_is_real, demo_train_args, get_run,
+from lab.runs.core import (EXTERNAL, STATUSES, RunInfo, UnknownRunError, demo_data, demo_is_real, demo_train_args, get_run,
                            launch, launch_preset, list_runs, log_tail, preset_run_names, read_metrics, real_demo_available,
                            real_demo_hint, resume, run_path, runs_root, stop, validate_name)
 from lab.runs.slurm import SlurmError, SlurmSpec
@@ -14,7 +14,7 @@ from lab.runs.slurm import SlurmError, SlurmSpec
 ENGINE_NAMES = ("ALL", "NOTES", "PRESETS", "TrainConfig", "check_config", "cuda_available", "method_params",
                 "parse_train_args", "preset_configs", "preset_runs")
 
-__all__ = ["STATUSES", "RunInfo", "SlurmError", "SlurmSpec", "UnknownRunError", "demo_data", "demo_is_real",
+__all__ = ["EXTERNAL", "STATUSES", "RunInfo", "SlurmError", "SlurmSpec", "UnknownRunError", "demo_data", "demo_is_real",
            "demo_train_args", "get_run", "launch", "launch_preset", "list_runs", "log_tail", "preset_run_names",
            "read_metrics",
            "real_demo_available", "real_demo_hint", "resume", "run_path",

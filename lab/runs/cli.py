@@ -99,6 +99,8 @@ def _progress(info) -> str:
 def _where(info) -> str:
     if info.backend == "slurm":
         return f"SLURM job {info.job_id}"
+    if info.backend == "external":
+        return "started outside the lab"
     return f"pid {info.pid}" if info.pid else "local"
 
 

@@ -27,6 +27,12 @@ or the launching process dies (the rules are in `_derive`):
     failed     a non-zero exit without a stop request, or the processes are gone with no exit record
                (kill -9, out of memory, a reboot); `message` then holds the last log lines
 
+A folder the engine wrote without the launcher (`torchrun ... -m lab.imagenet.train --out RUNS/NAME`: its
+config.json and metrics.jsonl, no launch.json) is listed too, as backend "external", to watch: running
+while its metrics keep coming (`EXTERNAL_FRESH_S`), then its end line's status, or `stalled` when the
+lines stopped without one (killed, or stuck). The lab did not start its processes, so it neither stops
+nor resumes it (ValueError naming how).
+
 Local runs: `python -m lab.runs.wrap RUN...` started with start_new_session=True (a detached session
 that survives the app, its terminal and its restarts); the wrapper starts the command in a process
 group of its own. gpus > 1: `python -m torch.distributed.run --standalone --nproc_per_node=G` (torchrun).
@@ -59,7 +65,7 @@ from lab.runs.proc import now_iso, read_json, write_json
 from lab.runs.slurm import SlurmSpec
 
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-STATUSES = ("queued", "running", "finished", "failed", "stopped", "collapsed")
+STATUSES = ("queued", "running", "finished", "failed", "stopped", "collapsed", "stalled")
 ACTIVE = ("queued", "running")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RESERVED_ARGS = ("--out", "--preset", "--run")  # the launcher sets the run folder; presets go through launch_preset
@@ -68,6 +74,10 @@ DEMO_DIR = ".demo-data"  # a leading dot: never a valid run name, so it cannot c
 STOP_GRACE_S = 120.0  # SIGTERM -> SIGKILL: the engine checkpoints at the next step; kNN may take a while
 NEVER_STARTED_S = 60.0  # a launch.json alone for this long: the launcher died before starting the run
 LOG_TAIL_BYTES = 64 * 1024
+EXTERNAL = "external"  # the backend of a run folder the engine wrote without the launcher
+# An external run counts as running while metrics.jsonl changed this recently. The engine writes a step line
+# every --log-every-steps steps (default 50), and kNN at an epoch's end takes minutes at most.
+EXTERNAL_FRESH_S = 900.0
 
 
 class UnknownRunError(KeyError, ValueError):
@@ -263,10 +273,36 @@ def _age(launch: dict) -> float:
         return float("inf")
 
 
+def _external_info(path: Path) -> RunInfo | None:
+    """A folder the engine wrote without the launcher (config.json + metrics.jsonl), or None."""
+    config, metrics = path / "config.json", path / "metrics.jsonl"
+    if not isinstance(read_json(config), dict) or not metrics.is_file():
+        return None
+    rows = read_metrics(path)
+    epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
+    last = epochs_rows[-1] if epochs_rows else {}
+    epochs, method = _epochs_method(path)
+    updated = metrics.stat().st_mtime
+    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+    where = "started outside the lab (no launch.json): watched from its files; stop or resume it where it was started"
+    if end in ("finished", "collapsed", "stopped"):
+        status, message = end, where
+    elif time.time() - updated < EXTERNAL_FRESH_S:
+        status, message = "running", where
+    else:
+        status = "stalled"
+        message = (f"no metrics for {(time.time() - updated) / 60:.0f} min and no end line: killed or stuck; " + where)
+    started = datetime.fromtimestamp(config.stat().st_mtime).astimezone().isoformat(timespec="seconds")
+    steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
+    return RunInfo(name=path.name, status=status, epoch=int(last.get("epoch", 0)), epochs=epochs, method=method,
+                   started=started, path=path, backend=EXTERNAL, message=message, last_epoch_metrics=dict(last),
+                   step=max(steps, default=0), updated=updated)
+
+
 def _info(path: Path) -> RunInfo | None:
     launch = read_json(path / "launch.json")
     if launch is None:
-        return None
+        return _external_info(path)
     rows = read_metrics(path)
     status, message, pid, job_id, code = _derive(path, launch, rows)
     epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
@@ -295,7 +331,8 @@ def get_run(name: str, root: str | Path | None = None) -> RunInfo:
 
 
 def list_runs(root: str | Path | None = None) -> list[RunInfo]:
-    """Every run under the root, newest first. Folders without launch.json, hidden ones and symlinks are skipped."""
+    """Every run under the root, newest first: the launcher's, and folders the engine wrote alone (backend
+    "external"). Other folders, hidden ones and symlinks are skipped."""
     base = runs_root(root)
     out = []
     for path in base.iterdir():
@@ -524,6 +561,7 @@ def stop(name: str, root: str | Path | None = None, *, wait: float = 30.0, kill:
     Waits up to `wait` seconds for the run to end. kill=True: SIGKILL now (after a SIGTERM that did
     not work; loses the progress since the last checkpoint). Not queued/running -> ValueError."""
     info = get_run(name, root)
+    _refuse_external(info, "stop it where it was started (Ctrl-C, or kill -TERM its process: the engine checkpoints)")
     if info.status not in ACTIVE:
         raise ValueError(f"run {name!r} is {info.status}; only a queued or running run can be stopped")
     path = info.path
@@ -545,10 +583,16 @@ def stop(name: str, root: str | Path | None = None, *, wait: float = 30.0, kill:
     return _wait_settled(name, root, wait)
 
 
+def _refuse_external(info: RunInfo, how: str) -> None:
+    if info.backend == EXTERNAL:
+        raise ValueError(f"run {info.name!r} was started outside the lab, which does not control its processes: {how}")
+
+
 def resume(name: str, root: str | Path | None = None) -> RunInfo:
     """Start a stopped or failed run again with its recorded command and folder; the engine resumes
     from its checkpoint (no epoch is trained twice). Running, queued, finished, collapsed -> ValueError."""
     info = get_run(name, root)
+    _refuse_external(info, "resume it with the command that started it (the same --out continues from its checkpoint)")
     if info.status not in ("stopped", "failed"):
         raise ValueError(f"run {name!r} is {info.status}; only a stopped or failed run can be resumed")
     path = info.path
