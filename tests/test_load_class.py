@@ -15,6 +15,7 @@ Timings (time to the first frame per context) and the server's memory (RSS) are 
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.parse
 from pathlib import Path
@@ -99,13 +100,29 @@ def times(ready) -> str:
     return f"{', '.join(f'{r[0]:.1f}' for r in ready)} s (median {t[len(t) // 2]:.1f} s, max {t[-1]:.1f} s)"
 
 
+# Streamlit 1.67 on Starlette 1.10 logs one traceback when a client's socket goes while the server is sending
+# to it: Starlette marks the socket disconnected and raises WebSocketDisconnected (a RuntimeError) from the
+# receive loop, which Streamlit's endpoint takes for a text frame and re-raises. Seen once in the class test
+# (20 sessions closing together); the sessions are gone by then and no page shows it. Only a block made of
+# that chain is left out: any other traceback fails the test.
+SOCKET_TEARDOWN = re.compile(
+    r"Exception in ASGI application\n(?:(?!\d{4}-\d\d-\d\d ).*\n)*?"
+    r"starlette\.websockets\.WebSocketDisconnected: Cannot call \"send\" once a close message has been sent\.\n")
+
+
+def lab_tracebacks(log: str) -> str:
+    """The server log less Streamlit's own socket-teardown traceback (above): what must hold no 'Traceback'."""
+    rest = SOCKET_TEARDOWN.sub("", log)
+    return rest if "Traceback" in rest else ""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("load") / "server.log"
     with streamlit_server(log_path=log_path) as (url, proc):
         yield url, proc
-    log = Path(log_path).read_text()
-    assert "Traceback" not in log, log[-3000:]
+    log = lab_tracebacks(Path(log_path).read_text())
+    assert not log, log[-3000:]
 
 
 @needs_chromium
@@ -191,7 +208,8 @@ def test_a_class_of_twenty_through_the_websocket_protocol(tmp_path):
     each a session as the server sees a browser's (no browser: twenty of them would time this machine's CPUs)."""
     with streamlit_server(log_path=tmp_path / "server.log") as (url, proc):
         out = run_class(url, proc.pid, clients=20, movers=10, window_s=5.0, budget_s=240.0)
-    assert "Traceback" not in (tmp_path / "server.log").read_text()
+    log = lab_tracebacks((tmp_path / "server.log").read_text())
+    assert not log, log[-3000:]
     a, b = out["lesson"], out["knobs"]
     print(f"\n(a) 20 sessions, one lesson link within 5 s: first live frame {summary(a['first_frame_s'])}; replay by "
           f"{a['replay_by_s']:.1f} s\n(b) 10 knob moves: first frame after the move {summary(b['first_frame_s'])}\n"

@@ -43,7 +43,10 @@ def setup(device: str | torch.device = "cpu", timeout_s: float = 1800.0) -> torc
 
 
 def cleanup() -> None:
+    """Leave the process group, once every rank is past its last collective: a rank that tears gloo down
+    while another still sends aborts it now and then ("terminate called without an active exception")."""
     if is_dist():
+        dist.barrier()
         dist.destroy_process_group()
 
 
