@@ -19,6 +19,7 @@ import sys
 from typing import Sequence
 
 from lab.collapse import collapse_kind, phrase
+from lab.runs.core import EXTERNAL
 
 EXIT_BAD_INPUT = 2
 
@@ -99,7 +100,7 @@ def _progress(info) -> str:
 def _where(info) -> str:
     if info.backend == "slurm":
         return f"SLURM job {info.job_id}"
-    if info.backend == "external":
+    if info.backend == EXTERNAL:
         return "started outside the lab"
     return f"pid {info.pid}" if info.pid else "local"
 

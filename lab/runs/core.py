@@ -238,7 +238,7 @@ def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool, rows
         if not queue and _age(launch) < NEVER_STARTED_S:
             return "queued", "starting"
         return "failed", "the launcher's process ended before this run started (resume starts it)"
-    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+    end = _end_status(rows)
     if end in ("finished", "collapsed"):  # the engine ended cleanly; only its wrapper was killed
         return end, "no exit record (its wrapper process was killed), but the engine wrote its end line"
     return "failed", _failure("the run's processes are gone without an exit record (killed with SIGKILL, "
@@ -247,7 +247,7 @@ def _derive_local_running(path: Path, launch: dict, pidf: dict, stop: bool, rows
 
 def _from_exit(path: Path, ended: dict, rows: list[dict], stop: bool) -> tuple[str, str]:
     code = ended.get("exit_code")
-    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+    end = _end_status(rows)
     # torchrun exits 1 after passing SIGTERM on, though its workers checkpointed: with a stop request
     # the end line decides; a stop that came as the run exited after its last epoch keeps its status
     if end == "stopped" and (code == 0 or stop):
@@ -273,46 +273,44 @@ def _age(launch: dict) -> float:
         return float("inf")
 
 
-def _external_info(path: Path) -> RunInfo | None:
-    """A folder the engine wrote without the launcher (config.json + metrics.jsonl), or None."""
-    config, metrics = path / "config.json", path / "metrics.jsonl"
-    if not isinstance(read_json(config), dict) or not metrics.is_file():
-        return None
-    rows = read_metrics(path)
-    epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
-    last = epochs_rows[-1] if epochs_rows else {}
-    epochs, method = _epochs_method(path)
-    updated = metrics.stat().st_mtime
-    end = rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+def _end_status(rows: list[dict]) -> str | None:
+    """The status of the engine's end line, when the metrics end with one."""
+    return rows[-1].get("status") if rows and rows[-1].get("kind") == "end" else None
+
+
+def _derive_external(rows: list[dict], updated: float | None) -> tuple[str, str]:
+    """(status, message) of a folder the engine wrote without the launcher: from its metrics alone."""
     where = "started outside the lab (no launch.json): watched from its files; stop or resume it where it was started"
+    end = _end_status(rows)
     if end in ("finished", "collapsed", "stopped"):
-        status, message = end, where
-    elif time.time() - updated < EXTERNAL_FRESH_S:
-        status, message = "running", where
-    else:
-        status = "stalled"
-        message = (f"no metrics for {(time.time() - updated) / 60:.0f} min and no end line: killed or stuck; " + where)
-    started = datetime.fromtimestamp(config.stat().st_mtime).astimezone().isoformat(timespec="seconds")
-    steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
-    return RunInfo(name=path.name, status=status, epoch=int(last.get("epoch", 0)), epochs=epochs, method=method,
-                   started=started, path=path, backend=EXTERNAL, message=message, last_epoch_metrics=dict(last),
-                   step=max(steps, default=0), updated=updated)
+        return end, where
+    idle = time.time() - (updated or 0.0)
+    if idle < EXTERNAL_FRESH_S:
+        return "running", where
+    return "stalled", f"no metrics for {idle / 60:.0f} min and no end line: killed or stuck; " + where
 
 
 def _info(path: Path) -> RunInfo | None:
     launch = read_json(path / "launch.json")
-    if launch is None:
-        return _external_info(path)
+    external = launch is None
+    if external and not (isinstance(read_json(path / "config.json"), dict) and (path / "metrics.jsonl").is_file()):
+        return None  # neither the launcher's folder nor the engine's
     rows = read_metrics(path)
-    status, message, pid, job_id, code = _derive(path, launch, rows)
-    epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
-    last = epochs_rows[-1] if epochs_rows else {}
-    epochs, method = _epochs_method(path)
-    steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
     try:
         updated = (path / "metrics.jsonl").stat().st_mtime
     except OSError:
         updated = None
+    if external:
+        status, message = _derive_external(rows, updated)
+        pid = job_id = code = None
+        made = datetime.fromtimestamp((path / "config.json").stat().st_mtime).astimezone()
+        launch = {"started": made.isoformat(timespec="seconds"), "backend": EXTERNAL}
+    else:
+        status, message, pid, job_id, code = _derive(path, launch, rows)
+    epochs_rows = [r for r in rows if r.get("kind") == "epoch"]
+    last = epochs_rows[-1] if epochs_rows else {}
+    epochs, method = _epochs_method(path)
+    steps = [int(r["step"]) for r in rows if isinstance(r.get("step"), (int, float))]
     return RunInfo(name=path.name, status=status, epoch=int(last.get("epoch", 0)), epochs=epochs, method=method,
                    started=launch.get("started", ""), path=path, backend=launch.get("backend", "local"), pid=pid,
                    job_id=job_id, exit_code=code, message=message, preset=launch.get("preset"),
