@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from waits import HANG_S
 
 BINARIES = ("slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo", "munged")
 INSTALL_HINT = "apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge"
@@ -70,7 +71,7 @@ class SlurmCluster:
              f"--log-file={mdir / 'munged.log'}", f"--pid-file={mdir / 'munged.pid'}",
              f"--seed-file={mdir / 'munged.seed'}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(mdir / "munged.out", "wb")))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + HANG_S
         while not sock.exists():
             if self.procs[-1].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"munged did not start: {(mdir / 'munged.out').read_text()[-500:]}")
@@ -102,7 +103,7 @@ class SlurmCluster:
         ]
         self.conf.write_text("\n".join(lines) + "\n")
 
-    def start(self, timeout: float = 30.0) -> "SlurmCluster":
+    def start(self, timeout: float = HANG_S) -> "SlurmCluster":
         self.base.mkdir(parents=True, exist_ok=True)
         self._write_conf(self._munge())
         for name, args in (("slurmctld", ["-D", "-i"]), ("slurmd", ["-D"])):
@@ -124,7 +125,7 @@ class SlurmCluster:
         raise RuntimeError(f"the test SLURM cluster did not become idle: {logs}")
 
     def stop(self) -> None:
-        subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True, timeout=20)
+        subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True, timeout=HANG_S)
         deadline = time.monotonic() + 15  # let the jobs' processes end before slurmd goes
         while time.monotonic() < deadline:
             out = subprocess.run(["squeue", "-h", "-o", "%i"], env=self.env, capture_output=True, text=True)

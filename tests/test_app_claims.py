@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from lab import claims as C
 from lab.render.claims import claim_seeds_figure, sweep_strip_figure
+from waits import HANG_S
 
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "claims.py")
 
@@ -18,7 +19,7 @@ def test_claims_page_shows_the_shipped_results_at_once_with_seed_counts(monkeypa
     shipped = C.read_toy_results()
     assert shipped is not None, "assets/toy_claims.json lacks seed counts: python -m lab claims --out assets/toy_claims.json"
     monkeypatch.setattr(C, "run_claims", _no_training)
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = AppTest.from_file(PAGE, default_timeout=HANG_S).run()
     assert not at.exception
     verdicts = [m.value for m in (*at.success, *at.error, *at.warning)]
     assert len(verdicts) == len(shipped["results"]) == len(C.CLAIMS)
@@ -50,7 +51,7 @@ def test_claim_sweeps_cover_each_declared_knob_over_its_range():
 
 
 def test_claims_page_reruns_on_request_then_goes_back_to_the_shipped_results():
-    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    at = AppTest.from_file(PAGE, default_timeout=HANG_S).run()
     at.multiselect(key="claims_keys").set_value(["fig3", "swav_fixed"])
     at.slider(key="claims_seeds").set_value(2)
     at.toggle(key="claims_quick").set_value(True)
@@ -69,12 +70,12 @@ def test_claims_page_reruns_on_request_then_goes_back_to_the_shipped_results():
 def test_claims_page_without_shipped_results_says_how_to_make_them(monkeypatch, tmp_path):
     (tmp_path / "old.json").write_text(json.dumps({"results": [{"claim": "fig3", "datasets": {"blobs": {}}}]}))
     monkeypatch.setattr(C, "TOY_RESULTS", tmp_path / "old.json")
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = AppTest.from_file(PAGE, default_timeout=HANG_S).run()
     assert not at.exception and "python -m lab claims --out assets/toy_claims.json" in at.warning[0].value
 
 
 def test_claims_page_with_nothing_chosen_says_so():
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at = AppTest.from_file(PAGE, default_timeout=HANG_S).run()
     at.multiselect(key="claims_keys").set_value([]).run()
     assert not at.exception and "Pick at least one claim" in at.info[0].value
 

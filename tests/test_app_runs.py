@@ -13,6 +13,7 @@ from lab import runs as labruns
 from lab import ui
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.render.runs import LIVE_METRICS
+from waits import HANG_S
 
 PAGE = "views/runs.py"
 # A real simsiam run named as the b5 preset's first run, so the page also draws the paper's Fig. B.5 from it.
@@ -21,7 +22,7 @@ TINY = ["--workers", "0", "--max-steps-per-epoch", "2", "--image-size", "32", "-
         "--knn-every", "1", "--log-every", "1", "--no-progress"]
 
 
-def wait_done(name: str, root, timeout: float = 120.0):
+def wait_done(name: str, root, timeout: float = HANG_S):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = labruns.get_run(name, root=root)
@@ -58,7 +59,7 @@ def finished_root(launched):
 
 def run_page(root, runs_root, monkeypatch, **state) -> AppTest:
     monkeypatch.setenv("LAB_RUNS_DIR", str(runs_root))
-    at = AppTest.from_file(str(root / PAGE), default_timeout=60)
+    at = AppTest.from_file(str(root / PAGE), default_timeout=HANG_S)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
@@ -174,7 +175,7 @@ def test_launch_stop_resume_from_the_page(root, tmp_path, monkeypatch, data):
         assert [s.value for s in at.success][0] == "Started form-run"
         at.button(key="runs_stop_form-run").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-        assert wait_done("form-run", runs, timeout=60).status == "stopped"
+        assert wait_done("form-run", runs, timeout=HANG_S).status == "stopped"
         at.run()
         at.button(key="runs_resume_form-run").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 import lab.claims as C
 from lab.train.live import _LIVE
 from lab.train.toy import ToyConfig, toy_config, train_toys
+from waits import HANG_S
 
 PLAYGROUND = "views/playground.py"
 COMPARE = "views/compare.py"
@@ -18,7 +19,7 @@ QUICK = {"epochs": "10", "seeds": "2"}  # a few epochs keep every run here under
 
 
 def run_page(root, path: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(root / path), default_timeout=300)
+    at = AppTest.from_file(str(root / path), default_timeout=HANG_S)
     at.query_params.update(query or {})
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -114,7 +115,7 @@ def test_lock_hides_controls_and_shows_their_values(root):
     assert at.query_params["lr"] == "0.03" and at.query_params["lock"] == "lr,predictor"
 
 
-def replay_after_live(at: AppTest, timeout: float = 60.0) -> AppTest:
+def replay_after_live(at: AppTest, timeout: float = HANG_S) -> AppTest:
     """Rerun a page whose run trains live until its replay (the Plotly animation) is on it."""
     deadline = time.monotonic() + timeout
     while "pg_animation" not in charts(at):

@@ -8,11 +8,12 @@ import sys
 
 from lab.bench.cli import FIG4_VARIANTS, FloorWork, floor_work
 from lab.train.toy import ToyConfig
+from waits import HANG_S
 
 
 def test_toy_bench_reports_lab_plain_ratio_and_floor():
     out = subprocess.run([sys.executable, "-m", "lab.bench", "toy", "--epochs", "2", "--repeats", "1"],
-                         capture_output=True, text=True, timeout=300, check=True).stdout
+                         capture_output=True, text=True, timeout=HANG_S, check=True).stdout
     seconds = {name: float(re.search(pattern, out).group(1)) for name, pattern in {
         "lab": r"3 programs\):\s+([\d.]+) s", "plain": r"K = 1\):\s+([\d.]+) s",
         "speed-up": r"speed-up:\s+([\d.]+)x", "floor": r"alone [\d.]+ s: ([\d.]+) s"}.items()}

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from lab.train.b1 import DEFAULT_SHIFT
+from waits import HANG_MS, HANG_S
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path("/tmp/circle_page.png")
-TIMEOUT_MS = 60_000  # the first page load takes 5-7 s on the 2-core CI machine; leave room
+TIMEOUT_MS = HANG_MS  # a hang guard (tests/waits.py): the first page load takes 5-7 s on a quiet 2-core machine
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -29,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = HANG_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,13 +11,13 @@ from test_browser import CHROMIUM, page, server, wait_idle  # noqa: F401 (fixtur
 
 from lab.bench.ui import FRAME_JS, epoch_of
 from lab.render.toy import CENTER_COLOR, CLASS_COLORS
+from waits import HANG_MS, HANG_S
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's chromium at {CHROMIUM}")]
 
 LINK = "method=simsiam&dataset=moons&seeds=2&epochs=150&dim=2"  # D = 2: a flat chart, quick to draw
-BUDGET_S = 60.0  # the whole test; each wait below is bounded by what is left of it
 # Pixels of a colour (within 40 per channel) on one of the live view's canvases: what it has drawn.
 PIXELS_JS = """([selector, rgb]) => {
     const c = document.querySelector('.st-key-pg_live_frame ' + selector);
@@ -38,14 +38,8 @@ def frame_epoch(pg) -> int | None:
 
 
 def test_train_live_pause_step_change_play(page, server):  # noqa: F811
-    deadline = time.monotonic() + BUDGET_S
-
-    def left_ms() -> int:
-        left = deadline - time.monotonic()
-        assert left > 0, f"the test took over {BUDGET_S:.0f} s"
-        return int(1000 * left)
-
-    def until(cond, what: str):
+    def until(cond, what: str):  # each wait has its own hang guard (tests/waits.py); no step is timed here
+        deadline = time.monotonic() + HANG_S
         while not (value := cond()):
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             page.wait_for_timeout(50)
@@ -53,7 +47,7 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
 
     side = page.locator('[data-testid="stSidebar"]')
     page.goto(f"{server}/Method_playground?{LINK}")
-    side.get_by_text("Train live").wait_for(timeout=left_ms())
+    side.get_by_text("Train live").wait_for(timeout=HANG_MS)
     wait_idle(page)
     side.get_by_text("Train live").click()
     first = until(lambda: frame_epoch(page) is not None and [frame_epoch(page)], "the first live frame")[0]
@@ -64,9 +58,9 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     until(lambda: (frame_epoch(page) or 0) > first, "the epoch to advance")
 
     play = page.locator(".st-key-pg_live_play button").filter(visible=True)
-    sync_api.expect(play).to_have_text(re.compile("Pause"), timeout=left_ms())
+    sync_api.expect(play).to_have_text(re.compile("Pause"), timeout=HANG_MS)
     play.click()
-    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=left_ms())
+    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=HANG_MS)
     # Paused, the view stops polling; a rerun of the page (here: the curves' x axis, a view setting that
     # leaves the run alone) draws the trainer's latest epoch again.
     axis = iter(["optimizer step", "epoch"] * 50)
@@ -79,6 +73,7 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     # A redraw may still show the frame before it (its rerun not drawn yet), and the trainer may finish the
     # epoch it is in after the click: read until two redraws 0.7 s apart agree, then it must hold.
     def settled() -> int:
+        deadline = time.monotonic() + HANG_S
         last = redraw()
         while True:
             page.wait_for_timeout(700)
@@ -107,7 +102,7 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     # Stop-gradient off while paused: asked for now, applied from the next epoch once it plays.
     side.locator(".st-key-pg_simsiam_stop_grad label").first.click()
     wait_idle(page)
-    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=left_ms())
+    sync_api.expect(play).to_have_text(re.compile("Play"), timeout=HANG_MS)
     play.click()
     # Drawn, not only titled: the change named over the frame, its marker (red) on the curve, the points of
     # every class and the center arrow on the circle.
@@ -115,7 +110,7 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
     assert page.evaluate(PIXELS_JS, [".lab-live-curve", [215, 48, 39]]) > 50, "the change's marker on the curve"
     for rgb in (*CLASS_COLORS, CENTER_COLOR):
         assert page.evaluate(PIXELS_JS, [".lab-live-sphere", list(rgb)]) > 20, f"nothing drawn in {rgb}"
-    page.wait_for_function(REPLAY_JS, timeout=left_ms())  # the run ended: the whole page, with its replay
+    page.wait_for_function(REPLAY_JS, timeout=HANG_MS)  # the run ended: the whole page, with its replay
     wait_idle(page)
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(page.url).query))
     assert query["at"] == f"{stepped}:stop_grad=false", page.url
@@ -137,12 +132,12 @@ def test_collapse_on_the_circle_trains_live_then_shows_its_replay(page, server):
     side.get_by_text("Train live").wait_for()
     wait_idle(page)
     side.get_by_text("Train live").click()
-    page.wait_for_function(f"() => ({B1_FRAME_JS})() !== null", timeout=30_000)
+    page.wait_for_function(f"() => ({B1_FRAME_JS})() !== null", timeout=HANG_MS)
     first = epoch_of(page.evaluate(B1_FRAME_JS))
     assert first[1] == 200, "the page's default: 200 epochs"
     page.wait_for_function(f"() => {{ const t = ({B1_FRAME_JS})(); return t && +t.split(' ')[1].split('/')[0] > "
-                           f"{first[0]}; }}", timeout=30_000)
+                           f"{first[0]}; }}", timeout=HANG_MS)
     drawn = page.evaluate(PIXELS_JS.replace("pg_live_frame", "b1_live_frame"), [".lab-live-sphere", list(CENTER_COLOR)])
     assert drawn > 20, "the center arrow"
-    page.locator(".st-key-b1_animation .js-plotly-plot").wait_for(timeout=40_000)
+    page.locator(".st-key-b1_animation .js-plotly-plot").wait_for(timeout=HANG_MS)
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's 
               pytest.mark.skipif(torch.cuda.is_available(), reason="the page offers the CPU demo only without a GPU")]
 
 SHOT = "/tmp/runs_page.png"
-EPOCH_WAIT_MS = 90_000  # a demo epoch takes ~5-12 s on the shared 2-core machine, the first one longer
+EPOCH_WAIT_MS = TIMEOUT_MS  # a hang guard: a demo epoch takes ~5-12 s on a quiet 2-core machine, the first one longer
 # The number of points on the ‖s‖ chart's line of the demo run (-1 while no such chart is drawn).
 POINTS_JS = """name => {
     for (const gd of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lab.render.toy import events_so_far, metric_band_figure, toy_animation
 from lab.train.changes import Change, change_caption, changes_text
 from lab.train.toy import ToyConfig, toy_config, train_toys
+from waits import HANG_S
 
 TINY = {"seeds": 2, "epochs": 6}
 
@@ -74,18 +75,18 @@ def test_the_cli_takes_a_schedule_of_changes(tmp_path):
     out = tmp_path / "run.json"
     done = subprocess.run([sys.executable, "-m", "lab", "toy", "--method", "simsiam", "--dataset", "moons",
                            "--seeds", "2", "--epochs", "8", "--at", "4:stop_grad=false", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert "Stop-gradient off at epoch 4" in done.stdout and "seeds above 0.9" in done.stdout
     assert json.loads(out.read_text())["params"]["changes"] == "4:stop_grad=false"
     bad = subprocess.run([sys.executable, "-m", "lab", "toy", "--method", "simsiam", "--dataset", "moons",
                           "--epochs", "8", "--at", "9:stop_grad=false", "--out", str(out)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=HANG_S)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "epoch must be in [0, 7]" in bad.stderr
 
 
 def test_the_playground_link_holds_the_changes(root):
-    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=120)
+    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"method": "simsiam", "dataset": "moons", "epochs": "20", "seeds": "2",
                             "at": "10:stop_grad=false"})
     at.run()
@@ -94,7 +95,7 @@ def test_the_playground_link_holds_the_changes(root):
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith("pg_chart_center_norm"))
     assert any(a.get("text") == "Stop-gradient off at epoch 10" for a in spec["layout"]["annotations"])
     at.query_params["at"] = "50:stop_grad=false"
-    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=120)
+    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"method": "simsiam", "epochs": "20", "seeds": "2", "at": "50:stop_grad=false"})
     at.run()
     assert not at.exception and len(at.error) == 1 and "epoch must be in [0, 19]" in at.error[0].value

@@ -5,12 +5,13 @@ import pytest
 from PIL import Image
 
 from lab.train.b1 import PAPER_SETTINGS
+from waits import HANG_S
 
 KEYS = ["epoch", "center_norm", "center_norm_aug", "batch_center_norm", "residual_norm", "center_angle_deg"]
 
 
 def run_cli(python, env, root, *args):
-    return subprocess.run([python, "-m", "lab", *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([python, "-m", "lab", *args], cwd=root, env=env, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_b1_writes_metrics_and_gifs(python, subprocess_env, root, tmp_path):

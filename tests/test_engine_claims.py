@@ -13,6 +13,7 @@ import pytest
 from lab import experiments as X
 from lab.claims import engine_curves, engine_table, judge_engine_runs, run_numbers
 from lab.imagenet.presets import ALL, preset_runs
+from waits import HANG_S
 
 
 def numbers(center=0.3, post=0.02, rank=40.0, rank_post=40.0, knn=0.8, n_classes=10) -> X.RunNumbers:
@@ -172,7 +173,7 @@ def test_run_numbers_reads_the_pre_bn_center_and_the_last_knn():
 def test_cli_writes_results_and_a_figure_per_experiment(b5_root, tmp_path):
     out = tmp_path / "assets" / "claims.json"
     done = subprocess.run([sys.executable, "-m", "lab", "claims", "--runs", str(b5_root), "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert "[mixed: 2 of 3 seeds] SimSiam without the predictor collapses" in done.stdout
     data = json.loads(out.read_text())
@@ -186,7 +187,7 @@ def test_cli_writes_results_and_a_figure_per_experiment(b5_root, tmp_path):
                                            (["--runs", "."], "holds no finished preset run")])
 def test_cli_bad_runs_folder_is_one_line_exit_2(args, message, tmp_path):
     done = subprocess.run([sys.executable, "-m", "lab", "claims", *args], capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
+                          timeout=HANG_S, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -209,7 +210,7 @@ def test_real_images_page_shows_each_claim_with_its_counts(b5_root, tmp_path, mo
     script = (f"import lab.claims, views.real\n"
               f"views.real.ENGINE_RESULTS = {str(results)!r}\n"
               f"views.real.page()\n")
-    at = AppTest.from_string(script, default_timeout=60).run()
+    at = AppTest.from_string(script, default_timeout=HANG_S).run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown) + " ".join(w.value for w in at.warning) + " ".join(
         w.value for w in at.success) + " ".join(w.value for w in at.info)
@@ -222,5 +223,5 @@ def test_real_images_page_without_results_says_how_to_make_them(tmp_path):
     from streamlit.testing.v1 import AppTest
 
     script = (f"import views.real\nviews.real.ENGINE_RESULTS = {str(tmp_path / 'none.json')!r}\nviews.real.page()\n")
-    at = AppTest.from_string(script, default_timeout=60).run()
+    at = AppTest.from_string(script, default_timeout=HANG_S).run()
     assert not at.exception and "--preset all --run" in at.info[0].value

@@ -20,6 +20,7 @@ from lab.imagenet.cache import build_cache
 from lab.imagenet.fake import class_name, write_fake_imagefolder
 from lab.imagenet.folder import DataError, epoch_batches, make_loader, read_meta, scan, try_decode
 from lab.imagenet.subset import build_subset, imagenet100_wnids
+from waits import HANG_S
 
 CLASSES, PER_CLASS, VAL, SIZE = 4, 12, 3, 32
 
@@ -85,12 +86,12 @@ def test_fake_is_deterministic_and_classes_are_learnable(fake, tmp_path):
 def test_fake_cli_writes_and_rejects_bad_values(tmp_path, subprocess_env):
     cmd = [sys.executable, "-m", "lab.imagenet.fake", "--out", str(tmp_path / "d"), "--classes", "2",
            "--per-class", "3", "--size", "16", "--val-per-class", "1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=60)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert "6 train and 2 val" in done.stdout
     assert len(list((tmp_path / "d" / "train").rglob("*.jpg"))) == 6
     for bad in (["--classes", "0"], ["--size", "3"], ["--per-class", "x"], ["--seed", "-1"]):
-        done = subprocess.run(cmd + bad, capture_output=True, text=True, env=subprocess_env, timeout=60)
+        done = subprocess.run(cmd + bad, capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
         assert done.returncode == 2
         assert bad[0] in _one_line(done.stderr)
     with pytest.raises(ValueError, match="classes must be an integer in 1..1000, got 0"):
@@ -296,7 +297,7 @@ def _stalled_build(data: Path, out: Path, env) -> tuple[subprocess.Popen, Path]:
                              "--size", "16", "--out", str(out), "--workers", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     tmp_dir = out.parent / f".{out.name}.tmp-{socket.gethostname()}-{proc.pid}"
-    deadline = time.time() + 40
+    deadline = time.time() + HANG_S
     while not (tmp_dir / "images.u8").exists() and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
@@ -313,7 +314,7 @@ def test_interrupted_cache_build_leaves_no_valid_cache(fake, tmp_path, subproces
     out = tmp_path / "cache"
     proc, tmp_dir = _stalled_build(data, out, subprocess_env)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert proc.wait(timeout=HANG_S) == 128 + signal.SIGTERM
     assert not tmp_dir.exists() and not out.exists(), "SIGTERM: the build cleans up after itself"
     proc, tmp_dir = _stalled_build(data, out, subprocess_env)
     proc.send_signal(signal.SIGKILL)
@@ -330,10 +331,10 @@ def test_interrupted_cache_build_leaves_no_valid_cache(fake, tmp_path, subproces
 def test_cache_cli_one_line_errors(tmp_path, subprocess_env):
     cmd = [sys.executable, "-m", "lab.imagenet.cache", "--data", str(tmp_path / "nowhere"), "--size", "16",
            "--out", str(tmp_path / "c")]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=60)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 2 and "nowhere" in _one_line(done.stderr)
     done = subprocess.run(cmd[:-4] + ["--size", "2", "--out", "x"], capture_output=True, text=True,
-                          env=subprocess_env, timeout=60)
+                          env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 2 and "--size" in _one_line(done.stderr)
 
 
@@ -404,7 +405,7 @@ def test_subset_links_class_folders_and_names_a_missing_one(fake, tmp_path, subp
     classes_file.write_text("\n".join(wnids))
     done = subprocess.run([sys.executable, "-m", "lab.imagenet.subset", "--imagenet", str(full), "--out",
                            str(tmp_path / "cli"), "--classes", str(classes_file)],
-                          capture_output=True, text=True, env=subprocess_env, timeout=60)
+                          capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 2 and f"val/{wnids[2]}" in _one_line(done.stderr)
 
 

@@ -27,6 +27,7 @@ import pytest
 
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.imagenet.train import TrainConfig, read_metrics, train
+from waits import HANG_S
 
 STEP1_TOL = 1e-5
 TOLERANCE = 1e-4
@@ -70,7 +71,7 @@ def test_cli_under_torchrun_matches_one_process(data, tmp_path, torchrun, env):
             "--image-size", "32", "--load-size", "40", "--device", "cpu", "--workers", "0",
             "--max-steps-per-epoch", "2", "--epochs", "1", "--knn-every", "0", "--log-every", "1", "--no-progress",
             "--out", str(tmp_path / "ddp")]
-    proc = subprocess.run(torchrun + argv, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(torchrun + argv, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = epoch_row(tmp_path / "ddp")
     single = one_process(data, tmp_path / "single", "byol", aug_groups=2)
@@ -110,7 +111,7 @@ def test_train_function_under_torchrun_matches_one_process(data, tmp_path, torch
     script = tmp_path / "runs.py"
     script.write_text(SCRIPT)
     proc = subprocess.run(torchrun + [str(script), str(data), str(tmp_path / "ddp"), ",".join(methods),
-                                      json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=120)
+                                      json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for method in methods:
         ddp = epoch_row(tmp_path / "ddp" / method)

@@ -25,6 +25,7 @@ from lab.imagenet.fake import write_fake_imagefolder
 from lab.imagenet.loop import _Stop
 from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
 from lab.methods import METHOD_NAMES
+from waits import HANG_S
 
 TINY = dict(batch_size=8, image_size=32, load_size=40, device="cpu", workers=0, max_steps_per_epoch=2, epochs=1,
             knn_every=1, log_every_steps=1, progress=False)
@@ -249,7 +250,7 @@ def test_bad_input_is_one_line_and_exit_2_in_a_real_process(data, bad_tmp, env):
     procs = {name: subprocess.Popen(cli(*_bad_argv(name, bad_tmp, data)), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for name in SUBPROCESS_CASES}
     for name, proc in procs.items():
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=HANG_S)
         assert proc.returncode == 2, (name, err)
         assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, (name, err)
         assert BAD_INPUTS[name][1] in err, (name, err)
@@ -268,14 +269,14 @@ def test_bad_input_main_returns_2_with_one_line(data, bad_tmp, name, capsys):
 
 def test_preset_prints_its_runs(data, tmp_path, env):
     proc = subprocess.run(cli("--preset", "b5-simsiam-predictor", "--data", str(data), "--out", str(tmp_path)),
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=env, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) >= 2 and all(line.startswith("python -m lab.imagenet.train --data ") for line in lines)
     assert any("predictor=false" in line for line in lines) and f"--out {tmp_path}/" in lines[0]
 
 
-def _wait_for(path: Path, predicate, proc: subprocess.Popen, timeout: float = 60.0) -> list[dict]:
+def _wait_for(path: Path, predicate, proc: subprocess.Popen, timeout: float = HANG_S) -> list[dict]:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         rows = read_metrics(path)
@@ -307,7 +308,7 @@ def test_kill_9_then_the_same_command_resumes_without_duplicate_epochs(source, t
     ckpt = run / "checkpoint.pt"
     in_window = not ckpt.exists() or torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == 0
     print("killed between epoch 1's metrics line and its checkpoint:", in_window)
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0, 1, 2, 3]
@@ -330,7 +331,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(source, tmp_path, env
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)  # SLURM and torchrun both forward it: the second must not kill the save
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "SIGTERM: stopped after step" in (run / "train.log").read_text()
     rows = read_metrics(run / "metrics.jsonl")
@@ -339,7 +340,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_0(source, tmp_path, env
     state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
     assert state["step"] == stopped_at and 1 <= stopped_at < 8 and state["status"] is None
     assert state["step_in_epoch"] == stopped_at % 4  # mid-epoch unless the signal met an epoch's last step
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     rows = read_metrics(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0, 1, 2]

@@ -10,9 +10,10 @@ from streamlit.testing.v1 import AppTest
 from lab.train.b1 import B1Config, live_b1, train_b1
 from lab.train.changes import Change, movable_differences
 from lab.train.toy import live_toy, toy_config, train_toys
+from waits import HANG_S
 
 
-def wait_for(cond, timeout=30.0):
+def wait_for(cond, timeout=HANG_S):
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"
@@ -79,7 +80,7 @@ def test_which_setting_changes_go_to_the_running_model():
 
 
 def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
-    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=60)
+    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"method": "simsiam", "dataset": "moons", "seeds": "2", "epochs": "60"})
     at.run()
     at.toggle(key="pg_live_on").set_value(True).run()
@@ -103,7 +104,7 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
 
 
 def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(root):
-    at = AppTest.from_file(str(root / "views/circle.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(root / "views/circle.py"), default_timeout=HANG_S).run()
     at.slider(key="b1_epochs").set_value(60).run()
     at.toggle(key="b1_live_on").set_value(True).run()
     assert not at.exception and not at.error

@@ -9,9 +9,10 @@ import torch
 from lab.geometry import center_vector
 from lab.render.live import MAX_FRAMES, live_curve, live_frames, live_payload, pack_points, unpack_points
 from lab.train.toy import live_toy, toy_config
+from waits import HANG_S
 
 
-def wait_for(cond, timeout=30.0):
+def wait_for(cond, timeout=HANG_S):
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"

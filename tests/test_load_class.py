@@ -1,4 +1,4 @@
-"""A class on one server: many browsers against a real `streamlit run app.py`, in bounded time.
+"""A class on one server: many browsers against a real `streamlit run app.py`.
 
 (a) N browser contexts (LAB_LOAD_BROWSERS, 8 by default for a 2-core machine; 20 for a full class) open ONE
     lesson link within a short window. The class watches one run train live (`lab.ui.shared_live`): every
@@ -28,6 +28,7 @@ from lab.bench.classroom import run_class, summary
 from lab.bench.ui import CHROMIUM, streamlit_server
 from lab.methods import method_config
 from lab.train.toy import ToyConfig, toy_config, train_toys
+from waits import HANG_MS, HANG_S
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
@@ -35,7 +36,6 @@ needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian
 
 BROWSERS = int(os.environ.get("LAB_LOAD_BROWSERS", "8"))
 LESSON = "method=simsiam&dataset=moons&seeds=3&lesson=1"
-BUDGET_S = 120.0 if BROWSERS <= 8 else 240.0
 
 # Record every progress text a page shows (the bar lives for seconds; poll it every 20 ms from page start).
 WATCH_PROGRESS = """(() => { window.__lab_progress = [];
@@ -81,8 +81,10 @@ def final_s(config: ToyConfig) -> str:
     return f"{run.metrics['center_norm'][-1].mean().item():.3f}"
 
 
-def wait_all(pages, started: list[float], deadline: float, ready_js: str, arg=None) -> list[tuple[float, object]]:
-    """(seconds from each page's start to ready_js being truthy, its value), polling the pages in turn."""
+def wait_all(pages, started: list[float], ready_js: str, arg=None) -> list[tuple[float, object]]:
+    """(seconds from each page's start to ready_js being truthy, its value), polling the pages in turn; the
+    seconds are printed, never asserted (a busy machine is slower, not wrong)."""
+    deadline = time.monotonic() + HANG_S
     ready = [None] * len(pages)
     while None in ready:
         assert time.monotonic() < deadline, f"not every page got there: {ready}"
@@ -128,7 +130,6 @@ def server(tmp_path_factory):
 @needs_chromium
 def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
     url, proc = server
-    deadline = time.monotonic() + BUDGET_S
     rss = {"start": rss_mb(proc.pid)}
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
@@ -138,7 +139,7 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
             for ctx in contexts:
                 ctx.add_init_script(WATCH_PROGRESS)
                 pg = ctx.new_page()
-                pg.set_default_timeout(60_000)
+                pg.set_default_timeout(HANG_MS)
                 pages.append(pg)
             # (a) everyone opens the lesson link at once ("commit": do not wait for each page to load).
             started = []
@@ -146,10 +147,10 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
                 started.append(time.monotonic())
                 pg.goto(f"{url}/Method_playground?{LESSON}", wait_until="commit")
             window = started[-1] - started[0]
-            title = wait_all(pages, started, deadline, TITLE_JS)
-            first = wait_all(pages, started, deadline, f"() => ({LIVE_JS})() || ({REPLAY_JS})()")
+            title = wait_all(pages, started, TITLE_JS)
+            first = wait_all(pages, started, f"() => ({LIVE_JS})() || ({REPLAY_JS})()")
             runs = {r[1] for r in first if isinstance(r[1], str)}
-            replay = wait_all(pages, started, deadline, REPLAY_JS)
+            replay = wait_all(pages, started, REPLAY_JS)
             rss["after (a)"] = rss_mb(proc.pid)
             shown = [pg.evaluate(SHOWN_JS) for pg in pages]
             expected = final_s(config_of(pages[0].url))
@@ -171,7 +172,7 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
             movers = pages[:len(moves)]
             for pg in movers:
                 pg.goto(f"{url}/Method_playground?{LESSON.replace('&lesson=1', '')}")
-            wait_all(movers, [time.monotonic()] * len(movers), deadline, REPLAY_JS)
+            wait_all(movers, [time.monotonic()] * len(movers), REPLAY_JS)
             initial = [config_value(pg.url, knob) for pg, (knob, _) in zip(movers, moves)]
             started = []
             for i, (pg, (knob, key)) in enumerate(zip(movers, moves)):
@@ -180,13 +181,13 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
                 pg.keyboard.press(key)
             for pg, (knob, _), before in zip(movers, moves, initial):  # the URL follows the knob, the run after
                 pg.wait_for_function("([k, v]) => new URLSearchParams(location.search).get(k) !== v",
-                                     arg=[knob, before], timeout=60_000)
+                                     arg=[knob, before], timeout=HANG_MS)
             configs = [config_of(pg.url) for pg in movers]
             assert len(set(configs)) == len(moves), "each browser its own setting"
             expected = [final_s(c) for c in configs]
             for pg, want in zip(movers, expected):
                 pg.wait_for_function(f"() => ({REPLAY_JS})() && document.querySelector("
-                                     f"'[data-testid=\"stMetricValue\"]').innerText === {want!r}", timeout=60_000)
+                                     f"'[data-testid=\"stMetricValue\"]').innerText === {want!r}", timeout=HANG_MS)
             # upper bounds: polled one page after another, after this test trained the four settings itself
             new_frame = [time.monotonic() - t for t in started]
             rss["after (b)"] = rss_mb(proc.pid)
@@ -200,14 +201,13 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
         finally:
             browser.close()
     print("server RSS (MiB, with children): " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()))
-    assert time.monotonic() < deadline, f"the load test took over {BUDGET_S:.0f} s"
 
 
 def test_a_class_of_twenty_through_the_websocket_protocol(tmp_path):
     """The server's side of a class (`lab.bench.classroom`): 20 sessions on one lesson link, then 10 moving knobs,
     each a session as the server sees a browser's (no browser: twenty of them would time this machine's CPUs)."""
     with streamlit_server(log_path=tmp_path / "server.log") as (url, proc):
-        out = run_class(url, proc.pid, clients=20, movers=10, window_s=5.0, budget_s=240.0)
+        out = run_class(url, proc.pid, clients=20, movers=10, window_s=5.0, hang_s=HANG_S)
     log = lab_tracebacks((tmp_path / "server.log").read_text())
     assert not log, log[-3000:]
     a, b = out["lesson"], out["knobs"]

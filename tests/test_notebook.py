@@ -8,6 +8,7 @@ import pytest
 
 from lab.train.b1 import PAPER_SETTINGS
 from notebook_runner import cell_with, execute, pngs, text
+from waits import HANG_S
 
 
 def _notebook_path(root: Path) -> Path:
@@ -35,7 +36,7 @@ def test_notebook_is_stored_clean(stored):
 
 
 def test_notebook_executes_and_shows_the_figures(root, stored, kernel_name, monkeypatch):
-    nb = execute(_notebook_path(root), root, kernel_name, monkeypatch, timeout=300)
+    nb = execute(_notebook_path(root), root, kernel_name, monkeypatch, timeout=HANG_S)
 
     assert f"trained {len(PAPER_SETTINGS)} runs" in text(cell_with(nb, "train_b1("))
 

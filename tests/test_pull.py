@@ -18,6 +18,7 @@ from lab.nn import seed_generators
 from lab.render.toy import toy_animation
 from lab.train import toy as T
 from lab.train.toy import ToyConfig, train_toys
+from waits import HANG_S
 
 
 def _views(k: int = 2, b: int = 40, seed: int = 0):
@@ -157,7 +158,7 @@ def test_every_method_has_a_prediction_and_the_knobs_that_turn_it_around_do():
 
 @pytest.mark.parametrize("query", [{"method": "invariance"}, {"method": "simsiam", "predictor": "false"}])
 def test_playground_shows_the_pull_chart_and_the_paper_line(root, query):
-    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=300)
+    at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"epochs": "10", "seeds": "2", **query})
     at.run()
     assert not at.exception, [e.message for e in at.exception]

@@ -22,6 +22,7 @@ from lab.runs import (RunInfo, SlurmSpec, UnknownRunError, demo_data, demo_train
                       launch_preset, list_runs, log_tail, read_metrics, resume, run_path, runs_root, stop,
                       validate_name)
 from lab.runs.proc import alive, descendants, read_json, start_time
+from waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD_NAMES = ["../x", "a/b", "", "a b", ".", "..", ".hidden", "x" * 65, "a\nb", "é"]
@@ -33,7 +34,7 @@ def train_args(data: Path, epochs: int) -> list[str]:
             "--no-progress"]
 
 
-def wait_for(what, timeout: float = 60.0, poll: float = 0.2):
+def wait_for(what, timeout: float = HANG_S, poll: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = what()
@@ -49,7 +50,7 @@ class Lab:
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         out = subprocess.run([sys.executable, "-m", "lab", "runs", *args], env=self.env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=HANG_S)
         if check:
             assert out.returncode == 0, out.stderr
         return out
@@ -346,7 +347,7 @@ def test_engine_api_is_reexported_and_listing_runs_needs_no_torch():
     for name in lab.runs.ENGINE_NAMES:
         assert getattr(lab.runs, name) is getattr(lab.imagenet, name) and name in lab.runs.__all__, name
     code = "import sys, lab.runs, lab.runs.wrap, lab.runs.cli; assert 'torch' not in sys.modules, 'torch imported'"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
 
 

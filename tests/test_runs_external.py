@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from lab import runs as labruns
 from lab.imagenet.fake import write_fake_imagefolder
 from lab.runs.core import EXTERNAL_FRESH_S
+from waits import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def runs(tmp_path_factory):
     cmd = [sys.executable, "-m", "lab.imagenet.train", "--data", str(data), "--method", "byol", "--epochs", "2",
            "--batch-size", "16", "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "2",
            "--knn-every", "0", "--no-progress", "--device", "cpu", "--out", str(root / "ext")]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (root / "ext" / "launch.json").exists(), "the engine alone writes no launcher files"
     for name, age in (("ext-live", 0.0), ("ext-dead", EXTERNAL_FRESH_S + 60)):
@@ -65,17 +66,17 @@ def test_the_lab_refuses_to_stop_or_resume_what_it_did_not_start(runs):
     assert not (runs / "ext-live" / "stop.json").exists(), "nothing written into a run the lab does not own"
     env = dict(os.environ, LAB_RUNS_DIR=str(runs))
     listed = subprocess.run([sys.executable, "-m", "lab", "runs", "list"], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=HANG_S)
     assert listed.returncode == 0 and "started outside the lab" in listed.stdout
     refused = subprocess.run([sys.executable, "-m", "lab", "runs", "stop", "ext-live"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=HANG_S)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "outside the lab" in refused.stderr
 
 
 def test_the_runs_page_watches_them_with_stop_and_resume_off(runs, monkeypatch):
     monkeypatch.setenv("LAB_RUNS_DIR", str(runs))
-    at = AppTest.from_file(str(ROOT / "views" / "runs.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "views" / "runs.py"), default_timeout=HANG_S)
     at.session_state["runs_shown"] = ["ext-live", "ext-dead"]
     at.run()
     assert not at.exception, [e.message for e in at.exception]

@@ -17,6 +17,7 @@ import test_runs
 from test_runs import train_args
 
 from slurm_cluster import INSTALL_HINT, SlurmCluster, missing_binaries
+from waits import HANG_S
 
 pytestmark = [
     pytest.mark.skipif(bool(missing_binaries()), reason=f"SLURM binaries missing ({', '.join(missing_binaries())}); "
@@ -49,7 +50,7 @@ def data(tmp_path_factory):
     return write_fake_imagefolder(tmp_path_factory.mktemp("data") / "d", classes=4, per_class=16, size=40)
 
 
-def wait_for(what, timeout: float = 90.0, poll: float = 0.3):
+def wait_for(what, timeout: float = HANG_S, poll: float = 0.3):
     return test_runs.wait_for(what, timeout, poll)  # SLURM polls and starts jobs more slowly
 
 
@@ -62,7 +63,7 @@ def epochs_logged(path: Path) -> list[int]:
 
 
 def scontrol(cluster, *args: str) -> None:
-    subprocess.run(["scontrol", *args], env=cluster.env, check=True, capture_output=True, timeout=30)
+    subprocess.run(["scontrol", *args], env=cluster.env, check=True, capture_output=True, timeout=HANG_S)
 
 
 def test_a_slurm_run_is_followed_to_the_end(cluster, data, tmp_path):
@@ -113,7 +114,7 @@ def test_requeued_run_resumes_from_its_checkpoint(cluster, data, tmp_path):
 
     requeue_and_release(lambda: scontrol(cluster, "requeue", job), 1)
     requeue_and_release(lambda: subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=cluster.env,
-                                               check=True, timeout=30), 3)
+                                               check=True, timeout=HANG_S), 3)
     info = wait_for(lambda: (i := get_run("requeued", root)).status not in ("queued", "running") and i, 120)
     assert info.status == "finished", info.message
     assert epochs_logged(path) == list(range(1, 7))  # no epoch trained (or logged) twice

@@ -11,6 +11,7 @@ import torch
 
 from lab.train.sweep import Axis, make_axis, parse_axis, plan_sweep, programs_needed, run_sweep, stacks
 from lab.train.toy import toy_config, train_toy, train_toys
+from waits import HANG_S
 
 QUICK = {"epochs": 5}
 
@@ -153,7 +154,7 @@ def test_one_knob_and_the_seed():
 
 def run_cli(python, env, root, *args):
     return subprocess.run([python, "-m", "lab", "sweep", *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=HANG_S)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -220,7 +221,7 @@ def test_heatmap_cells_counts_and_titles():
 def _page(root):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(root / "views" / "sweep.py"), default_timeout=300)
+    at = AppTest.from_file(str(root / "views" / "sweep.py"), default_timeout=HANG_S)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     return at

@@ -11,6 +11,7 @@ import pytest
 
 from lab.data.toy import DATASETS
 from lab.methods import METHOD_NAMES
+from waits import HANG_S
 
 EPOCHS, SEEDS = 5, 2
 COMMON_METRICS = {"center_norm", "residual_norm", "z_std", "knn_acc", "linear_acc", "loss", "alignment",
@@ -63,7 +64,7 @@ def results(python, subprocess_env, root, tmp_path_factory):
     running = {name: (out, _popen(python, subprocess_env, root, args, out)) for name, (out, args) in procs.items()}
     done = {}
     for name, (out, p) in running.items():
-        stdout, stderr = p.communicate(timeout=300)
+        stdout, stderr = p.communicate(timeout=HANG_S)
         done[name] = (p.returncode, stdout, stderr, out)
     return done
 
