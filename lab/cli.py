@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also sweep the knob of each claim that declares a sweep, one knob and the seeds, and "
                              "write DIR/<claim>-<dataset>.json (the Claims page reads assets/sweeps)")
     claims.add_argument("--runs", type=Path, metavar="DIR",
-                        help="judge the finished preset runs under DIR (python -m lab.imagenet.train --preset all "
+                        help="judge the finished preset runs under DIR (python -m lab.engine.train --preset all "
                              "--run --out DIR) seed by seed; trains nothing")
     survey = sub.add_parser("b1-survey", help="check the paper's three B.1 claims on many seeds")
     survey.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20, range 1-200)")
@@ -201,7 +201,7 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
 
 
 def run_engine_claims(args: argparse.Namespace) -> int:
-    from lab import experiments as X
+    from lab.core import experiments as X
     from lab.claims import engine_curves, engine_table, judge_engine_runs
     from lab.render.figures import fig_engine_claim, save_png
 
@@ -209,7 +209,7 @@ def run_engine_claims(args: argparse.Namespace) -> int:
         raise UsageError(f"--runs {args.runs} is not a folder")
     results = judge_engine_runs(args.runs)
     if not results["runs"]:
-        raise UsageError(f"--runs {args.runs} holds no finished preset run (python -m lab.imagenet.train --preset "
+        raise UsageError(f"--runs {args.runs} holds no finished preset run (python -m lab.engine.train --preset "
                          "all --run --out DIR makes them)")
     print(engine_table(results))
     if args.out:
@@ -262,7 +262,7 @@ def run_claims_cli(args: argparse.Namespace) -> int:
 
 def run_b1_survey(args: argparse.Namespace) -> int:
     from lab.claims import survey_b1
-    from lab.experiments import experiment
+    from lab.core.experiments import experiment
 
     if not 1 <= args.seeds <= 200:
         raise UsageError(f"--seeds must be in [1, 200], got {args.seeds}")

@@ -3,7 +3,7 @@
 #   1. the ImageNet-size bench (`python -m lab.bench imagenet`'s measurements): SimSiam / ResNet-18 training
 #      at 224 px in bf16 + channels_last, generated 500x375 JPEGs through the loader, and their pre-decoded cache;
 #   2. a short SimSiam run through the engine in bf16 + channels_last against the same run in float32, loss
-#      by loss (`lab.bench.gpu_check amp`; the tolerance and why: `AMP_TOLERANCE` there);
+#      by loss (`tools.bench.gpu_check amp`; the tolerance and why: `AMP_TOLERANCE` there);
 #   3. a Fashion-MNIST preset run (b5-simsiam-predictor at its stated budget, seed by seed, as many runs as
 #      the step's time allows), skipped with one line when Fashion-MNIST is not on the machine;
 #   4. one line per figure, `gpu_check <device>: <figure> <value> <unit>`, on stdout and in $OUT/gpu_check.txt
@@ -80,7 +80,7 @@ if [ "${#pins[@]}" -gt 0 ]; then
 fi
 setup_s=$((SECONDS - setup_began))
 
-name="$("$py" -m lab.bench.gpu_check device)"   # one line and exit 1 without a CUDA device
+name="$("$py" -m tools.bench.gpu_check device)"   # one line and exit 1 without a CUDA device
 echo "device: $name"
 echo "python: $py, torch $("$py" -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)')"
 began=$SECONDS
@@ -104,8 +104,8 @@ step() {  # step NAME BUDGET CMD...: CMD under timeout, output to the terminal a
   status+=("step $what wall time ($verdict, budget $limit s) $took s")
 }
 
-step bench "$BENCH_S" "$py" -m lab.bench.gpu_check bench --device cuda --json "$logs/bench.json"
-step amp "$AMP_S" "$py" -m lab.bench.gpu_check amp --device cuda --budget $((AMP_S - 5)) \
+step bench "$BENCH_S" "$py" -m tools.bench.gpu_check bench --device cuda --json "$logs/bench.json"
+step amp "$AMP_S" "$py" -m tools.bench.gpu_check amp --device cuda --budget $((AMP_S - 5)) \
   --work "$work/amp" --json "$logs/amp.json"
 
 fmnist="${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
@@ -118,7 +118,7 @@ if ! is_fmnist "$fmnist" && [ -z "${FMNIST_DIR:-}" ]; then
       -- Fashion-MNIST for the preset run' </dev/null >&2 || true
 fi
 if is_fmnist "$fmnist"; then
-  step fmnist "$FMNIST_S" "$py" -m lab.bench.gpu_check fmnist --device cuda --data "$fmnist" \
+  step fmnist "$FMNIST_S" "$py" -m tools.bench.gpu_check fmnist --device cuda --data "$fmnist" \
     --budget $((FMNIST_S - 20)) --work "$work/fmnist" --json "$logs/fmnist.json"
 else
   echo
@@ -135,6 +135,6 @@ echo
 echo "== figures (also in $txt)"
 lines=()
 for s in "${status[@]}"; do lines+=(--line "$s"); done
-"$py" -m lab.bench.gpu_check summary --name "$name" --bench "$logs/bench.json" --amp "$logs/amp.json" \
+"$py" -m tools.bench.gpu_check summary --name "$name" --bench "$logs/bench.json" --amp "$logs/amp.json" \
   --fmnist "$logs/fmnist.json" "${lines[@]}" --write "$txt"
 exit "$failed"

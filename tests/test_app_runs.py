@@ -10,8 +10,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from lab import runs as labruns
-from lab import ui
-from lab.imagenet.fake import write_fake_imagefolder
+from views import ui
+from lab.data.fake import write_fake_imagefolder
 from lab.render.runs import LIVE_METRICS
 from waits import HANG_S
 

@@ -1,7 +1,7 @@
 """A real browser against `streamlit run app.py`: "Train live" on the Method playground. The frame's epoch
 advances, Pause stops it, "+1 epoch" trains exactly one more, a knob changed while paused (stop-gradient off)
 acts from the next epoch once Play is pressed, and at the end the link holds the change (at=E:stop_grad=false)
-and the finished run's replay animation appears. No timing is asserted (lab/bench/ui.py measures it)."""
+and the finished run's replay animation appears. No timing is asserted (tools/bench/ui.py measures it)."""
 import re
 import time
 import urllib.parse
@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 from test_browser import CHROMIUM, page, server, wait_idle  # noqa: F401 (fixtures)
 
-from lab.bench.ui import FRAME_JS, epoch_of
+from tools.bench.ui import FRAME_JS, epoch_of
 from lab.render.toy import CENTER_COLOR, CLASS_COLORS
 from waits import HANG_MS, HANG_S
 

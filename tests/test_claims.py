@@ -5,7 +5,7 @@ import pytest
 
 from lab import claims as C
 from lab.claims import CLAIMS, SeedNumbers, run_claims, toy_results_json
-from lab.experiments import combined_verdict
+from lab.core.experiments import combined_verdict
 
 
 def n(center, knn=0.9):

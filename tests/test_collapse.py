@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from lab import collapse
-from lab.imagenet.train import EPOCH_KEYS
+from lab.core import collapse
+from lab.engine.train import EPOCH_KEYS
 from lab.methods import METHOD_NAMES, build_method, method_class
 from lab.render import runs as view
 

@@ -1,4 +1,4 @@
-"""The engine claims: per-seed rules of `lab.experiments`, their verdict counts, the judge that reads preset
+"""The engine claims: per-seed rules of `lab.core.experiments`, their verdict counts, the judge that reads preset
 run folders (`lab.claims.judge_engine_runs`), the CLI that writes results and figures, and the Real images
 page on shipped results. Run folders are written here as the engine writes them (metrics.jsonl lines)."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import experiments as X
+from lab.core import experiments as X
 from lab.claims import engine_curves, engine_table, judge_engine_runs, run_numbers
-from lab.imagenet.presets import ALL, preset_runs
+from lab.engine.presets import ALL, preset_runs
 from waits import HANG_S
 
 

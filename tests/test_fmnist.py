@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from lab.data import fmnist
-from lab.imagenet.metrics import ViewRecorder, effective_rank_of_covariance
-from lab.imagenet.model import build_model
-from lab.imagenet.recipes import RECIPES, SCALES, data_scale, recipe
-from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train
+from lab.engine.metrics import ViewRecorder, effective_rank_of_covariance
+from lab.engine.model import build_model
+from lab.engine.recipes import RECIPES, SCALES, data_scale, recipe
+from lab.engine.train import EPOCH_KEYS, TrainConfig, read_metrics, train
 from lab.methods import METHOD_NAMES
-from lab.metrics import effective_rank
+from lab.core.metrics import effective_rank
 
 REAL = fmnist.DEBIAN_DIR
 needs_real = pytest.mark.skipif(not fmnist.is_fashion_mnist(REAL),

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lab import geometry as geo
+from lab.core import geometry as geo
 
 
 def unit(*v):

@@ -1,4 +1,4 @@
-"""ImageNet data side (lab.imagenet: fake, folder, cache, augment, subset; lab.bench.imagenet_data) on tiny
+"""ImageNet data side (lab.engine: fake, folder, cache, augment, subset; lab.bench.imagenet_data) on tiny
 real JPEG folders: shapes, order, shards, corrupt files, bad folders, the cache, augmentations, ImageNet-100."""
 import os
 import re
@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lab.imagenet.augment import IMAGENET_MEAN, IMAGENET_STD, SSLAugment, eval_transform
-from lab.imagenet.cache import build_cache
-from lab.imagenet.fake import class_name, write_fake_imagefolder
-from lab.imagenet.folder import DataError, epoch_batches, make_loader, read_meta, scan, try_decode
-from lab.imagenet.subset import build_subset, imagenet100_wnids
+from lab.data.augment import IMAGENET_MEAN, IMAGENET_STD, SSLAugment, eval_transform
+from lab.data.cache import build_cache
+from lab.data.fake import class_name, write_fake_imagefolder
+from lab.data.folder import DataError, epoch_batches, make_loader, read_meta, scan, try_decode
+from lab.data.subset import build_subset, imagenet100_wnids
 from waits import HANG_S
 
 CLASSES, PER_CLASS, VAL, SIZE = 4, 12, 3, 32
@@ -84,7 +84,7 @@ def test_fake_is_deterministic_and_classes_are_learnable(fake, tmp_path):
 
 
 def test_fake_cli_writes_and_rejects_bad_values(tmp_path, subprocess_env):
-    cmd = [sys.executable, "-m", "lab.imagenet.fake", "--out", str(tmp_path / "d"), "--classes", "2",
+    cmd = [sys.executable, "-m", "lab.data.fake", "--out", str(tmp_path / "d"), "--classes", "2",
            "--per-class", "3", "--size", "16", "--val-per-class", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
@@ -293,7 +293,7 @@ def test_cache_skips_corrupt_files(fake, tmp_path):
 
 def _stalled_build(data: Path, out: Path, env) -> tuple[subprocess.Popen, Path]:
     """Start the cache CLI and return once it is mid-build (its temporary images.u8 exists)."""
-    proc = subprocess.Popen([sys.executable, "-m", "lab.imagenet.cache", "--data", str(data), "--split", "train",
+    proc = subprocess.Popen([sys.executable, "-m", "lab.data.cache", "--data", str(data), "--split", "train",
                              "--size", "16", "--out", str(out), "--workers", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     tmp_dir = out.parent / f".{out.name}.tmp-{socket.gethostname()}-{proc.pid}"
@@ -329,7 +329,7 @@ def test_interrupted_cache_build_leaves_no_valid_cache(fake, tmp_path, subproces
 
 
 def test_cache_cli_one_line_errors(tmp_path, subprocess_env):
-    cmd = [sys.executable, "-m", "lab.imagenet.cache", "--data", str(tmp_path / "nowhere"), "--size", "16",
+    cmd = [sys.executable, "-m", "lab.data.cache", "--data", str(tmp_path / "nowhere"), "--size", "16",
            "--out", str(tmp_path / "c")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 2 and "nowhere" in _one_line(done.stderr)
@@ -403,7 +403,7 @@ def test_subset_links_class_folders_and_names_a_missing_one(fake, tmp_path, subp
     shutil.rmtree(full / "val" / wnids[2])
     classes_file = tmp_path / "three.txt"
     classes_file.write_text("\n".join(wnids))
-    done = subprocess.run([sys.executable, "-m", "lab.imagenet.subset", "--imagenet", str(full), "--out",
+    done = subprocess.run([sys.executable, "-m", "lab.data.subset", "--imagenet", str(full), "--out",
                            str(tmp_path / "cli"), "--classes", str(classes_file)],
                           capture_output=True, text=True, env=subprocess_env, timeout=HANG_S)
     assert done.returncode == 2 and f"val/{wnids[2]}" in _one_line(done.stderr)

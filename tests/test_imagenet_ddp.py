@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.imagenet.fake import write_fake_imagefolder
-from lab.imagenet.train import TrainConfig, read_metrics, train
+from lab.data.fake import write_fake_imagefolder
+from lab.engine.train import TrainConfig, read_metrics, train
 from waits import HANG_S
 
 STEP1_TOL = 1e-5
@@ -67,7 +67,7 @@ def step1_center(run: Path) -> float:
 
 def test_cli_under_torchrun_matches_one_process(data, tmp_path, torchrun, env):
     """The real entry point under torchrun: byol (predictor BatchNorm, EMA teacher)."""
-    argv = ["-m", "lab.imagenet.train", "--data", str(data), "--method", "byol", "--batch-size", "8",
+    argv = ["-m", "lab.engine.train", "--data", str(data), "--method", "byol", "--batch-size", "8",
             "--image-size", "32", "--load-size", "40", "--device", "cpu", "--workers", "0",
             "--max-steps-per-epoch", "2", "--epochs", "1", "--knn-every", "0", "--log-every", "1", "--no-progress",
             "--out", str(tmp_path / "ddp")]
@@ -90,8 +90,8 @@ def test_cli_under_torchrun_matches_one_process(data, tmp_path, torchrun, env):
 SCRIPT = textwrap.dedent("""
     import json, sys
     import torch
-    from lab.imagenet import dist
-    from lab.imagenet.train import TrainConfig, train
+    from lab.engine import dist
+    from lab.engine.train import TrainConfig, train
     torch.set_num_threads(1)
     dist.setup("cpu")  # the caller owns the process group: train() leaves it up between runs
     data, out, methods = sys.argv[1], sys.argv[2], sys.argv[3].split(",")

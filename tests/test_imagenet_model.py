@@ -13,14 +13,14 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn import functional as F
 
-from lab.imagenet import dist as idist
-from lab.imagenet.model import build_model, enable_autocast, method_params
-from lab.imagenet.optim import LARS, build_optimizer, is_vector_like, set_lr
-from lab.imagenet.presets import PRESETS, preset_runs
-from lab.imagenet.recipes import RECIPES
-from lab.imagenet.resnet import resnet18
-from lab.metrics import knn_accuracy
-from lab.schedules import cosine_to_one, linear_warmup, warmup_cosine
+from lab.engine import dist as idist
+from lab.engine.model import build_model, enable_autocast, method_params
+from lab.engine.optim import LARS, build_optimizer, is_vector_like, set_lr
+from lab.engine.presets import PRESETS, preset_runs
+from lab.engine.recipes import RECIPES
+from lab.engine.resnet import resnet18
+from lab.core.metrics import knn_accuracy
+from lab.core.schedules import cosine_to_one, linear_warmup, warmup_cosine
 from lab.methods import METHOD_NAMES, build_method
 from lab.methods.barlow import barlow_loss, batch_standardize, global_batch_standardize
 from lab.methods.dino import teacher_batch_mean
@@ -311,7 +311,7 @@ def plain_weighted_knn(train_x, train_y, test_x, test_y, n_classes, k=20, temper
 
 
 def engine_knn(train_x, train_y, test_x, test_y, n_classes, chunk=None) -> float:
-    """`lab.metrics.knn_accuracy` as the engine calls it: (N, F) features as one seed, in chunks of queries."""
+    """`lab.core.metrics.knn_accuracy` as the engine calls it: (N, F) features as one seed, in chunks of queries."""
     acc = knn_accuracy(F.normalize(train_x, dim=1)[None], train_y, F.normalize(test_x, dim=1)[None], test_y,
                        n_classes=n_classes, chunk=chunk)
     return acc[0].item()

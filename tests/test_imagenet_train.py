@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from lab.data import fmnist
-from lab.imagenet.fake import write_fake_imagefolder
-from lab.imagenet.loop import _Stop
-from lab.imagenet.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
+from lab.data.fake import write_fake_imagefolder
+from lab.engine.loop import _Stop
+from lab.engine.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
 from lab.methods import METHOD_NAMES
 from waits import HANG_S
 
@@ -65,7 +65,7 @@ def epochs_of(run: Path) -> list[dict]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lab.imagenet.train", *args]
+    return [sys.executable, "-m", "lab.engine.train", *args]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ NON_DEFAULT = dict(data="/data/in 100", method="byol", set={"momentum": "0.9", "
 
 
 def test_every_config_field_is_a_flag_of_the_same_name_with_help():
-    from lab.imagenet.config import build_parser
+    from lab.engine.config import build_parser
 
     flags = {a.dest: a.option_strings for a in build_parser()._actions}
     for f in dataclasses.fields(TrainConfig):
@@ -157,7 +157,7 @@ def test_every_config_field_is_a_flag_of_the_same_name_with_help():
 
 
 def test_a_config_round_trips_through_the_command_line_and_a_config_file(tmp_path):
-    from lab.imagenet import config_to_argv, parse_train_args
+    from lab.engine import config_to_argv, parse_train_args
 
     assert set(NON_DEFAULT) == {f.name for f in dataclasses.fields(TrainConfig)}, "a new field: add it here"
     cfg = TrainConfig(**NON_DEFAULT)
@@ -183,7 +183,7 @@ def test_a_config_round_trips_through_the_command_line_and_a_config_file(tmp_pat
     ('{"data": "d", "method": "simsiam"}', "missing --out"),
 ])
 def test_a_bad_config_file_is_one_line(tmp_path, content, message):
-    from lab.imagenet import parse_train_args
+    from lab.engine import parse_train_args
 
     (tmp_path / "c.json").write_text(content)
     with pytest.raises(ValueError, match=re.escape(message)) as err:
@@ -192,7 +192,7 @@ def test_a_bad_config_file_is_one_line(tmp_path, content, message):
 
 
 def test_preset_configs_put_the_users_flags_over_each_run():
-    from lab.imagenet import preset_configs, preset_runs
+    from lab.engine import preset_configs, preset_runs
 
     configs = preset_configs("b6-simsiam-predictor-lr", {"data": "d", "epochs": 3, "set": {"predictor": "true"},
                                                          "device": "cpu"})
@@ -259,7 +259,7 @@ def test_bad_input_is_one_line_and_exit_2_in_a_real_process(data, bad_tmp, env):
 
 @pytest.mark.parametrize("name", [n for n in BAD_INPUTS if n not in SUBPROCESS_CASES])
 def test_bad_input_main_returns_2_with_one_line(data, bad_tmp, name, capsys):
-    from lab.imagenet.train import main
+    from lab.engine.train import main
 
     assert main(_bad_argv(name, bad_tmp, data)) == 2
     err = capsys.readouterr().err
@@ -272,7 +272,7 @@ def test_preset_prints_its_runs(data, tmp_path, env):
                           env=env, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) >= 2 and all(line.startswith("python -m lab.imagenet.train --data ") for line in lines)
+    assert len(lines) >= 2 and all(line.startswith("python -m lab.engine.train --data ") for line in lines)
     assert any("predictor=false" in line for line in lines) and f"--out {tmp_path}/" in lines[0]
 
 
@@ -382,8 +382,8 @@ def test_bench_training_throughput_runs_both_ways():
 def test_view_recorder_residual_norm_is_the_mean_distance_to_the_epochs_center():
     from torch import nn
 
-    from lab import geometry as geo
-    from lab.imagenet.metrics import ViewRecorder
+    from lab.core import geometry as geo
+    from lab.engine.metrics import ViewRecorder
 
     class Encoder(nn.Module):
         def forward(self, y):

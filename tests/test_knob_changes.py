@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from lab.checks import field_kind
+from lab.core.checks import field_kind
 from lab.methods import METHOD_NAMES, build_method, method_class
 
 IN_DIM, SEEDS = 2, [0, 1, 2]

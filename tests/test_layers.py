@@ -1,6 +1,7 @@
 """The lab's layers, read from the source: imports point down only, and there is no import circle.
 
-base → methods → data → trainers and engine → runs → render → UI → entry points (README, "Code").
+core → methods → data → trainers and engine → claims and runs → render → UI (views/, app.py) → entry points,
+and the benchmark harnesses (tools/) on top (DESIGN §3).
 Every import statement counts, inside functions and under `if TYPE_CHECKING:` too: a function-level
 import may speed up a command's start, but it must point down like any other.
 """
@@ -13,17 +14,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ("lab.geometry", "lab.nn", "lab.dist", "lab.schedules", "lab.checks", "lab.vocab", "lab.metrics",
-        "lab.runlog", "lab.experiments", "lab.clitools", "lab.collapse", "lab.pull")
-LAYERS = (  # (layer, module prefixes), lowest first
-    ("base", BASE),
+LAYERS = (  # (layer, module prefixes), lowest first: the folders of lab/ (DESIGN §3)
+    ("base", ("lab.core",)),
     ("methods", ("lab.methods",)),
     ("data", ("lab.data",)),
-    ("trainers and engine", ("lab.train", "lab.imagenet", "lab.claims")),
-    ("runs", ("lab.runs",)),
+    ("trainers and engine", ("lab.train", "lab.engine", "lab.imagenet")),  # lab.imagenet: the engine's old name
+    ("claims and runs", ("lab.claims", "lab.runs")),
     ("render", ("lab.render",)),
-    ("UI", ("lab.ui", "views", "app")),
+    ("UI", ("views", "app")),
     ("entry points", ("lab.cli", "lab.__main__", "lab.bench", "lab")),
+    ("harnesses", ("tools",)),
 )
 THIRD_PARTY_IN_BASE = {"torch", "numpy"}
 
@@ -34,7 +34,8 @@ def module_name(path: Path) -> str:
 
 
 def sources() -> dict[str, Path]:
-    files = [*(ROOT / "lab").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
+    files = [*(ROOT / "lab").rglob("*.py"), *(ROOT / "views").glob("*.py"), *(ROOT / "tools").rglob("*.py"),
+             ROOT / "app.py"]
     return {module_name(p): p for p in files}
 
 
@@ -71,7 +72,7 @@ def layer(module: str) -> int:
 def graph() -> dict[str, set[str]]:
     edges = {}
     for module, path in MODULES.items():
-        targets = {resolve(name) for name, _ in imports(path) if name.split(".")[0] in ("lab", "views")}
+        targets = {resolve(name) for name, _ in imports(path) if name.split(".")[0] in ("lab", "views", "tools")}
         edges[module] = {t for t in targets if t and t != module}
     return edges
 
@@ -85,7 +86,7 @@ def test_every_module_has_a_layer():
 def test_imports_point_down(module):
     mine = layer(module)
     for name, line in imports(MODULES[module]):
-        target = resolve(name) if name.split(".")[0] in ("lab", "views") else None
+        target = resolve(name) if name.split(".")[0] in ("lab", "views", "tools") else None
         if target is None or target == module or module == "lab":
             continue
         assert layer(target) <= mine, (f"{module}:{line} imports {target}: {LAYERS[layer(target)][0]} is above "
@@ -123,13 +124,13 @@ def test_base_imports_only_torch_numpy_and_the_standard_library(module):
                 f"{module}:{line} imports {name}"
 
 
-def test_render_never_imports_streamlit_and_the_engine_never_imports_runs_render_or_ui():
+def test_streamlit_only_in_the_pages_and_the_engine_never_imports_runs_render_or_ui():
     for module, path in MODULES.items():
         names = [n for n, _ in imports(path)]
-        if module.startswith("lab.render"):
+        if module == "lab" or module.startswith("lab."):  # the pages (views/) and app.py own Streamlit
             assert not any(n.split(".")[0] == "streamlit" for n in names), module
-        if module.startswith(("lab.imagenet", "lab.methods", "lab.train")):
-            bad = [n for n in names if n.startswith(("lab.runs", "lab.render", "lab.ui", "streamlit"))]
+        if module.startswith(("lab.engine", "lab.methods", "lab.train")):
+            bad = [n for n in names if n.startswith(("lab.runs", "lab.render", "views.ui", "streamlit"))]
             assert not bad, (module, bad)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lab.geometry import center_vector
+from lab.core.geometry import center_vector
 from lab.render.live import MAX_FRAMES, live_curve, live_frames, live_payload, pack_points, unpack_points
 from lab.train.toy import live_toy, toy_config
 from waits import HANG_S

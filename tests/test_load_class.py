@@ -1,10 +1,10 @@
 """A class on one server: many browsers against a real `streamlit run app.py`.
 
 (a) N browser contexts (LAB_LOAD_BROWSERS, 8 by default for a 2-core machine; 20 for a full class) open ONE
-    lesson link within a short window. The class watches one run train live (`lab.ui.shared_live`): every
+    lesson link within a short window. The class watches one run train live (`views.ui.shared_live`): every
     page's live view shows the same run id, then the same replay with the same `trained in X s` caption and
     the final ‖s‖ this test computes itself with a plain `train_toys`; no page trained it again (no progress
-    bar of `lab.ui.train_cached`).
+    bar of `views.ui.train_cached`).
 (b) M contexts each move a different knob (three learning rates and the epochs) in the full view, where a
     run trains first and then replays: each sees its own run, the final ‖s‖ of the setting its URL names.
     (The same with "Train live" on, ten sessions, is the websocket test below: there the first frame after a
@@ -23,9 +23,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.bench.classroom import LESSON as CLASS_LESSON
-from lab.bench.classroom import run_class, summary
-from lab.bench.ui import CHROMIUM, streamlit_server
+from tools.bench.classroom import LESSON as CLASS_LESSON
+from tools.bench.classroom import run_class, summary
+from tools.bench.ui import CHROMIUM, streamlit_server
 from lab.methods import method_config
 from lab.train.toy import ToyConfig, toy_config, train_toys
 from waits import HANG_MS, HANG_S
@@ -204,7 +204,7 @@ def test_a_class_opens_one_lesson_link_and_moves_knobs(server):
 
 
 def test_a_class_of_twenty_through_the_websocket_protocol(tmp_path):
-    """The server's side of a class (`lab.bench.classroom`): 20 sessions on one lesson link, then 10 moving knobs,
+    """The server's side of a class (`tools.bench.classroom`): 20 sessions on one lesson link, then 10 moving knobs,
     each a session as the server sees a browser's (no browser: twenty of them would time this machine's CPUs)."""
     with streamlit_server(log_path=tmp_path / "server.log") as (url, proc):
         out = run_class(url, proc.pid, clients=20, movers=10, window_s=5.0, hang_s=HANG_S)

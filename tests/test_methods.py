@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from lab import geometry as geo
-from lab.checks import field_kind
-from lab.imagenet.recipes import RECIPES
+from lab.core import geometry as geo
+from lab.core.checks import field_kind
+from lab.engine.recipes import RECIPES
 from lab.methods import METHOD_NAMES, REGISTRY, build_method, method_class, method_config
 from lab.methods.barlow import barlow_loss, batch_standardize
 from lab.methods.base import negative_cosine, squared_distance

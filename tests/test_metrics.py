@@ -1,11 +1,11 @@
-"""Representation metrics (lab.metrics) on hand-built features, with and without the seed dimension K."""
+"""Representation metrics (lab.core.metrics) on hand-built features, with and without the seed dimension K."""
 import math
 
 import pytest
 import torch
 
-from lab import geometry as geo
-from lab import metrics as M
+from lab.core import geometry as geo
+from lab.core import metrics as M
 
 
 def clusters(n_per=30, d=2, spread=0.05, seed=0, k=1):

@@ -1,4 +1,4 @@
-"""The center pull (lab.pull): eq. 4 on the sphere for the invariance loss, tangent pulls for every method,
+"""The center pull (lab.core.pull): eq. 4 on the sphere for the invariance loss, tangent pulls for every method,
 no trace left on the model or on training, the curve positive where the paper says the loss pulls along s,
 and the playground's chart and caption."""
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lab import geometry as geo
-from lab import pull as P
+from lab.core import geometry as geo
+from lab.core import pull as P
 from lab.data.toy import make_toy
 from lab.methods import METHOD_NAMES, build_method
 from lab.methods.base import Encoder
-from lab.nn import seed_generators
+from lab.core.nn import seed_generators
 from lab.render.toy import toy_animation
 from lab.train import toy as T
 from lab.train.toy import ToyConfig, train_toys

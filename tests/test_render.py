@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from lab.render.frames import draw_frame, gif_bytes, palette, write_gif
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 from lab.render.interactive import center_curves_figure, feature_animation
 from lab.render import style
 from lab.train.b1 import paper_config, train_b1

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from lab import vocab
-from lab.imagenet.presets import PRESETS
-from lab.imagenet.train import EPOCH_KEYS
+from lab.core import vocab
+from lab.engine.presets import PRESETS
+from lab.engine.train import EPOCH_KEYS
 from lab.render import runs as view
 
 

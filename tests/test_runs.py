@@ -70,7 +70,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from lab.imagenet.fake import write_fake_imagefolder
+    from lab.data.fake import write_fake_imagefolder
 
     base = tmp_path_factory.mktemp("runs")
     data = write_fake_imagefolder(base / "data", classes=4, per_class=16, size=40)
@@ -159,9 +159,9 @@ def test_half_written_last_metrics_line_is_ignored(tmp_path):
 
 
 def test_one_metrics_reader_skips_bad_complete_lines_and_the_unfinished_last_one(tmp_path):
-    """lab.runlog.read_jsonl is the engine's reader (resume, trim) and the launcher's (status, charts)."""
-    from lab.imagenet.train import read_metrics as engine_read
-    from lab.runlog import read_jsonl
+    """lab.core.runlog.read_jsonl is the engine's reader (resume, trim) and the launcher's (status, charts)."""
+    from lab.engine.train import read_metrics as engine_read
+    from lab.core.runlog import read_jsonl
 
     good = [{"kind": "step", "step": 1}, {"kind": "epoch", "epoch": 1, "step": 2}]
     bad = [b"", b"not json", b"[1, 2]", b'{"kind": "st{"kind": "step"}', b"\xff\xfe{}"]  # blank, torn, not an object
@@ -313,7 +313,7 @@ def test_launch_refuses_what_the_launcher_owns(tmp_path):
 def test_launch_parses_the_train_args_once_into_the_config_it_writes(tmp_path):
     """Bad train args fail in launch() with the engine's one-line message, before any folder is made; good
     ones become RUN/train_config.json, the config the engine runs (recipe defaults filled in)."""
-    from lab.imagenet import parse_train_args
+    from lab.engine import parse_train_args
 
     root = tmp_path / "root"
     for args, match in ((["--data", "d", "--method", "simsiam", "--set", "lam=0"], "unknown parameter 'lam'"),
@@ -339,13 +339,13 @@ def test_launch_parses_the_train_args_once_into_the_config_it_writes(tmp_path):
 def test_engine_api_is_reexported_and_listing_runs_needs_no_torch():
     """The page reads the engine's public names through lab.runs; `runs list` and each run's wrapper import
     lab.runs and must start without torch (it is imported when a run is launched or a name is used)."""
-    import lab.imagenet
+    import lab.engine
     import lab.runs
 
-    for name in lab.imagenet.__all__:
-        assert getattr(lab.imagenet, name) is not None, name
+    for name in lab.engine.__all__:
+        assert getattr(lab.engine, name) is not None, name
     for name in lab.runs.ENGINE_NAMES:
-        assert getattr(lab.runs, name) is getattr(lab.imagenet, name) and name in lab.runs.__all__, name
+        assert getattr(lab.runs, name) is getattr(lab.engine, name) and name in lab.runs.__all__, name
     code = "import sys, lab.runs, lab.runs.wrap, lab.runs.cli; assert 'torch' not in sys.modules, 'torch imported'"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert out.returncode == 0, out.stderr
@@ -361,7 +361,7 @@ def test_runs_root_comes_from_the_environment(tmp_path, monkeypatch):
 
 
 def test_demo_data_is_built_once_and_its_args_parse(tmp_path):
-    from lab.imagenet import parse_train_args
+    from lab.engine import parse_train_args
 
     data = demo_data(tmp_path, real=False)
     assert data.parent == tmp_path and sorted(p.name for p in data.iterdir()) == ["train", "val"]
@@ -374,7 +374,7 @@ def test_demo_data_is_built_once_and_its_args_parse(tmp_path):
 
 def test_the_demo_is_a_real_fashion_mnist_run_where_debian_has_it(tmp_path):
     from lab.data.fmnist import DEBIAN_DIR, is_fashion_mnist
-    from lab.imagenet import parse_train_args
+    from lab.engine import parse_train_args
 
     if not is_fashion_mnist(DEBIAN_DIR):
         pytest.skip("needs Debian's dataset-fashion-mnist (scripts/test.sh installs it)")

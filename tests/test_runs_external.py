@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab import runs as labruns
-from lab.imagenet.fake import write_fake_imagefolder
+from lab.data.fake import write_fake_imagefolder
 from lab.runs.core import EXTERNAL_FRESH_S
 from waits import HANG_S
 
@@ -28,7 +28,7 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("external")
     data = write_fake_imagefolder(base / "data", classes=4, per_class=16, size=40)
     root = base / "runs"
-    cmd = [sys.executable, "-m", "lab.imagenet.train", "--data", str(data), "--method", "byol", "--epochs", "2",
+    cmd = [sys.executable, "-m", "lab.engine.train", "--data", str(data), "--method", "byol", "--epochs", "2",
            "--batch-size", "16", "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "2",
            "--knn-every", "0", "--no-progress", "--device", "cpu", "--out", str(root / "ext")]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)

@@ -45,7 +45,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from lab.imagenet.fake import write_fake_imagefolder
+    from lab.data.fake import write_fake_imagefolder
 
     return write_fake_imagefolder(tmp_path_factory.mktemp("data") / "d", classes=4, per_class=16, size=40)
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lab.methods import METHOD_NAMES
-from lab.nn import SeedBatchNorm, SeedLinear, seed_generators
+from lab.core.nn import SeedBatchNorm, SeedLinear, seed_generators
 from lab.train.toy import ToyConfig, _Batches, train_toys
 from lab.train.toy_reference import train_toy_plain
 

@@ -5,10 +5,10 @@ import torch
 
 from lab.claims import b1_configs_with_nulls, check_b1
 from lab.data import make_b1_data
-from lab.experiments import b1_null_turn_deg, b1_turn_deg
+from lab.core.experiments import b1_null_turn_deg, b1_turn_deg
 from lab.train.b1 import PAPER_SETTINGS, B1Config, init_weights, make_data, paper_config, sample_order, train_b1
 from lab.train.reference import train_plain
-from lab.vocab import first_epoch_above
+from lab.core.vocab import first_epoch_above
 
 
 def test_data_shapes_and_shift():

@@ -1,11 +1,11 @@
-"""The server-wide store of toy runs and figures (`lab.ui`): a setting asked for by several browsers at once
+"""The server-wide store of toy runs and figures (`views.ui`): a setting asked for by several browsers at once
 is trained once, the others wait for it; a failed maker does not leave the waiters stuck."""
 import threading
 import time
 
 import pytest
 
-from lab import ui
+from views import ui
 from lab.train.toy import ToyConfig
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab import ui, vocab
+from lab.core import vocab
+from views import ui
 from lab.claims import check_b1, read_b1_survey, with_b1_nulls
 from lab.render import video
 from lab.render.frames import gif_bytes

@@ -8,9 +8,10 @@ from functools import partial
 
 import streamlit as st
 
-from lab import ui, vocab
+from lab.core import vocab
+from views import ui
 from lab.claims import TOY_RESULTS, read_toy_results, shipped_curves
-from lab.experiments import experiment
+from lab.core.experiments import experiment
 from lab.render import video
 from lab.render.toy import metric_band_figure, side_by_side_gif, toy_animation
 from lab.train.toy import ToyConfig

@@ -1,6 +1,6 @@
 """Method playground: nine SSL methods on toy data, every knob a widget, the whole setting in the URL.
 
-Widgets (generated from the method's Config dataclass by lab.ui) -> ToyConfig -> lab.train.toy ->
+Widgets (generated from the method's Config dataclass by views.ui) -> ToyConfig -> lab.train.toy ->
 lab.render.toy -> st.*; no math here. A link carries the setting (`?method=simsiam&predictor=false`),
 `lock=lr,predictor` fixes controls, `lesson=1` (or `hide=all`) hides them all.
 """
@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from lab import pull, ui, vocab
+from lab.core import pull, vocab
+from views import ui
 from lab.data.toy import make_toy
 from lab.methods import method_class
 from lab.render import video

@@ -11,11 +11,11 @@ import os
 import streamlit as st
 
 from lab.claims import ENGINE_RESULTS, TOY_RESULTS, engine_curves, read_engine_results
-from lab.experiments import experiment
+from lab.core.experiments import experiment
 from lab.render.runs import engine_claim_chart
 
 VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning, "no runs": st.info}
-MAKE = ("python -m lab.imagenet.train --preset all --run --data /usr/share/datasets/fashion-mnist --out "
+MAKE = ("python -m lab.engine.train --preset all --run --data /usr/share/datasets/fashion-mnist --out "
         "runs/fmnist --workers 0 && python -m lab claims --runs runs/fmnist --out assets/fmnist/claims.json")
 
 
@@ -72,7 +72,7 @@ def page() -> None:
     The paper's six ImageNet-100 experiments and the invariance-only baseline, run by the lab's engine on
     **Fashion-MNIST** (ResNet-18 in its small-image form, width 16), with every method's ImageNet recipe carried
     over by a stated rule, **3 seeds** each. Each claim is judged **seed by seed** by a rule written down before
-    the runs (`lab.experiments`); the verdict counts the seeds it held in. `‖s‖` is read **before the
+    the runs (`lab.core.experiments`); the verdict counts the seeds it held in. `‖s‖` is read **before the
     projector's output BatchNorm** (train mode, on the training views, as the loss sees them): that BatchNorm
     gives every dimension zero mean before the features go onto the sphere, so a projector at one point reads
     ≈ 1 before it and ≈ 0 after. Collapsed means final `‖s‖` above **{results['threshold']}**; the effective

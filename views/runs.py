@@ -13,10 +13,10 @@ from pathlib import Path
 import streamlit as st
 
 from lab import runs as labruns
-from lab import ui
+from views import ui
 from lab.methods import METHOD_NAMES
 from lab.render import runs as view
-from lab.ui import METHOD_LABELS
+from views.ui import METHOD_LABELS
 
 
 REFRESH_S = 2.0  # live charts: a CPU demo epoch takes a few seconds
@@ -143,7 +143,7 @@ def page() -> None:
             image_size = c5.number_input("Image size (px)", 16, 1024, 224, key="runs_image_size")
             extra = st.text_input("More trainer arguments", key="runs_extra",
                                   placeholder="e.g. --workers 8 --cache /data/cache160 --collapse-threshold 0.95",
-                                  help="Any flag of python -m lab.imagenet.train.")
+                                  help="Any flag of python -m lab.engine.train.")
             slurm_on = st.toggle("Submit to SLURM", key="runs_slurm")
             slurm = None
             if slurm_on:

@@ -8,7 +8,8 @@ are instant.
 """
 import streamlit as st
 
-from lab import ui, vocab
+from lab.core import vocab
+from views import ui
 from lab.data.toy import DATASET_LABELS, DATASETS
 from lab.methods import METHOD_NAMES
 from lab.render.sweep import cell_label, metric_title, sweep_heatmap

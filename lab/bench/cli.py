@@ -11,16 +11,17 @@ against the same 36 settings trained one after another with `train_toy`.
 live (issue #13): one live seed (LiveTraining, as fast as it trains) against the plain per-seed loop, every
 method on blobs, and the time to the first frame (lab/bench/live.py).
 ui (issue #13): a real chromium on `streamlit run app.py`: knob change -> first live frame (target 1 s, goal
-0.5 s) and live updates a second (target >= 10), every method (lab/bench/ui.py).
+0.5 s) and live updates a second (target >= 10), every method (tools/bench/ui.py).
 class (issue #13): 20 sessions on one lesson link (first live frame within 5 s, trained once), then 10 moving
 knobs (first frame within 2 s), through Streamlit's websocket protocol on `streamlit run app.py`
-(lab/bench/classroom.py).
+(tools/bench/classroom.py).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +41,7 @@ def _best_of(repeats: int, fn) -> float:
 
 def bench_b1(repeats: int, frames: int, size: int) -> dict:
     from lab.render.frames import gif_bytes
-    from lab.schedules import evenly_spaced
+    from lab.core.schedules import evenly_spaced
     from lab.train.b1 import PAPER_SETTINGS, paper_config, train_b1
     from lab.train.reference import train_plain
 
@@ -165,7 +166,7 @@ class FloorWork:
 def floor_work(configs) -> list[FloorWork]:
     """The programs `train_toys` makes of `configs` (stacked settings count once), as `FloorWork`."""
     from lab.data.toy import make_toy
-    from lab.schedules import evenly_spaced
+    from lab.core.schedules import evenly_spaced
     from lab.train.toy import _stack_key
 
     programs: dict[tuple, list] = {}
@@ -185,9 +186,9 @@ def arithmetic_floor(work: list[FloorWork]) -> tuple[float, float]:
     (products, knn).
 
     The three products of every stacked step (forward, weight gradient, input gradient) on hot random
-    operands, and every evaluation's exact kNN vote (`lab.metrics.knn_accuracy` on random unit features).
+    operands, and every evaluation's exact kNN vote (`lab.core.metrics.knn_accuracy` on random unit features).
     """
-    from lab.metrics import knn_accuracy
+    from lab.core.metrics import knn_accuracy
 
     products = knn = 0.0
     for w in work:
@@ -250,6 +251,22 @@ def _fmnist(args) -> int:
     return 0
 
 
+# The benchmarks that drive a browser or a websocket live in the checkout's tools/ (not in the installed package):
+# `python -m lab.bench ui|class` runs them there, in a process of their own.
+HARNESSES = {"ui": "tools.bench.ui", "class": "tools.bench.classroom"}
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def run_harness(args) -> int:
+    if not (CHECKOUT / "tools" / "bench").is_dir():
+        print(f"error: `{args.what}` drives a browser or a websocket from the checkout's tools/bench/, which is not "
+              f"beside this installed lab ({CHECKOUT}); run it from a clone of the lab", file=sys.stderr)
+        return 2
+    argv = {"ui": [] if args.minutes is None else ["--minutes", str(args.minutes)],
+            "class": ["--clients", str(args.clients), "--movers", str(args.movers)]}[args.what]
+    return subprocess.call([sys.executable, "-m", HARNESSES[args.what], *argv], cwd=CHECKOUT)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
     parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist"],
@@ -274,18 +291,8 @@ def main(argv=None) -> int:
         return _imagenet(args)
     if args.what == "fmnist":
         return _fmnist(args)
-    if args.what == "ui":
-        from lab.bench.ui import bench_memory, bench_ui
-
-        return bench_ui() if args.minutes is None else bench_memory(args.minutes)
-    if args.what == "class":
-        from lab.bench.classroom import MOVES, bench_class
-
-        if args.clients < 1 or not 1 <= args.movers <= len(MOVES):
-            print(f"error: --clients >= 1, --movers in [1, {len(MOVES)}]", file=sys.stderr)
-            return 2
-        bench_class(args.clients, args.movers)
-        return 0
+    if args.what in HARNESSES:
+        return run_harness(args)
     if args.repeats < 1 or args.frames < 2 or not 64 <= args.size <= 2048 or args.threads < 1 \
             or (args.epochs is not None and args.epochs < 1):
         print("error: --repeats >= 1, --frames >= 2, --size in [64, 2048], --threads >= 1, --epochs >= 1",

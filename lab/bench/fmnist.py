@@ -1,9 +1,9 @@
 """`python -m lab.bench fmnist`: Fashion-MNIST training and data throughput of the engine's default backbone.
 
-Training: SimSiam at the Fashion-MNIST scale (`lab.imagenet.recipes.SCALES["fmnist"]`: small-image ResNet-18
+Training: SimSiam at the Fashion-MNIST scale (`lab.engine.recipes.SCALES["fmnist"]`: small-image ResNet-18
 at width 16, the recipe's heads scaled with it), real batches of Debian's files, two augmented views
 (kornia), forward, backward, optimizer step, with the engine's view recorder on (pre- and post-BN moments,
-the covariance for the effective rank), as `lab.imagenet.train` runs a step. Against it, in the same run: a
+the covariance for the effective rank), as `lab.engine.train` runs a step. Against it, in the same run: a
 plain PyTorch loop of the same model written as one would by hand (nn.Sequential backbone, projector and
 predictor, F.cosine_similarity, torch.optim.SGD, the same kornia views), no recorder.
 Data: the in-memory loader's batches and the augmentation alone, images/s.
@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lab.data import fmnist
-from lab.imagenet.augment import SSLAugment
-from lab.imagenet.folder import make_loader
-from lab.imagenet.metrics import ViewRecorder
-from lab.imagenet.model import build_model
-from lab.imagenet.optim import build_optimizer
-from lab.imagenet.recipes import SCALES, recipe
+from lab.data.augment import SSLAugment
+from lab.data.folder import make_loader
+from lab.engine.metrics import ViewRecorder
+from lab.engine.model import build_model
+from lab.engine.optim import build_optimizer
+from lab.engine.recipes import SCALES, recipe
 
 SCALE = SCALES["fmnist"]
 

@@ -1,7 +1,7 @@
 """`python -m lab.bench imagenet`: ImageNet training and data-loading throughput, measured apart.
 
 Training: SimSiam on ResNet-18 (the recipe's projector and predictor), synthetic uint8 batches already
-on the device -> two augmented views (kornia) -> forward, backward, SGD step, as `lab.imagenet.train`
+on the device -> two augmented views (kornia) -> forward, backward, SGD step, as `lab.engine.train`
 runs them; and the same without the augmentation (views computed once), which shows what the
 augmentation costs. On CUDA with bf16 autocast and channels_last.
 Loading: `make_loader` over generated 500x375 JPEGs (Pillow in DataLoader workers) and over the
@@ -31,10 +31,10 @@ def training_throughput(device, *, image_size: int = 224, batch_size: int = 256,
                         load_size: int | None = None) -> dict:
     """Images/s of the training step. The uint8 batch (batch_size, 3, load_size, load_size) sits on the
     device; augment=False feeds two fixed float views instead. Returns dict(images_per_s, seconds, ...)."""
-    from lab.imagenet.augment import SSLAugment
-    from lab.imagenet.model import build_model
-    from lab.imagenet.optim import build_optimizer
-    from lab.imagenet.recipes import recipe
+    from lab.data.augment import SSLAugment
+    from lab.engine.model import build_model
+    from lab.engine.optim import build_optimizer
+    from lab.engine.recipes import recipe
 
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -80,7 +80,7 @@ def training_throughput(device, *, image_size: int = 224, batch_size: int = 256,
 def loading_rates(*, n_images: int, load_size: int, batch_size: int, workers: int, max_batches: int) -> dict:
     """{"jpeg": ..., "cache": ...} loader throughput over generated 500x375 JPEGs and their cache."""
     from lab.bench.imagenet_data import loading_throughput, make_bench_jpegs
-    from lab.imagenet.cache import build_cache
+    from lab.data.cache import build_cache
 
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         root = make_bench_jpegs(Path(tmp) / "jpegs", n_images)

@@ -48,7 +48,7 @@ def loading_throughput(root, split: str, *, size: int, batch_size: int, workers:
                        cache=None) -> dict:
     """Images/s of make_loader over up to max_batches batches; the first batch (worker start-up, first
     file reads) is a warm-up and not counted. Returns dict(images_per_s, images, seconds, ...)."""
-    from lab.imagenet.folder import make_loader
+    from lab.data.folder import make_loader
 
     if max_batches < 2:
         raise ValueError(f"max_batches must be >= 2 (the first batch is a warm-up), got {max_batches}")
@@ -72,7 +72,7 @@ def loading_throughput(root, split: str, *, size: int, batch_size: int, workers:
 def augment_throughput(batch: int, size: int, device, repeats: int = 3) -> dict:
     """Source images/s through SSLAugment (two views each) on a random uint8 batch (batch, 3, size, size)
     on `device`; best of `repeats` after a warm-up. Returns dict(images_per_s, images, seconds, ...)."""
-    from lab.imagenet.augment import SSLAugment
+    from lab.data.augment import SSLAugment
 
     device = torch.device(device)
     aug = SSLAugment(size).to(device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from lab.checks import field_kind, parse_text
+from lab.core.checks import field_kind, parse_text
 from lab.methods import (  # noqa: F401
     barlow,
     byol,

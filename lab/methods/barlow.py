@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from lab import geometry as geo
-from lab.checks import check_knobs, knob
-from lab.collapse import DIMENSIONAL, N_CLASSES, Sign
-from lab.dist import all_reduce_sum, is_dist, world_size
+from lab.core import geometry as geo
+from lab.core.checks import check_knobs, knob
+from lab.core.collapse import DIMENSIONAL, N_CLASSES, Sign
+from lab.core.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import Method, register
 
 

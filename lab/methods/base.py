@@ -2,7 +2,7 @@
 
 A method is a small module: a frozen config dataclass, the head it adds, its loss. The encoder
 (backbone → projector) exists once, here; methods compose it rather than inherit a large base.
-All tensors carry a leading seed dimension K (see `lab.nn`): x (K, N, d), z (K, N, D).
+All tensors carry a leading seed dimension K (see `lab.core.nn`): x (K, N, d), z (K, N, D).
 """
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 from torch import nn
 
-from lab import geometry as geo
-from lab.checks import knob
-from lab.collapse import CENTER, RANK, Sign
-from lab.nn import SeedLinear, seed_generators, seed_mlp
+from lab.core import geometry as geo
+from lab.core.checks import knob
+from lab.core.collapse import CENTER, RANK, Sign
+from lab.core.nn import SeedLinear, seed_generators, seed_mlp
 
 REGISTRY: dict[str, type["Method"]] = {}
 
-# Slider stops and help shared by knobs of the same meaning in several methods (`lab.checks.knob`).
+# Slider stops and help shared by knobs of the same meaning in several methods (`lab.core.checks.knob`).
 PREDICTOR_HELP = "The predictor MLP on the online branch."
 PREDICTOR_HIDDEN_STOPS = (2, 4, 8, 16, 32, 64)
 TEMPERATURE_STOPS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -90,7 +90,7 @@ class Method(nn.Module):
 
     Subclasses set `name`, `label`, `Config` (a frozen dataclass of the method's knobs, defaults from the
     method's paper), `collapse_loss` (the loss value a collapsed model reaches, or None) and, where it
-    differs from ‖s‖ and the effective rank, its `signature` (`lab.collapse`: which readings mean which
+    differs from ‖s‖ and the effective rank, its `signature` (`lab.core.collapse`: which readings mean which
     kind of collapse), build their head in `__init__`, and implement `loss`.
     """
 

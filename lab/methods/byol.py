@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
-from lab.checks import check_knobs, knob
-from lab.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.checks import check_knobs, knob
+from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
-from lab.nn import ema_update
-from lab.schedules import cosine_to_one
+from lab.core.nn import ema_update
+from lab.core.schedules import cosine_to_one
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class BYOL(Method):
     label = "BYOL"
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
     signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
-    seed_knobs = ("momentum",)  # only the EMA reads it (`lab.nn.ema_update` takes a (K,) tensor)
+    seed_knobs = ("momentum",)  # only the EMA reads it (`lab.core.nn.ema_update` takes a (K,) tensor)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

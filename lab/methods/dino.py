@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lab import geometry as geo
-from lab.checks import check_knobs, knob
-from lab.collapse import CENTER, COMPLETE, RANK, UNIFORM, Sign
-from lab.dist import all_reduce_sum, is_dist, world_size
+from lab.core import geometry as geo
+from lab.core.checks import check_knobs, knob
+from lab.core.collapse import CENTER, COMPLETE, RANK, UNIFORM, Sign
+from lab.core.dist import all_reduce_sum, is_dist, world_size
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
-from lab.nn import SeedLinear, ema_update
-from lab.schedules import cosine_to_one, linear_warmup
+from lab.core.nn import SeedLinear, ema_update
+from lab.core.schedules import cosine_to_one, linear_warmup
 
 
 @dataclass(frozen=True)

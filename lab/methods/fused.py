@@ -76,7 +76,7 @@ class FusedStep:
         h2 = torch.baddbmm(l2.bias, h1, l2.weight).relu_()
         # From the projector on, everything is feature-major, (K, D, 2B): with D = 2 or 3 features,
         # products with D output columns and norms over D-long rows are several times slower on a CPU
-        # than the same work with D rows (as in `lab.nn._ThinLinear` and the B.1 trainer).
+        # than the same work with D rows (as in `lab.core.nn._ThinLinear` and the B.1 trainer).
         w3t = l3.weight.transpose(1, 2).contiguous()  # (K, D, H): BLAS is slow on a transposed thin operand
         yt = torch.baddbmm(l3.bias.transpose(1, 2), w3t, h2.transpose(1, 2))  # (K, D, 2B)
         loss, gyt = self.head(yt, b)

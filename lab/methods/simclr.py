@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lab import geometry as geo
-from lab.checks import check_knobs, knob
-from lab.dist import all_gather_cat, is_dist, rank, world_size
+from lab.core import geometry as geo
+from lab.core.checks import check_knobs, knob
+from lab.core.dist import all_gather_cat, is_dist, rank, world_size
 from lab.methods.base import Method, register
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.checks import check_knobs, knob
-from lab.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.checks import check_knobs, knob
+from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
 from lab.methods import fused
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lab import geometry as geo
-from lab.checks import knob
+from lab.core import geometry as geo
+from lab.core.checks import knob
 from lab.methods.base import Method, register
 
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lab import vocab
+from lab.core import vocab
 
 HELD_COLOR, FAILED_COLOR, MEAN_COLOR = "#1a9850", "#d73027", "#333333"
 READ_ON = "final ‖s‖ of the normalised projector output (the features the loss acts on)"

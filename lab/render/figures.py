@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image, ImageDraw
 
-from lab import vocab
+from lab.core import vocab
 from lab.render import style
 
 X_AXES = {"epoch": "epoch", "step": "optimizer step"}

@@ -17,9 +17,9 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from lab import geometry as geo
+from lab.core import geometry as geo
 from lab.render import style
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 
 # Palette layout: a few fixed colours, then one hue per source point, then the same hues faded.
 WHITE, BLACK, GRID, TEXT = 0, 1, 2, 3

@@ -10,10 +10,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from lab import geometry as geo
+from lab.core import geometry as geo
 from lab.render import style
 from lab.render.frames import selected_points
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 
 CENTER_KEYS = ("s_aug", "s_batch", "s_data")
 

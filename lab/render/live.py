@@ -1,5 +1,5 @@
 """The live view's data: what one rerun of a live page hands to the browser's canvas view
-(`live_view.js`, mounted by `lab.ui.live_view`). Plain data, no Streamlit: the features of every epoch
+(`live_view.js`, mounted by `views.ui.live_view`). Plain data, no Streamlit: the features of every epoch
 trained since the last rerun, packed small, and the ‖s‖ curve so far.
 
 Why packed: at 25 epochs a second, 600 points in 3-D as JSON floats are ~140 kB a second per browser;
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lab import vocab
+from lab.core import vocab
 from lab.render import style
 from lab.render.toy import CENTER_COLOR, class_color
 

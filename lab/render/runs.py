@@ -10,7 +10,7 @@ no torch: the Runs page, a notebook and the tests call the same functions.
 - `progress`, `format_eta`, `table_rows`: a run's epoch fraction and estimated time left; the runs table.
 - `metrics_csv`: every row as CSV. `collapse_warnings`: runs whose ‖s‖ crossed a threshold.
 - `paper_figure`: the paper's Figs. 5, 6, 7, B.4, B.5, B.6 (‖s‖ and kNN accuracy per epoch) from the runs
-  of a preset (`lab.imagenet.presets`).
+  of a preset (`lab.engine.presets`).
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lab import vocab
-from lab.collapse import KINDS, collapse_kind, phrase
-from lab.experiments import BY_PRESET
+from lab.core import vocab
+from lab.core.collapse import KINDS, collapse_kind, phrase
+from lab.core.experiments import BY_PRESET
 from lab.render import style
 
 Rows = Sequence[Mapping[str, Any]]
@@ -106,7 +106,7 @@ def _entropy_max(rows: Rows) -> float | None:
 
 
 def reference_lines(runs: Mapping[str, Rows], metric: str, threshold: float | None = None) -> list[tuple[float, str]]:
-    """(y, label) of the metric's reference values (`lab.vocab.reference_lines`) over these runs, read from
+    """(y, label) of the metric's reference values (`lab.core.vocab.reference_lines`) over these runs, read from
     each run's epoch lines (collapse_loss, z_std_healthy = 1/√D, teacher_entropy_max = ln K); one line per
     distinct value, and where the runs disagree (a loss's collapse value differs by method) each label
     names its runs."""
@@ -301,7 +301,7 @@ COLLAPSE_COLUMN_HELP = ("The kind of collapse the run's latest epoch shows by it
 
 def table_rows(infos: Sequence[Any], now: float | None = None) -> list[dict]:
     """The runs table: one dict per run (name, status, method, progress in [0, 1], epoch "e/E", ETA,
-    last ‖s‖, the collapse kind its latest epoch shows (`lab.collapse`; "" for none), started), in order."""
+    last ‖s‖, the collapse kind its latest epoch shows (`lab.core.collapse`; "" for none), started), in order."""
     out = []
     for info in infos:
         fraction, eta = progress(info, now)
@@ -335,7 +335,7 @@ def metrics_csv(rows: Rows) -> bytes:
 def collapse_warnings(runs: Mapping[str, Rows], threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """One sentence per run whose epoch `center_norm` reached `threshold` (an early sign of complete
     collapse), one per run whose latest epoch shows another sign of its method's collapse signature
-    (dimensional, uniform: `lab.collapse`, written on the epoch lines by the engine), and one per run the
+    (dimensional, uniform: `lab.core.collapse`, written on the epoch lines by the engine), and one per run the
     guard ended as collapsed. Runs with no sign say nothing."""
     out = []
     for name, rows in runs.items():
@@ -373,7 +373,7 @@ def preset_members(preset_name: str, names: Sequence[str]) -> dict[str, dict]:
     """Which of `names` are runs of the preset: {run name: the preset's entry}. A run matches an entry
     when its name is the entry's name, or ends with it after a `-`, `_` or `.` (a launcher's prefix such
     as `b5-simsiam-nopred`); the longest matching entry wins (`simsiam-nopred` over `simsiam`)."""
-    from lab.imagenet.presets import preset_runs
+    from lab.engine.presets import preset_runs
 
     entries = sorted(preset_runs(preset_name) + preset_runs(preset_name, "fmnist"), key=lambda e: -len(e["name"]))
     out = {}
@@ -424,7 +424,7 @@ def paper_figure(preset_name: str, runs: Mapping[str, Rows], height: int = 360) 
 
 
 def _preset_entries(preset_name: str) -> list[dict]:
-    from lab.imagenet.presets import preset_runs
+    from lab.engine.presets import preset_runs
 
     return preset_runs(preset_name)
 

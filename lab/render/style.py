@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import colorsys
 
-from lab import vocab
+from lab.core import vocab
 
 # The paper's arrow colours (Fig. B.2): green = center of all dataset points,
 # blue = center from one mini-batch of un-augmented points, red = center of the augmented points.

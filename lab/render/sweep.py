@@ -12,7 +12,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from lab import vocab
+from lab.core import vocab
 
 PENDING_COLOR = "#d9d9d9"
 
@@ -32,7 +32,7 @@ def _tick(value) -> str:
 
 
 def metric_title(metric: str) -> str:
-    """'final ‖s‖ of the normalised projector output': the metric and where it is read (`lab.vocab`)."""
+    """'final ‖s‖ of the normalised projector output': the metric and where it is read (`lab.core.vocab`)."""
     m = vocab.METRICS.get(metric)
     if metric == "center_norm":
         return "final ‖s‖ of the normalised projector output"

@@ -20,12 +20,12 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw
 
-from lab import vocab
+from lab.core import vocab
 from lab.methods import method_class
 from lab.render import style
 from lab.render.frames import BLACK, GRID, TEXT, WHITE, _arrow, _Canvas, _font
 from lab.render.interactive import _outline, _segments, animation_controls
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 from lab.train.changes import change_caption
 
 CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange, purple: none is the center's green
@@ -110,7 +110,7 @@ def toy_animation(
     D = 2: the unit circle; D = 3: the sphere (Scatter3d); D > 3: the first 3 coordinates renormalised
     (the title says so). Points coloured by class, the center s in green, grey residuals r = z − s, and
     where the run has them (`ToyRun.pull_arrows`) the loss's pull on a few points split as in eq. 4
-    (`lab.pull`): the common part (the mean pull, the same arrow at every point, orange) and each point's
+    (`lab.core.pull`): the common part (the mean pull, the same arrow at every point, orange) and each point's
     residual part (purple), drawn from the point, one scale for the whole run.
     """
     z, s, note = shown_features(run, seed_index)
@@ -364,7 +364,7 @@ def side_by_side_gif(
 
 
 def reference_lines(run, metric: str) -> list[tuple[float, str]]:
-    """Reference values of a metric for this run (`lab.vocab.reference_lines`): (y, label). Empty where the
+    """Reference values of a metric for this run (`lab.core.vocab.reference_lines`): (y, label). Empty where the
     metric has none."""
     cfg = run.config
     entropy = run.metrics.get("teacher_entropy_max")

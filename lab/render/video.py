@@ -31,7 +31,7 @@ from lab.render import toy
 # Private helpers of the sibling render modules, imported rather than copied: `_run_frame` draws one
 # toy frame, `_frame_indices` picks a run's frame epochs (the same ones `toy_gif_bytes` uses).
 from lab.render.toy import _frame_indices, _run_frame, progress_indices, shown_features
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 
 FORMATS = ("gif", "mp4")
 MIME = {"gif": "image/gif", "mp4": "video/mp4"}

@@ -3,7 +3,7 @@ several GPUs) or on SLURM. Everything a run is lives in its folder under the run
 `lab.runs.core` for the layout and the status rules, `lab.runs.slurm` for the SLURM backend.
 
 The engine's public names that a page needs beside the runs (`PRESETS`, `NOTES`, `method_params`,
-`cuda_available`, ...) are re-exported here, imported from `lab.imagenet` on first use: `python -m lab
+`cuda_available`, ...) are re-exported here, imported from `lab.engine` on first use: `python -m lab
 runs list` and the wrapper of every run start without torch.
 """
 from lab.runs.core import (EXTERNAL, STATUSES, RunInfo, UnknownRunError, demo_data, demo_is_real, demo_train_args, get_run,
@@ -25,7 +25,7 @@ __all__ = ["EXTERNAL", "STATUSES", "RunInfo", "SlurmError", "SlurmSpec", "Unknow
 
 def __getattr__(name: str):
     if name in ENGINE_NAMES:
-        import lab.imagenet
+        import lab.engine
 
-        return getattr(lab.imagenet, name)
+        return getattr(lab.engine, name)
     raise AttributeError(f"module 'lab.runs' has no attribute {name!r}")

@@ -5,7 +5,7 @@
     runs list [--json]        runs show NAME [--json]        runs stop NAME [--wait S] [--kill]
     runs resume NAME
 
-Everything after `--` is `python -m lab.imagenet.train`'s flags (an argv list, never a shell line): the
+Everything after `--` is `python -m lab.engine.train`'s flags (an argv list, never a shell line): the
 launcher parses them once into the run's config, adds --out ROOT/NAME and --device, writes it to
 ROOT/NAME/train_config.json and starts the engine with --config that file. With --preset, NAME is the
 prefix of the preset's run names. Every subcommand takes --root DIR (default $LAB_RUNS_DIR, else ./runs).
@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Sequence
 
-from lab.collapse import collapse_kind, phrase
+from lab.core.collapse import collapse_kind, phrase
 from lab.runs.core import EXTERNAL
 
 EXIT_BAD_INPUT = 2
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("name", help="run name (letters, digits, . _ -), or the name prefix with --preset")
     la.add_argument("--gpus", type=int, default=1, help="processes (GPUs) per node; > 1 uses torchrun (default 1)")
     la.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto: cuda when present)")
-    la.add_argument("--preset", help="launch a paper preset's whole sweep (python -m lab.imagenet.train --preset)")
+    la.add_argument("--preset", help="launch a paper preset's whole sweep (python -m lab.engine.train --preset)")
     la.add_argument("--demo", action="store_true", help="a CPU demo run: SimSiam on Debian's Fashion-MNIST (generated images where it is missing)")
     la.add_argument("--stop-grace", type=float, default=120.0, metavar="S",
                     help="seconds from SIGTERM to SIGKILL when stopping (default 120)")

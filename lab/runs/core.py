@@ -1,9 +1,9 @@
-"""Launch, track, stop and resume ImageNet runs (`lab.imagenet.train`) on this machine or on SLURM.
+"""Launch, track, stop and resume ImageNet runs (`lab.engine.train`) on this machine or on SLURM.
 
 A run is a folder ROOT/NAME. What the engine writes there: metrics.jsonl, config.json, train.log,
 checkpoint.pt. What the launcher writes (every JSON file atomically: temp file, fsync, rename):
 
-    train_config.json  the run's engine config (`lab.imagenet.TrainConfig`, recipe defaults filled in),
+    train_config.json  the run's engine config (`lab.engine.TrainConfig`, recipe defaults filled in),
                   parsed once from the user's train args; the engine is started with --config this file
     launch.json   what to run: the engine's argv (train_argv: --config train_config.json), python, cwd,
                   backend, gpus, device, preset, started, stop_grace_s, resumed (times), slurm resources,
@@ -27,7 +27,7 @@ or the launching process dies (the rules are in `_derive`):
     failed     a non-zero exit without a stop request, or the processes are gone with no exit record
                (kill -9, out of memory, a reboot); `message` then holds the last log lines
 
-A folder the engine wrote without the launcher (`torchrun ... -m lab.imagenet.train --out RUNS/NAME`: its
+A folder the engine wrote without the launcher (`torchrun ... -m lab.engine.train --out RUNS/NAME`: its
 config.json and metrics.jsonl, no launch.json) is listed too, as backend "external", to watch: running
 while its metrics keep coming (`EXTERNAL_FRESH_S`), then its end line's status, or `stalled` when the
 lines stopped without one (killed, or stuck). The lab did not start its processes, so it neither stops
@@ -59,7 +59,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-from lab.runlog import read_jsonl
+from lab.core.runlog import read_jsonl
 from lab.runs import proc, slurm as slurm_backend
 from lab.runs.proc import now_iso, read_json, write_json
 from lab.runs.slurm import SlurmSpec
@@ -118,7 +118,7 @@ def run_path(name: str, root: str | Path | None = None) -> Path:
 # ----------------------------------------------------------------------------------------- reading files
 
 def read_metrics(run_path: str | Path) -> list[dict]:
-    """The JSON objects of RUN/metrics.jsonl by the one rule of `lab.runlog.read_jsonl`: a half-written
+    """The JSON objects of RUN/metrics.jsonl by the one rule of `lab.core.runlog.read_jsonl`: a half-written
     last line (the engine mid-write, or killed) is left out until it is complete; a bad line is skipped."""
     return read_jsonl(Path(run_path) / "metrics.jsonl")
 
@@ -348,7 +348,7 @@ def build_command(python: str, train_argv: Sequence[str], nproc_per_node: int, *
                   rdzv_host: str | None = None, job_id: str | None = None) -> list[str]:
     """The argv that runs the engine: plain python for one process, torchrun for several per node,
     and under SLURM with several nodes one torchrun per node (srun) meeting at the first node."""
-    engine = ["-m", "lab.imagenet.train", *train_argv]
+    engine = ["-m", "lab.engine.train", *train_argv]
     if nodes > 1:
         return ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", python, "-m", "torch.distributed.run",
                 f"--nnodes={nodes}", f"--nproc_per_node={nproc_per_node}", "--rdzv_backend=c10d",
@@ -361,7 +361,7 @@ def build_command(python: str, train_argv: Sequence[str], nproc_per_node: int, *
 def _train_fields(train_args: Sequence[str], device: str) -> dict:
     """The user's train args as the config fields they set (the engine's own parser, one-line ValueError),
     with the launcher's device unless they name the same one; what the launcher owns -> ValueError."""
-    from lab.imagenet import parse_overrides  # here, not at the top: `runs list` and the wrapper need no torch
+    from lab.engine import parse_overrides  # here, not at the top: `runs list` and the wrapper need no torch
 
     if isinstance(train_args, (str, bytes)) or not all(isinstance(a, str) for a in train_args):
         raise ValueError("train_args must be a list of strings (an argv list, not a command line)")
@@ -382,7 +382,7 @@ def _train_fields(train_args: Sequence[str], device: str) -> dict:
 def _run_config(cfg, path: Path):
     """cfg into run folder `path`, checked (its knobs, its recipe) and with the recipe's defaults written
     out, so that a resume runs exactly this even if a recipe changes."""
-    from lab.imagenet import check_config
+    from lab.engine import check_config
 
     return check_config(dataclasses.replace(cfg, out=str(path))).resolved()
 
@@ -469,10 +469,10 @@ def launch(name: str, train_args: Sequence[str], *, gpus: int = 1, root: str | P
            slurm: SlurmSpec | None = None, device: str = "auto", preset: str | None = None,
            stop_grace_s: float = STOP_GRACE_S) -> RunInfo:
     """Start run NAME: its train args parsed once into the engine's config (ROOT/NAME/train_config.json, with
-    the device and --out ROOT/NAME), then `python -m lab.imagenet.train --config that file`, detached
+    the device and --out ROOT/NAME), then `python -m lab.engine.train --config that file`, detached
     (torchrun when gpus > 1), or as a SLURM batch job when slurm is given. Bad args or an existing name ->
     ValueError, before anything is made."""
-    from lab.imagenet import make_config
+    from lab.engine import make_config
 
     path, nproc = _free_path(name, gpus=gpus, root=root, slurm=slurm, stop_grace_s=stop_grace_s)
     cfg = _run_config(make_config({**_train_fields(train_args, device), "out": str(path)}), path)
@@ -500,10 +500,10 @@ def launch_preset(preset: str, train_args: Sequence[str], *, gpus: int = 1, root
                   slurm: SlurmSpec | None = None, prefix: str | None = None, device: str = "auto",
                   stop_grace_s: float = STOP_GRACE_S) -> list[RunInfo]:
     """Launch every run of a paper preset as PREFIX-<run name> (prefix defaults to the preset's name), each
-    with the engine's config of that run (`lab.imagenet.preset_configs`: the user's args may change its
+    with the engine's config of that run (`lab.engine.preset_configs`: the user's args may change its
     epochs and add knobs, not its method). Locally one queue runs them one after another; on SLURM each
     is its own job. All names and configs are checked before any run starts."""
-    from lab.imagenet import preset_configs
+    from lab.engine import preset_configs
 
     configs = preset_configs(preset, _train_fields(train_args, device))
     prefix = validate_name(prefix or preset)
@@ -614,7 +614,7 @@ def demo_data(root: str | Path | None = None, real: bool = True) -> Path:
     callers are safe (each builds apart, the first rename wins)."""
     # Imported here, not at the top: `runs list` and the wrapper must start without importing torch.
     from lab.data.fmnist import DEBIAN_DIR, is_fashion_mnist
-    from lab.imagenet import write_fake_imagefolder
+    from lab.engine import write_fake_imagefolder
 
     if real and is_fashion_mnist(DEBIAN_DIR):
         return DEBIAN_DIR

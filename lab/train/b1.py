@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from lab import geometry as geo
+from lab.core import geometry as geo
 from lab.data.b1 import B1Data, make_b1_data
-from lab.experiments import experiment
+from lab.core.experiments import experiment
 from lab.train.live import LiveControl, LiveTraining
 
 AUGMENTATIONS = ("centered", "shifted")
@@ -26,7 +26,7 @@ DEFAULT_NOISE = 0.1  # augmentation std σ: augmentations stay close to their po
 DEFAULT_SHIFT = (2.0, 0.0, 0.0)  # |k| = 20σ: turns the center as often as |k| = 3, without starting collapsed
 DEFAULT_HIDDEN = 16
 
-# The paper's four settings (batch size, epochs, augmentation), declared in `lab.experiments`.
+# The paper's four settings (batch size, epochs, augmentation), declared in `lab.core.experiments`.
 PAPER_SETTINGS: dict[str, dict] = {v.label: dict(v.knobs) for v in experiment("b1").variants}
 
 MAX_EPOCHS = 5000

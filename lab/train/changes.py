@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from lab.checks import check_range, field_kind, parse_text
+from lab.core.checks import check_range, field_kind, parse_text
 from lab.methods import method_class, method_config
 
 # Training fields a run can change mid-way; the other ToyConfig fields shape the data or the model.

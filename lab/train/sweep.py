@@ -20,10 +20,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from lab.checks import check_range, field_kind, parse_text
+from lab.core.checks import check_range, field_kind, parse_text
 from lab.methods import method_class
 from lab.train.toy import SEED_TRAIN_FIELDS, ToyConfig, ToyRun, toy_config, train_toys
-from lab.vocab import COLLAPSE_THRESHOLD
+from lab.core.vocab import COLLAPSE_THRESHOLD
 
 MAX_VALUES = 8
 MAX_SEEDS = 16  # per cell: a full 8 × 8 grid then stacks 1,024 seeds

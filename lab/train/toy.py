@@ -1,6 +1,6 @@
 """Toy trainer for the method playground: K seeds of one method trained as one batched program.
 
-Seeds are stacked along a leading dimension (see `lab.nn`), so K seeds cost one forward and one
+Seeds are stacked along a leading dimension (see `lab.core.nn`), so K seeds cost one forward and one
 backward per step, not K. Runs on different datasets with the same method can stack too
 (`train_toys`), which is how the Fig. 3 / Fig. 4 suites answer live.
 """
@@ -12,14 +12,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from lab import geometry as geo
-from lab import metrics as M
-from lab import pull as P
-from lab.checks import check_knobs, check_range, knob, parse_text
+from lab.core import geometry as geo
+from lab.core import metrics as M
+from lab.core import pull as P
+from lab.core.checks import check_knobs, check_range, knob, parse_text
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 from lab.train.changes import Change, changes_text, parse_changes
 from lab.train.live import LiveControl, LiveTraining
 
@@ -130,7 +130,7 @@ def _parse_train(key: str, value: Any) -> Any:
 class ToyRun:
     """A trained setting. epochs: the evaluated epochs (≤ max_evals, first and last included);
     z: (T, K, N, D) features of the training points at those epochs; metrics: name -> (T, K).
-    pull_arrows: the loss's pull on a few points at those epochs (`lab.pull.arrows`), for the animation:
+    pull_arrows: the loss's pull on a few points at those epochs (`lab.core.pull.arrows`), for the animation:
     {"points": (K, P) indices into the training points, "common": (T, K, D) the mean pull, "residual":
     (T, K, P, D) each point's pull less it}; None where the run was made without them."""
 
@@ -344,9 +344,9 @@ def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe, arrows_at: tor
               arrows_into: list | None = None) -> tuple[torch.Tensor, dict]:
     """probe: (K, N) a fixed same-class partner of every training point, per seed (`_positive_probes`).
 
-    center_pull, residual_pull (`lab.pull`): the method's own loss on the N training points as one batch,
+    center_pull, residual_pull (`lab.core.pull`): the method's own loss on the N training points as one batch,
     each paired with its probe partner, in training mode (BatchNorm on batch statistics, as a step sees
-    it), every buffer put back. arrows_at: (K, P) points whose pull arrows (`lab.pull.arrows`) are
+    it), every buffer put back. arrows_at: (K, P) points whose pull arrows (`lab.core.pull.arrows`) are
     appended to `arrows_into`."""
     model.eval()
     z = model.embed(xs_train)
@@ -376,7 +376,7 @@ ARROWS_PER_CLASS = 2  # points per class whose pull arrows a run keeps (`ToyRun.
 
 
 def _arrow_points(ys: torch.Tensor) -> torch.Tensor:
-    """The points per seed that get pull arrows (`lab.pull.arrow_points`). ys: (K, N) -> (K, P); a seed with
+    """The points per seed that get pull arrows (`lab.core.pull.arrow_points`). ys: (K, N) -> (K, P); a seed with
     fewer classes than another repeats its last point, so the rows stack."""
     picks = [P.arrow_points(y, ARROWS_PER_CLASS) for y in ys]
     width = max(len(p) for p in picks)

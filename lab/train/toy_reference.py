@@ -17,7 +17,7 @@ import torch
 
 from lab.data.toy import make_toy
 from lab.methods import build_method
-from lab.schedules import evenly_spaced
+from lab.core.schedules import evenly_spaced
 from lab.train.toy import ToyConfig, _evaluate, _pair_indices, _positive_probes
 
 

@@ -3,7 +3,7 @@ of LARS's layer-wise adaptation (as SimCLR, BYOL and solo-learn do).
 
 `build_optimizer` splits every group a method returns (`Method.param_groups(lr)`) into a weight group
 and a vector group (biases, BN γ/β: parameters with at most one dimension longer than 1, which also
-catches the (1, 1, F) biases of `lab.nn`'s seed layers). Each group remembers `lr_scale`, its lr as a
+catches the (1, 1, F) biases of `lab.core.nn`'s seed layers). Each group remembers `lr_scale`, its lr as a
 multiple of the base lr (SimSiam's `predictor_lr_scale`), so `set_lr` can apply a schedule; a group with
 `fixed_lr` (SimSiam's predictor in its paper's recipe) keeps the lr it started with.
 """

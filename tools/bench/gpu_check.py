@@ -1,15 +1,15 @@
-"""`python -m lab.bench.gpu_check STEP ...`: the Python side of `scripts/gpu_check.sh`, one subcommand per step.
+"""`python -m tools.bench.gpu_check STEP ...`: the Python side of `scripts/gpu_check.sh`, one subcommand per step.
 
 - `device`: the CUDA device's name on stdout; exit 1 with one line when torch sees none.
 - `bench`: `lab.bench.imagenet.bench_imagenet` (what `python -m lab.bench imagenet` runs: SimSiam training
   throughput, generated 500x375 JPEGs through the loader, the pre-decoded cache of the same images), its
   table on stdout and its numbers as JSON.
-- `amp`: the engine (`python -m lab.imagenet.train`, a subprocess each) twice on the same generated
+- `amp`: the engine (`python -m lab.engine.train`, a subprocess each) twice on the same generated
   ImageFolder, same seed, same views: bf16 autocast + channels_last (`--amp --channels-last`, the engine's
   CUDA default) and float32 (`--no-amp --no-channels-last`), a step line every step. The untrained model's
   loss (epoch 0), every step's loss and the epoch's mean loss must agree within `AMP_TOLERANCE`.
 - `fmnist`: a paper preset at Fashion-MNIST scale (`--preset NAME --run`'s configs, each through
-  `lab.imagenet.train.train`), seed by seed, runs started only while the time budget allows one more.
+  `lab.engine.train.train`), seed by seed, runs started only while the time budget allows one more.
 - `summary`: the JSON of the steps -> one line per figure, `gpu_check <device>: <figure> <value> <unit>`.
 
 Every subcommand takes `--device` (default cuda), so that the steps can be tried on a CPU at toy sizes;
@@ -87,10 +87,10 @@ def cmd_bench(args) -> int:
 # ----------------------------------------------------------------------------------------- amp
 
 def _engine(data: Path, out: Path, device: str, args, precision: list[str], timeout: float) -> tuple[list[dict], float]:
-    """One `python -m lab.imagenet.train` run; -> (its metrics.jsonl rows, wall seconds)."""
-    from lab.runlog import read_jsonl
+    """One `python -m lab.engine.train` run; -> (its metrics.jsonl rows, wall seconds)."""
+    from lab.core.runlog import read_jsonl
 
-    cmd = [sys.executable, "-m", "lab.imagenet.train", "--data", str(data), "--method", "simsiam",
+    cmd = [sys.executable, "-m", "lab.engine.train", "--data", str(data), "--method", "simsiam",
            "--out", str(out), "--device", device, "--epochs", "1", "--max-steps-per-epoch", str(args.steps),
            "--batch-size", str(args.batch_size), "--image-size", str(args.image_size), "--log-every", "1",
            "--workers", str(args.workers), "--seed", "0", "--no-progress", *precision]
@@ -134,7 +134,7 @@ def amp_compare(fp32: dict[str, float], bf16: dict[str, float], tolerance: float
 
 
 def cmd_amp(args) -> int:
-    from lab.imagenet.fake import write_fake_imagefolder
+    from lab.data.fake import write_fake_imagefolder
 
     _check_device(args.device)
     deadline = time.monotonic() + args.budget
@@ -178,9 +178,9 @@ def cmd_amp(args) -> int:
 
 def cmd_fmnist(args) -> int:
     from lab.data.fmnist import INSTALL_HINT, is_fashion_mnist
-    from lab.imagenet.config import preset_configs
-    from lab.imagenet.train import train
-    from lab.runlog import read_jsonl
+    from lab.engine.config import preset_configs
+    from lab.engine.train import train
+    from lab.core.runlog import read_jsonl
 
     _check_device(args.device)
     if not is_fashion_mnist(args.data):
@@ -321,7 +321,7 @@ def cmd_summary(args) -> int:
 # ----------------------------------------------------------------------------------------- command line
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab.bench.gpu_check", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.bench.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="step", required=True)
     sub.add_parser("device", help="the CUDA device's name; exit 1 without one")

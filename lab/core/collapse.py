@@ -18,7 +18,7 @@ The bounds, chosen from the mechanism before any run was judged by them:
 - a constant collapse loss within 0.1 % (|loss − value| ≤ 0.001·max(1, |value|)): a mean cosine of 0.999
   between predictions and targets leaves no spread a batch could be told apart by.
 - effective rank below C − 1 for C classes: fewer directions than a linear read-out needs to separate the
-  classes (the rule `lab.experiments` judges dimensional collapse by). Not judged where C is unknown.
+  classes (the rule `lab.core.experiments` judges dimensional collapse by). Not judged where C is unknown.
 - per-sample entropy ≥ 0.95 ln K: each sample spread over about K^0.95 of the K prototypes, i.e. all of them.
 - batch-mean entropy ≤ 0.05 ln K (DINO's one-prototype collapse): the whole batch on K^0.05 ≈ 1–2 prototypes.
 """
@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from lab.vocab import COLLAPSE_THRESHOLD, label
+from lab.core.vocab import COLLAPSE_THRESHOLD, label
 
 COMPLETE, DIMENSIONAL, UNIFORM = "complete", "dimensional", "uniform"
 KINDS = {COMPLETE: "every sample one point", DIMENSIONAL: "the features span a few directions",

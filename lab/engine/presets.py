@@ -1,5 +1,5 @@
 """The paper's ImageNet-100 experiments as lists of runs: `preset_runs("fig7-byol-momentum")`, read from the
-registry of the paper's experiments (`lab.experiments`: each experiment's variants at the "imagenet" scale,
+registry of the paper's experiments (`lab.core.experiments`: each experiment's variants at the "imagenet" scale,
 the engine's). The same presets run on Fashion-MNIST (`preset_runs(name, "fmnist")`), with 3 seeds each.
 
 Each run: {"name", "method", "set": knob overrides on top of the method's recipe, "epochs", "seed"}. The
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 
-from lab.experiments import BY_PRESET
+from lab.core.experiments import BY_PRESET
 
 EPOCHS = {"imagenet": 200, "fmnist": 3}
 SEEDS = {"imagenet": (0,), "fmnist": (0, 1, 2)}

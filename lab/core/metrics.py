@@ -1,6 +1,6 @@
 """Representation metrics beyond the center (pure functions; a leading seed dimension K passes through).
 
-Center metrics live in `lab.geometry`. Here: kNN and linear accuracy, alignment and uniformity
+Center metrics live in `lab.core.geometry`. Here: kNN and linear accuracy, alignment and uniformity
 (Wang & Isola, 2020), effective rank (Roy & Vetterli, 2007).
 """
 from __future__ import annotations

@@ -16,14 +16,14 @@ import torch.distributed as tdist
 from torch import nn
 
 from lab.data.fmnist import is_fashion_mnist
-from lab.imagenet import dist
-from lab.imagenet.augment import SSLAugment
-from lab.imagenet.config import TrainConfig, get_recipe
-from lab.imagenet.folder import check_split, make_loader
-from lab.imagenet.model import build_model, collapse_value, method_params
-from lab.imagenet.optim import build_optimizer
-from lab.imagenet.recipes import SCALES
-from lab.imagenet.runfiles import RunFiles, load_start
+from lab.engine import dist
+from lab.data.augment import SSLAugment
+from lab.engine.config import TrainConfig, get_recipe
+from lab.data.folder import check_split, make_loader
+from lab.engine.model import build_model, collapse_value, method_params
+from lab.engine.optim import build_optimizer
+from lab.engine.recipes import SCALES
+from lab.engine.runfiles import RunFiles, load_start
 
 
 class _LossModule(nn.Module):
@@ -40,7 +40,7 @@ class _LossModule(nn.Module):
 
 @dataclass
 class Run:
-    """Everything `prepare` validated and built; `lab.imagenet.loop.run_loop` trains it."""
+    """Everything `prepare` validated and built; `lab.engine.loop.run_loop` trains it."""
 
     cfg: TrainConfig
     recipe: Any

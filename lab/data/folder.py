@@ -1,5 +1,5 @@
 """ImageFolder loading: root/split/<class>/*.jpg decoded with Pillow in DataLoader workers, or read from a
-pre-decoded cache (`lab.imagenet.cache`); or Fashion-MNIST's idx files, held in memory (`lab.data.fmnist`).
+pre-decoded cache (`lab.data.cache`); or Fashion-MNIST's idx files, held in memory (`lab.data.fmnist`).
 
 Every batch is a CPU uint8 tensor (B, 3, size, size) (Fashion-MNIST: (B, 1, 28, 28)), short side resized
 to `size` and center cropped,
@@ -25,7 +25,7 @@ from PIL import Image
 from lab.data import fmnist
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
-# The cache folder's format (`lab.imagenet.cache` builds it; the loader here reads it).
+# The cache folder's format (`lab.data.cache` builds it; the loader here reads it).
 FORMAT = 1
 IMAGES, LABELS, META = "images.u8", "labels.npy", "meta.json"
 # A corrupt file is replaced by the next decodable one in scan order, so batches keep their size.
@@ -245,7 +245,7 @@ def read_meta(cache) -> dict:
     """meta.json of a complete cache folder; DataError when the folder is missing or incomplete."""
     cache = Path(cache)
     if not cache.is_dir():
-        raise DataError(f"{cache}: cache folder not found (build it with python -m lab.imagenet.cache)")
+        raise DataError(f"{cache}: cache folder not found (build it with python -m lab.data.cache)")
     try:
         meta = json.loads((cache / META).read_text())
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 """The configuration of one ImageNet run and the command line that builds it, both declared once.
 
-`TrainConfig`'s fields carry their help text and valid range in their metadata (`lab.checks.knob`); a config
+`TrainConfig`'s fields carry their help text and valid range in their metadata (`lab.core.checks.knob`); a config
 is validated when it is made (bad input -> ValueError, one line). The command line is built from the fields
 (`build_parser`: `--batch-size` for batch_size, bools as `--amp/--no-amp`, `--set KEY=VALUE` repeatable, old
 spellings kept as aliases); `--config FILE.json` reads a JSON object of fields, and flags given beside it
@@ -18,20 +18,20 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from lab.checks import check_knobs, field_kind, knob
-from lab.imagenet.model import method_params
-from lab.imagenet.presets import ALL, preset_runs
-from lab.imagenet.recipes import RECIPES, SCALES, data_scale, recipe
+from lab.core.checks import check_knobs, field_kind, knob
+from lab.engine.model import method_params
+from lab.engine.presets import ALL, preset_runs
+from lab.engine.recipes import RECIPES, SCALES, data_scale, recipe
 from lab.methods import METHOD_NAMES
 
-PROG = "python -m lab.imagenet.train"
-DESCRIPTION = "ImageNet-100 training: `python -m lab.imagenet.train --data DIR --method simsiam --out RUN ...`."
+PROG = "python -m lab.engine.train"
+DESCRIPTION = "ImageNet-100 training: `python -m lab.engine.train --data DIR --method simsiam --out RUN ...`."
 REQUIRED = ("data", "method", "out")  # a command line must name them (out has a default for the Python API only)
 
 
 def _option(default: Any = dataclasses.MISSING, *, help: str, metavar: str | None = None, aliases: tuple = (),
             factory=None, **checks) -> Any:
-    """A TrainConfig field: `lab.checks.knob`'s metadata (help, range, low_open) and the command line's own
+    """A TrainConfig field: `lab.core.checks.knob`'s metadata (help, range, low_open) and the command line's own
     (metavar; aliases, the older spellings of the flag). factory: a default made afresh per config."""
     meta = {**knob(None, help=help, **checks).metadata, "metavar": metavar, "aliases": tuple(aliases)}
     if factory is not None:
@@ -41,7 +41,7 @@ def _option(default: Any = dataclasses.MISSING, *, help: str, metavar: str | Non
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One ImageNet run. None means the method's recipe default (`lab.imagenet.recipes.RECIPES`).
+    """One ImageNet run. None means the method's recipe default (`lab.engine.recipes.RECIPES`).
 
     batch_size is the global batch (split evenly over the DDP ranks); lr is the base learning rate for
     batch 256 (scaled linearly by batch_size / 256), as in the recipes. aug_groups (default: the world
@@ -69,7 +69,7 @@ class TrainConfig:
                                                             "train.log); the same folder resumes")
     seed: int = _option(0, range=(0, 2**31 - 1), help="seed of weights, batch order and augmentations")
     workers: int = _option(4, range=(0, 256), help="data-loading processes per rank")
-    cache: str | None = _option(None, metavar="DIR", help="pre-decoded cache folder (python -m lab.imagenet.cache)")
+    cache: str | None = _option(None, metavar="DIR", help="pre-decoded cache folder (python -m lab.data.cache)")
     knn_every: int = _option(10, range=(0, 100_000),
                              help="epochs between kNN evaluations (and always after the last epoch); 0: only at the end")
     knn_k: int = _option(20, range=(1, 10_000), help="neighbours that vote in the kNN")
@@ -79,7 +79,7 @@ class TrainConfig:
                                    help="a step line in metrics.jsonl every N steps")
     collapse_threshold: float | None = _option(None, range=(0.0, 1.0), metavar="T", aliases=("--collapse-guard",),
                                                help="stop when the method's collapse signature holds (center_norm "
-                                                    "≥ T, or its other signs: lab.collapse) for collapse_patience "
+                                                    "≥ T, or its other signs: lab.core.collapse) for collapse_patience "
                                                     "epochs (off by default)")
     collapse_patience: int = _option(3, range=(1, 100_000), help="epochs in a row with a collapse sign that stop a run")
     lr: float | None = _option(None, range=(0.0, 100.0), low_open=True,
@@ -303,7 +303,7 @@ def config_to_argv(cfg: TrainConfig) -> list[str]:
 
 
 def preset_configs(name: str, overrides: Mapping[str, Any]) -> list[tuple[dict, TrainConfig]]:
-    """(run, config) for each run of preset `name` (`lab.imagenet.presets.preset_runs`, at the scale of the
+    """(run, config) for each run of preset `name` (`lab.engine.presets.preset_runs`, at the scale of the
     data folder): the run's method, knobs, epochs and seed, under `overrides` (fields as `parse_overrides`
     gives them): their epochs win, their knobs go on top of the run's, their seed offsets the run's, a method
     of theirs is an error. Each run's out is OUT/<run name>, OUT defaulting to runs/<preset>; preset "all":

@@ -1,4 +1,4 @@
-"""Process-group setup for torchrun, the loss collectives (from `lab.dist`) and BatchNorm over the global batch.
+"""Process-group setup for torchrun, the loss collectives (from `lab.core.dist`) and BatchNorm over the global batch.
 
 `setup(device)` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); with
 WORLD_SIZE > 1 it starts NCCL (CUDA) or gloo (CPU) and returns this rank's device. Without torchrun it
@@ -16,7 +16,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from lab.dist import all_gather_cat, all_reduce_max, all_reduce_sum, is_dist, rank, world_size
+from lab.core.dist import all_gather_cat, all_reduce_max, all_reduce_sum, is_dist, rank, world_size
 
 __all__ = ["GlobalBatchNorm", "all_gather_cat", "all_reduce_max", "all_reduce_sum", "barrier", "cleanup",
            "is_dist", "is_main", "rank", "setup", "sync_batchnorm", "world_size"]

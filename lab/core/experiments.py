@@ -3,7 +3,7 @@ statement, and the rule of every verdict on it.
 
 Read by the toy pages (Compare's figures), the claims (`lab.claims`: toy runs judged by the rules here),
 the notebooks, the B.1 trainer's four settings, and the ImageNet presets and their figures
-(`lab.imagenet.presets`, `lab.render.runs`). Layer: base (imports only `lab.geometry` and `lab.vocab`):
+(`lab.engine.presets`, `lab.render.runs`). Layer: base (imports only `lab.core.geometry` and `lab.core.vocab`):
 declarations and pure verdict rules over summaries, nothing that trains.
 
 A variant runs at the scales it names: "toy" (the playground's trainer), "imagenet" (the engine; also
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from lab import geometry as geo
-from lab.vocab import COLLAPSE_THRESHOLD, first_epoch_above
+from lab.core import geometry as geo
+from lab.core.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
 Knobs = tuple[tuple[str, Any], ...]
 

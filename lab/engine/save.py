@@ -1,4 +1,4 @@
-"""What a run saves about itself into RUN/: checkpoint.pt (`save_checkpoint`; `lab.imagenet.runfiles.load_start`
+"""What a run saves about itself into RUN/: checkpoint.pt (`save_checkpoint`; `lab.engine.runfiles.load_start`
 reads it back) and config.json (`write_config`: the resolved config and everything needed to read the
 metrics of the run). Both are replaced atomically; rank 0 writes.
 """
@@ -11,11 +11,11 @@ import random
 import numpy as np
 import torch
 
-from lab.imagenet.config import jsonable
-from lab.imagenet.metrics import EPOCH_KEYS, KNN_FEATURES, READ_AT, ViewRecorder
-from lab.imagenet.run import Run
-from lab.imagenet.runfiles import CHECKPOINT, atomic_write_bytes, identity
-from lab.metrics import KNN_PROTOCOL
+from lab.engine.config import jsonable
+from lab.engine.metrics import EPOCH_KEYS, KNN_FEATURES, READ_AT, ViewRecorder
+from lab.engine.run import Run
+from lab.engine.runfiles import CHECKPOINT, atomic_write_bytes, identity
+from lab.core.metrics import KNN_PROTOCOL
 
 
 def save_checkpoint(run: Run, epoch: int, step: int, step_in_epoch: int, guard: int, status: str | None,

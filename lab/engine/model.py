@@ -2,8 +2,8 @@
 
 `build_model("byol")` is `lab.methods.build_method("byol", recipe params, [seed], encoder=ResNetEncoder(...))`
 with K = 1: the same method classes, losses and knobs as the toy lab, at ImageNet sizes. The predictor
-heads the methods build from `lab.nn.SeedBatchNorm` are switched to plain BatchNorm1d modules so that
-`lab.imagenet.dist.sync_batchnorm` (or torch's SyncBatchNorm) can make them use the global batch.
+heads the methods build from `lab.core.nn.SeedBatchNorm` are switched to plain BatchNorm1d modules so that
+`lab.engine.dist.sync_batchnorm` (or torch's SyncBatchNorm) can make them use the global batch.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from lab.imagenet.recipes import Recipe, recipe, recipe_knobs, split_knobs
-from lab.imagenet.resnet import resnet18
+from lab.engine.recipes import Recipe, recipe, recipe_knobs, split_knobs
+from lab.engine.resnet import resnet18
 from lab.methods import Method, build_method, method_class, method_config
-from lab.nn import SeedBatchNorm
+from lab.core.nn import SeedBatchNorm
 
 
 def projector(rec: Recipe, in_dim: int | None = None) -> nn.Sequential:

@@ -18,7 +18,7 @@ feature, ⟨P̄, ŝ⟩ is (× B) the rate at which a descent step on the feature
 something in the loss pushes them apart against it. `residual_pull` = E_i ‖p_i − P̄‖.
 
 For the invariance loss, B·∂L/∂z1_i = −2 z2_i up to a radial term, so p_i = 2 (I − z_i z_iᵀ)(s⁺ + r⁺_i)
-with (s⁺, r⁺_i) = `lab.geometry.gradient_split` of the partners: eq. 4's split, projected on the sphere
+with (s⁺, r⁺_i) = `lab.core.geometry.gradient_split` of the partners: eq. 4's split, projected on the sphere
 (tests/test_pull.py checks it), and P̄ = 2 (s⁺ − E_i[z_i ⟨z_i, z⁺_i⟩]): eq. 4's center term less the
 radial part of the partners that the sphere removes (the projected residuals do not average to zero).
 
@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 import torch
 
-from lab import geometry as geo
+from lab.core import geometry as geo
 
 
 def tangent(v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

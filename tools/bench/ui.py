@@ -15,6 +15,7 @@ Playwright; the server and the browser are stopped on the way out, whatever happ
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import os
@@ -298,3 +299,17 @@ def _bench_memory(minutes: float, sample_s: float) -> int:
           f"server RSS {samples[0][1]:.0f} MiB at start, {max(m for _, m in samples):.0f} MiB at most, "
           f"{samples[-1][1]:.0f} MiB at the end; growth over the second half {slope:+.2f} MiB/min")
     return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, help="instead of the timings, the server's memory over this many "
+                                                      "minutes of live training (issue #13 asks for 10)")
+    args = parser.parse_args(argv)
+    if args.minutes is not None and not 0 < args.minutes <= 120:
+        parser.error(f"--minutes must be in (0, 120], got {args.minutes:g}")
+    return bench_ui() if args.minutes is None else bench_memory(args.minutes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,9 @@
 """The run folder RUN/ on disk: metrics.jsonl, train.log, and reading checkpoint.pt back (formats: the
-`lab.imagenet.train` docstring; `lab.imagenet.save` writes checkpoint.pt and config.json).
+`lab.engine.train` docstring; `lab.engine.save` writes checkpoint.pt and config.json).
 
 Rank 0 writes. config.json and checkpoint.pt are replaced atomically (`atomic_write_bytes`), so a kill -9
 leaves the old or the new file; a resume reads the checkpoint back (`load_start`) and first trims
-metrics.jsonl to what it covers (`trim_metrics`). metrics.jsonl is read by `lab.runlog.read_jsonl`, the
+metrics.jsonl to what it covers (`trim_metrics`). metrics.jsonl is read by `lab.core.runlog.read_jsonl`, the
 reader the launcher uses too.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from lab.imagenet.config import TrainConfig, jsonable
-from lab.imagenet.model import method_params
-from lab.runlog import read_jsonl as read_metrics
+from lab.engine.config import TrainConfig, jsonable
+from lab.engine.model import method_params
+from lab.core.runlog import read_jsonl as read_metrics
 
 CHECKPOINT = "checkpoint.pt"
 # Config fields that define the run: resuming with another value is an error, not a silent new run.

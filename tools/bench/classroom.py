@@ -8,7 +8,7 @@ it: it asks for a page with a query string, keeps the widget states it set, and 
 server asks it to (`auto_rerun`), as the frontend does. tests/test_load_class.py drives real browsers too.
 
 (a) `clients` sessions open one lesson link within `window_s`: each one's time to its first live frame (a
-    live-view message carrying an epoch), the live runs they watch (one, `lab.ui.shared_live`), then the time
+    live-view message carrying an epoch), the live runs they watch (one, `views.ui.shared_live`), then the time
     to the replay and the final ‖s‖ each is shown.
 (b) `movers` fresh sessions each switch "Train live" on for its own setting, wait for its first frame, then
     move one knob (a new link in the same session, as a slider's rerun does): the time to the first frame
@@ -17,7 +17,9 @@ The server's memory (RSS with children) is read at the start and after each part
 """
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import threading
 import time
 import urllib.parse
@@ -28,7 +30,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-from lab.bench.ui import streamlit_server
+from tools.bench.ui import streamlit_server
 
 PAGE = "Method_playground"
 LESSON = "method=simsiam&dataset=moons&seeds=3&lesson=1"
@@ -252,3 +254,18 @@ def bench_class(clients: int = 20, movers: int = 10, window_s: float = 5.0) -> d
     for e in a["errors"] + b["errors"]:
         print(f"error: {e}")
     return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.classroom", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20, help="sessions on the lesson link")
+    parser.add_argument("--movers", type=int, default=10, help=f"of them, how many move a knob (1-{len(MOVES)})")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or not 1 <= args.movers <= len(MOVES):
+        parser.error(f"--clients >= 1 and --movers in [1, {len(MOVES)}], got {args.clients} and {args.movers}")
+    bench_class(args.clients, args.movers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

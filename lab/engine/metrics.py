@@ -15,14 +15,14 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn import functional as F
 
-from lab.imagenet.augment import eval_transform
-from lab.imagenet.folder import epoch_batches
-from lab.imagenet.run import Run
-from lab.collapse import collapse_kind, collapse_signs, phrase
+from lab.data.augment import eval_transform
+from lab.data.folder import epoch_batches
+from lab.engine.run import Run
+from lab.core.collapse import collapse_kind, collapse_signs, phrase
 from lab.methods import method_class
-from lab.metrics import knn_accuracy
+from lab.core.metrics import knn_accuracy
 
-# What the engine's kNN votes on (the vote itself: `lab.metrics.KNN_PROTOCOL`); config.json records both.
+# What the engine's kNN votes on (the vote itself: `lab.core.metrics.KNN_PROTOCOL`); config.json records both.
 KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fashion-MNIST; model in eval mode), "
                 "val images (Fashion-MNIST: the test split) against all train images, each "
                 "image short-side resized to load_size, center-cropped, resized to image_size, normalised; no "
@@ -102,8 +102,8 @@ class ViewRecorder:
     point. post: what the loss is given, after that BatchNorm and the method's own normalisation
     (`Method.loss_view`: Barlow Twins standardises each dimension over the batch). Both are L2-normalised per
     view before averaging. Over an epoch, on `pre`: center_norm = ‖Σz / n‖, z_std = mean_d sqrt(E z_d² −
-    (E z_d)²) (= lab.geometry.z_std), effective_rank = exp(entropy of the normalised singular values of the
-    centered z) from the epoch's covariance (= lab.metrics.effective_rank over all views), and
+    (E z_d)²) (= lab.core.geometry.z_std), effective_rank = exp(entropy of the normalised singular values of the
+    centered z) from the epoch's covariance (= lab.core.metrics.effective_rank over all views), and
     effective_rank_post_bn the same on `post` (Barlow Twins: of the standardised embedding); residual_norm is
     DESIGN §4's mean ‖z − s‖ over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank)
     kept on the device, since s is known only at the epoch's end. center_norm_post_bn: ‖Σ post / n‖.
@@ -239,7 +239,7 @@ def _unit(z: torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank_of_covariance(cov: torch.Tensor) -> float:
-    """`lab.metrics.effective_rank` from the covariance C = ZᵀZ/n − μμᵀ (D, D) of the centered features:
+    """`lab.core.metrics.effective_rank` from the covariance C = ZᵀZ/n − μμᵀ (D, D) of the centered features:
     their singular values are sqrt(n λ_i) for the eigenvalues λ_i of C, and the factor √n cancels."""
     lam = torch.linalg.eigvalsh(cov.double()).clamp_min(0)
     s = lam.sqrt()
@@ -322,7 +322,7 @@ def epoch_line(row: dict, epochs: int) -> str:
 # ----------------------------------------------------------------------------------------- kNN
 
 def knn_eval(run: Run) -> float:
-    """Weighted kNN accuracy of the backbone features, val against train (`lab.metrics.KNN_PROTOCOL` on
+    """Weighted kNN accuracy of the backbone features, val against train (`lab.core.metrics.KNN_PROTOCOL` on
     `KNN_FEATURES`); all ranks call."""
     was_training = run.model.training
     run.model.eval()
@@ -359,7 +359,7 @@ def _features(run: Run, loader) -> tuple[torch.Tensor, torch.Tensor]:
 def _first_copies(loader, world: int, gathered: int) -> torch.Tensor | None:
     """Rows to keep of an unshuffled split gathered over ranks (rank order): the loader pads the order to
     a multiple of the world size by wrapping, as DistributedSampler, so a few images come twice.
-    None: keep all (one process, or not the layout `lab.imagenet.folder.epoch_batches` describes)."""
+    None: keep all (one process, or not the layout `lab.data.folder.epoch_batches` describes)."""
     if world == 1:
         return None
     index = np.concatenate([np.concatenate(epoch_batches(loader.n_images, batch_size=loader.batch_size,

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
-from lab.collapse import phrase
-from lab.imagenet.folder import epoch_batches
-from lab.imagenet.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
-from lab.imagenet.optim import set_lr
-from lab.imagenet.run import Run
-from lab.imagenet.runfiles import read_metrics, restore_rng, trim_metrics
-from lab.imagenet.save import save_checkpoint, write_config
-from lab.schedules import warmup_cosine
+from lab.core.collapse import phrase
+from lab.data.folder import epoch_batches
+from lab.engine.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
+from lab.engine.optim import set_lr
+from lab.engine.run import Run
+from lab.engine.runfiles import read_metrics, restore_rng, trim_metrics
+from lab.engine.save import save_checkpoint, write_config
+from lab.core.schedules import warmup_cosine
 
 DDP_STOP_CHECK_EVERY = 10  # steps between the collective that agrees on a SIGTERM (a GPU sync point)
 
@@ -189,7 +189,7 @@ def _end_epoch(run: Run, epoch: int, step: int, guard: int, row: dict,
     """The collapse guard, the epoch's metrics line and log line, then its checkpoint (in this order: a
     resume trims lines the checkpoint does not cover). -> (guard, collapsed, last epoch done)."""
     cfg = run.cfg
-    # The method's collapse signature (`lab.collapse`), read with the guard's threshold for ‖s‖.
+    # The method's collapse signature (`lab.core.collapse`), read with the guard's threshold for ‖s‖.
     if cfg.collapse_threshold is not None and row.get("collapse_kind"):
         guard += 1
     else:
@@ -307,7 +307,7 @@ def _views(run: Run, images: torch.Tensor, epoch: int, i: int, step: int) -> tup
 def _group_positions(run: Run, epoch: int, i: int, n_loaded: int) -> list[tuple[int, torch.Tensor | None]]:
     """[(group id, positions in this rank's batch)] of the augmentation groups this rank holds.
 
-    The loader strides a permutation over ranks and sorts each batch (lab.imagenet.folder.epoch_batches),
+    The loader strides a permutation over ranks and sorts each batch (lab.data.folder.epoch_batches),
     so a G-rank batch is a subset of this rank's batch when W divides G: rank r holds groups r, r + W, ...
     """
     groups = run.cfg.aug_groups or run.world

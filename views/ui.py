@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import streamlit as st
 
-from lab.checks import field_kind, parse_text
+from lab.core.checks import field_kind, parse_text
 from lab.data.toy import DATASET_LABELS, DATASETS
 from lab.methods import METHOD_NAMES, method_class, method_config
 from lab.render import live, video
@@ -89,12 +89,12 @@ def fmt(value: Any) -> str:
 
 
 def encode(value: Any) -> str:
-    """A value as URL text (`lab.checks.parse_text` reads it back): true/false, inf."""
+    """A value as URL text (`lab.core.checks.parse_text` reads it back): true/false, inf."""
     return _as_text(value, ("true", "false", "inf"))
 
 
 def decode(p: Param, text: str) -> Any:
-    """URL text -> the param's type (`lab.checks.parse_text`); ValueError naming the param and what it takes."""
+    """URL text -> the param's type (`lab.core.checks.parse_text`); ValueError naming the param and what it takes."""
     if p.kind is str and p.stops and text.strip() not in p.stops:
         raise ValueError(f"{p.name} takes one of {', '.join(map(str, p.stops))}")
     value = parse_text(p.name, p.kind, text)
@@ -108,13 +108,13 @@ def decode(p: Param, text: str) -> Any:
 
 def method_params(method: str) -> list[Param]:
     """The method's knobs as Params, from its Config dataclass: label, help and slider stops come from each
-    field's metadata (`lab.checks.knob`); knobs of the ImageNet recipes' schedules are left out."""
+    field's metadata (`lab.core.checks.knob`); knobs of the ImageNet recipes' schedules are left out."""
     out = []
     train_keys = {spec[0] for spec in TRAIN_SPECS + ADVANCED_SPECS}
     for f in fields(method_class(method).Config):
         meta = f.metadata
         if meta.get("scale") == "imagenet":
-            continue  # schedules of the ImageNet recipes: no meaning at toy scale (lab/imagenet/recipes.py)
+            continue  # schedules of the ImageNet recipes: no meaning at toy scale (lab/engine/recipes.py)
         kind = field_kind(f)
         stops = None if kind is bool or meta.get("stops") is None else tuple(sorted(set(meta["stops"]) | {f.default}))
         url = f.name if f.name not in train_keys and f.name not in RESERVED else f"{method}_{f.name}"
