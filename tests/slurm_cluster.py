@@ -136,7 +136,7 @@ class SlurmCluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(10)
+                    proc.wait(HANG_S)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()

@@ -3,18 +3,14 @@ import contextlib
 import io
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from lab.train.b1 import DEFAULT_SHIFT
-from waits import HANG_MS, HANG_S
+from tools.bench.ui import streamlit_server as bench_server
+from waits import HANG_MS
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path("/tmp/circle_page.png")
@@ -24,53 +20,15 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Debian's c
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = HANG_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"streamlit did not answer at {url} within {timeout:.0f} s")
-
-
 @contextlib.contextmanager
 def streamlit_server(root, env: dict, log_dir: Path):
-    """`streamlit run app.py` on a free localhost port: yields its URL; on exit stops it and checks that
-    its log holds no traceback."""
-    port = free_port()
-    log = (log_dir / "server.log").open("w+")
-    # fileWatcherType none: other people edit files in this checkout; their saves must not rerun the app.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    """`streamlit run app.py` on a free localhost port (the benches' own server, tools/bench/ui.py): yields its
+    URL; on exit stops it and checks that its log holds no traceback."""
+    log_path = log_dir / "server.log"
+    with bench_server(root, env, log_path) as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        output = log.read()
-        log.close()
-        assert "Traceback" not in output, output[-3000:]
+    output = log_path.read_text()
+    assert "Traceback" not in output, output[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,7 @@ def test_train_live_pause_step_change_play(page, server):  # noqa: F811
 
     side = page.locator('[data-testid="stSidebar"]')
     page.goto(f"{server}/Method_playground?{LINK}")
-    side.get_by_text("Train live").wait_for(timeout=HANG_MS)
-    wait_idle(page)
-    side.get_by_text("Train live").click()
+    side.get_by_text("Train live").wait_for(timeout=HANG_MS)  # on by default: no click
     first = until(lambda: frame_epoch(page) is not None and [frame_epoch(page)], "the first live frame")[0]
     # Slow it to 10 epochs a second, so that Pause comes well before the 150th epoch.
     speed = page.locator(".st-key-pg_live_speed input[type=range]")
@@ -129,9 +127,7 @@ def test_collapse_on_the_circle_trains_live_then_shows_its_replay(page, server):
     drawn, and at the end (200 epochs at 25 a second) the page shows the run's replay."""
     page.goto(f"{server}/Collapse_on_the_circle")
     side = page.locator('[data-testid="stSidebar"]')
-    side.get_by_text("Train live").wait_for()
-    wait_idle(page)
-    side.get_by_text("Train live").click()
+    side.get_by_text("Train live").wait_for()  # on by default: no click
     page.wait_for_function(f"() => ({B1_FRAME_JS})() !== null", timeout=HANG_MS)
     first = epoch_of(page.evaluate(B1_FRAME_JS))
     assert first[1] == 200, "the page's default: 200 epochs"

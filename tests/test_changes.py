@@ -87,7 +87,7 @@ def test_the_cli_takes_a_schedule_of_changes(tmp_path):
 
 def test_the_playground_link_holds_the_changes(root):
     at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
-    at.query_params.update({"method": "simsiam", "dataset": "moons", "epochs": "20", "seeds": "2",
+    at.query_params.update({"live": "false", "method": "simsiam", "dataset": "moons", "epochs": "20", "seeds": "2",
                             "at": "10:stop_grad=false"})
     at.run()
     assert not at.exception and not at.error
@@ -96,6 +96,6 @@ def test_the_playground_link_holds_the_changes(root):
     assert any(a.get("text") == "Stop-gradient off at epoch 10" for a in spec["layout"]["annotations"])
     at.query_params["at"] = "50:stop_grad=false"
     at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
-    at.query_params.update({"method": "simsiam", "epochs": "20", "seeds": "2", "at": "50:stop_grad=false"})
+    at.query_params.update({"live": "false", "method": "simsiam", "epochs": "20", "seeds": "2", "at": "50:stop_grad=false"})
     at.run()
     assert not at.exception and len(at.error) == 1 and "epoch must be in [0, 19]" in at.error[0].value

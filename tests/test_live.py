@@ -32,7 +32,7 @@ def test_the_first_frame_is_the_untrained_model_and_pause_holds_it():
     time.sleep(0.2)
     assert live.control.epoch == 1, "one epoch, then paused again"
     live.control.stop()
-    live.thread.join(10)
+    live.thread.join(HANG_S)
     assert live.done and live.run.epochs == [0, 1] and live.error is None
 
 
@@ -45,7 +45,7 @@ def test_a_change_asked_for_mid_run_acts_from_the_next_epoch_and_the_run_equals_
     asked = live.control.change("stop_grad", "false")
     assert asked == Change(12, "stop_grad", False)
     live.control.play()
-    live.thread.join(60)
+    live.thread.join(HANG_S)
     assert live.run.config.changes == (Change(12, "stop_grad", False),)
     plain = train_toys([toy_config("simsiam", "moons", {"seeds": 2, "epochs": 30, "changes": "12:stop_grad=false"})])[0]
     # The view saw every epoch; the run keeps the plain run's evaluations (its epochs, every metric).
@@ -62,7 +62,7 @@ def test_a_bad_change_is_refused_at_once_with_its_range():
     with pytest.raises(ValueError, match="cannot change mid-run"):
         live.control.change("nope", 1)
     live.control.stop()
-    live.thread.join(10)
+    live.thread.join(HANG_S)
     assert live.run.config.changes == ()
 
 
@@ -83,16 +83,16 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
     at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"method": "simsiam", "dataset": "moons", "seeds": "2", "epochs": "60"})
     at.run()
-    at.toggle(key="pg_live_on").set_value(True).run()
+    assert at.toggle(key="pg_live").value, "live is the default: the page trains while it shows the features"
     assert not at.exception and not at.error
     assert {"❚❚ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
-    live = at.session_state["pg_live"]
+    live = at.session_state["pg_live_run"]
     at.button(key="pg_live_play").click().run()  # pause
     assert not live.control.playing
     at.toggle(key="pg_simsiam_stop_grad").set_value(False).run()
-    assert at.session_state["pg_live"] is live, "a knob that can change mid-run does not restart the run"
+    assert at.session_state["pg_live_run"] is live, "a knob that can change mid-run does not restart the run"
     at.button(key="pg_live_play").click().run()  # play on
-    live.thread.join(60)
+    live.thread.join(HANG_S)
     at.run()
     assert not at.exception
     (change,) = live.run.config.changes
@@ -100,13 +100,13 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
     assert at.query_params["at"] == f"{change.epoch}:stop_grad=false" and at.query_params["stop_grad"] == "true"
     assert any(c.proto.id.endswith("pg_animation") for c in at.get("plotly_chart")), "the replay once it has ended"
     at.select_slider(key="pg_epochs").set_value(25).run()  # not a mid-run knob: a new run
-    assert at.session_state["pg_live"] is not live and not at.exception
+    assert at.session_state["pg_live_run"] is not live and not at.exception
 
 
 def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(root):
     at = AppTest.from_file(str(root / "views/circle.py"), default_timeout=HANG_S).run()
+    assert at.toggle(key="b1_live_on").value, "live is the default"
     at.slider(key="b1_epochs").set_value(60).run()
-    at.toggle(key="b1_live_on").set_value(True).run()
     assert not at.exception and not at.error
     live = at.session_state["b1_live"]
     assert live.config.epochs == 60 and {"❚❚ Pause", "+1 epoch", "Reset"} <= {b.label for b in at.button}
@@ -114,10 +114,10 @@ def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(r
     assert not live.control.playing
     at.number_input(key="b1_seed").set_value(1).run()  # any B.1 knob: a new run, the old one stopped
     assert at.session_state["b1_live"] is not live and at.session_state["b1_live"].config.seed == 1
-    live.thread.join(10)
+    live.thread.join(HANG_S)
     assert live.done and live.run.epochs[-1] < 60, "the old run stopped where it was"
     new = at.session_state["b1_live"]
-    new.thread.join(60)
+    new.thread.join(HANG_S)
     at.run()
     assert not at.exception and new.run.epochs[-1] == 60
     assert any(c.proto.id.endswith("b1_animation") for c in at.get("plotly_chart")), "the replay once it has ended"
@@ -136,10 +136,10 @@ def test_a_live_b1_run_is_the_plain_run_and_a_stop_keeps_the_epochs_so_far():
     with pytest.raises(ValueError, match="cannot change mid-run"):
         live.control.change("lr", 0.2)
     live.control.stop()
-    live.thread.join(10)
+    live.thread.join(HANG_S)
     assert torch.equal(live.run.z, plain.z[:8]) and live.run.s_aug.shape == (8, 2)
     live = live_b1(config, playing=True)
-    live.thread.join(30)
+    live.thread.join(HANG_S)
     assert torch.equal(live.run.z, plain.z) and torch.equal(live.run.loss, plain.loss)
 
 
@@ -159,6 +159,6 @@ def test_a_predictor_turned_on_mid_run_in_a_run_started_without_one(method):
     wait_for(lambda: live.control.epoch == 10)
     assert live.control.change("predictor", True) == Change(10, "predictor", True)
     live.control.play()
-    live.thread.join(60)
+    live.thread.join(HANG_S)
     assert live.error is None
     assert torch.allclose(live.run.metrics["center_norm"], later.metrics["center_norm"], atol=1e-6)

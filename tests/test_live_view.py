@@ -61,7 +61,7 @@ def test_frames_since_hands_over_every_epoch_not_yet_sent_once():
     assert live.control.frames_since(5) == [] and [e for e, _ in live.control.frames_since(3)] == [4, 5]
     assert len(live.control.frames_since(-1, most=2)) == 2
     live.control.stop()
-    live.thread.join(10)
+    live.thread.join(HANG_S)
     payload = live_payload(live.id, live.run.data.y_train, 3, 30, live_frames(first), live_curve([0], [[0.5]]))
     assert payload["run"] == live.id and payload["dim"] == 3 and len(payload["labels"]) == 600
     assert len(payload["colors"]) == 3 and payload["threshold"] == 0.9

@@ -159,7 +159,7 @@ def test_every_method_has_a_prediction_and_the_knobs_that_turn_it_around_do():
 @pytest.mark.parametrize("query", [{"method": "invariance"}, {"method": "simsiam", "predictor": "false"}])
 def test_playground_shows_the_pull_chart_and_the_paper_line(root, query):
     at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
-    at.query_params.update({"epochs": "10", "seeds": "2", **query})
+    at.query_params.update({"live": "false", "epochs": "10", "seeds": "2", **query})
     at.run()
     assert not at.exception, [e.message for e in at.exception]
     shown = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}

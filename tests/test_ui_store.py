@@ -7,6 +7,7 @@ import pytest
 
 from views import ui
 from lab.train.toy import ToyConfig
+from waits import HANG_S
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def test_identical_requests_that_arrive_together_train_once(monkeypatch):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(HANG_S)
     assert len(calls) == 1 and calls[0] == [config]
     assert all(r is results[0] for r in results)  # one run, shared
     assert ui.train_cached([config])[0] is results[0] and len(calls) == 1  # later: from the store
@@ -47,7 +48,7 @@ def test_a_waiter_makes_the_value_itself_when_the_maker_fails():
 
     def failing():
         started.set()
-        release.wait(5)
+        release.wait(HANG_S)
         raise RuntimeError("boom")
 
     def first():
@@ -56,12 +57,12 @@ def test_a_waiter_makes_the_value_itself_when_the_maker_fails():
 
     t = threading.Thread(target=first)
     t.start()
-    started.wait(5)
+    started.wait(HANG_S)
     waiter = threading.Thread(target=lambda: made.append(ui.memo("k", lambda: "mine")))
     waiter.start()
     time.sleep(0.1)
     release.set()
-    t.join(5), waiter.join(5)
+    t.join(HANG_S), waiter.join(HANG_S)
     assert made == ["mine"] and ui.memo("k", lambda: "other") == "mine"
 
 

@@ -160,8 +160,10 @@ def page() -> None:
     except ValueError as err:
         st.error(f"Invalid setting: {err}")
         st.stop()
+    st.session_state.setdefault("b1_live_on", True)  # live is the default; in session state, as b1_epochs
     if st.sidebar.toggle("Train live", key="b1_live_on",
-                         help="Watch the features move while the model trains; pause, step one epoch, reset."):
+                         help="Watch the features move while the model trains; pause, step one epoch, reset. "
+                              "Off: train first, then show the replay."):
         live = live_session(config)
         if not live.done:
             live_panel(live)

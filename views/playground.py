@@ -54,7 +54,13 @@ CHART_TITLES = {("knn_acc", "linear_acc"): "accuracy (held-out)",
                 ("teacher_entropy", "teacher_sample_entropy"): "DINO teacher entropy: mean output vs per sample",
                 ("center_norm_pre_bn", "center_norm_post_bn"): "‖s‖ before and after BatchNorm"}
 
-form = ui.ToyForm("pg_", defaults={"seeds": SEEDS_DEFAULT}, view=(SHOW, X_AXIS))
+# Live is what a newcomer meets: a knob change starts (or steers) a run whose features move at once; off, the run
+# trains first and the page shows its replay (the ▶ slider, the curves and the export come either way at the end).
+LIVE = ui.Param("live", "Train live", bool, True, "view", group="view",
+                help="Watch the model train, pause, step, and change knobs while it runs: a changed knob acts on the "
+                     "running model from its next epoch. Off: train first, then show the replay.")
+
+form = ui.ToyForm("pg_", defaults={"seeds": SEEDS_DEFAULT}, view=(SHOW, X_AXIS, LIVE))
 
 
 def share_link(query: dict) -> str:
@@ -77,7 +83,7 @@ def pull_verdict(config, run) -> str:
 def live_session(config):
     """This browser's live training: kept while only knobs that may change mid-run change (those go to the
     running model from its next epoch), a new one for anything else. None after a one-line error."""
-    live, seen = st.session_state.get("pg_live"), st.session_state.get("pg_live_seen")
+    live, seen = st.session_state.get("pg_live_run"), st.session_state.get("pg_live_seen")
     if live is not None and seen is not None:
         diff = movable_differences(seen, config) if not live.done else ({} if seen == config else None)
         if diff is not None:
@@ -91,7 +97,7 @@ def live_session(config):
             return live
         live.control.stop()
     live = live_toy(config, playing=True, epochs_per_second=ui.live_speed("pg_"))
-    st.session_state.pg_live, st.session_state.pg_live_seen = live, config
+    st.session_state.pg_live_run, st.session_state.pg_live_seen = live, config
     return live
 
 
@@ -163,7 +169,7 @@ def page() -> None:
         st.stop()
     ui.write_url(form.query(values) | extras, URL_STATE)
     if lesson:
-        st.caption(form.summary(values, [n for n in values if n not in ("show", "x")]))
+        st.caption(form.summary(values, [n for n in values if n not in ("show", "x", "live")]))
     run = None
     if lesson:  # the class watches one run train (`ui.shared_live`), then its replay
         live = ui.shared_live(config, lambda: live_toy(config, playing=True,
@@ -175,9 +181,7 @@ def page() -> None:
             st.error(f"Training failed: {live.error}")
             st.stop()
         run = live.run
-    elif st.sidebar.toggle("Train live", key="pg_live_on",
-                           help="Watch the model train, pause, step, and change knobs while it runs: a "
-                                "changed knob acts on the running model from its next epoch."):
+    elif values["live"]:
         live = live_session(config)
         if live is None:
             st.stop()

@@ -35,7 +35,7 @@ from tools.bench.ui import streamlit_server
 PAGE = "Method_playground"
 LESSON = "method=simsiam&dataset=moons&seeds=3&lesson=1"
 SETTING = "method=simsiam&dataset=moons&seeds=3"
-LIVE_TOGGLE = "pg_live_on"  # the sidebar's "Train live" (its widget id ends with the key)
+LIVE_TOGGLE = "pg_live"  # the sidebar's "Train live" (its widget id ends with the key; on by default)
 # (a knob, its new value): learning rates go to the running model, the rest start a new run.
 MOVES = (("lr", "0.03"), ("lr", "0.1"), ("lr", "0.01"), ("lr", "0.2"), ("epochs", "200"), ("epochs", "300"),
          ("batch_size", "50"), ("batch_size", "150"), ("seeds", "2"), ("seeds", "4"))
