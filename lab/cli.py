@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--out", type=Path, help="also write the results as JSON here (with --runs: and each "
                                                  "experiment's figure as PNG beside it)")
     claims.add_argument("--markdown", type=Path, metavar="RESULTS",
-                        help="print the README's claims table from a results file (python -m lab claims --out "
+                        help="print the claims table of docs/claims.md from a results file (python -m lab claims --out "
                              "RESULTS); trains nothing")
     claims.add_argument("--sweeps", type=Path, metavar="DIR",
                         help="also sweep the knob of each claim that declares a sweep, one knob and the seeds, and "

@@ -47,7 +47,7 @@ def kernel_name(tmp_path_factory, monkeypatch) -> str:
 
 
 # Modules whose tests start real processes, servers, browsers or clusters, or train for long: marked
-# `slow`, so `pytest -m "not slow"` is the quick subset (README, "Tests").
+# `slow`, so `pytest -m "not slow"` is the quick subset (docs/testing.md).
 SLOW_MODULES = ("test_browser", "test_browser_toy", "test_browser_runs", "test_runs", "test_runs_slurm",
                 "test_app_runs", "test_notebook", "test_notebooks_toy", "test_imagenet_ddp", "test_imagenet_train",
                 "test_toy_cli", "test_bench_toy", "test_claims")

@@ -106,7 +106,7 @@ def fig3_fig4():
 def test_fig4_ablations_collapse_and_simsiam_does_not(fig3_fig4):
     # What the lab measures at the defaults (seeds 0-4): both ablations collapse on both datasets and
     # standard SimSiam does not. (On moons its center drifts to 0.7-0.8, near the paper's 0.2 gap, and
-    # whether a 5-seed mean meets the gap depends on float rounding: README, "Claims".)
+    # whether a 5-seed mean meets the gap depends on float rounding: docs/claims.md.)
     r = fig3_fig4["fig4"]
     for ds in ("blobs", "moons"):
         assert r.numbers[ds]["no predictor"].center_norm > 0.9, C.results_table([r])
@@ -119,7 +119,7 @@ def test_fig3_simplified_keeps_the_center_small(fig3_fig4):
     # On moons a few seeds of the simplified method collapse (2-3 of seeds 0-19, with either the fused
     # step's or autograd's float rounding; which ones depends on the rounding), and seed 3 is one of them
     # with the fused step: so the 5-seed verdict there is not asserted, only that simplified's center
-    # stays well below SimSiam's (README, "Claims").
+    # stays well below SimSiam's (docs/claims.md).
     r = fig3_fig4["fig3"]
     assert r.per_dataset["blobs"].ok, C.results_table([r])
     assert r.numbers["blobs"]["simplified"].center_norm < 0.2, C.results_table([r])
@@ -128,18 +128,18 @@ def test_fig3_simplified_keeps_the_center_small(fig3_fig4):
 
 
 def test_fig4_knn_gap_is_reported_with_numbers(fig3_fig4):
-    # At D = 3 the collapsed ablations keep a good kNN score on blobs (README): the lab says so.
+    # At D = 3 the collapsed ablations keep a good kNN score on blobs (docs/claims.md): the lab says so.
     r = fig3_fig4["fig4_knn"]
     assert r.verdict in ("held", "did not hold", "mixed")
     assert set(r.numbers["blobs"]) == {"simsiam", "no predictor", "no stop-gradient"}
 
 
-def test_the_readme_claims_table_is_the_shipped_results():
-    """The README's table is generated from assets/toy_claims.json (python -m lab claims --markdown), not typed."""
+def test_the_docs_claims_table_is_the_shipped_results():
+    """docs/claims.md's table is generated from assets/toy_claims.json (python -m lab claims --markdown), not typed."""
     shipped = C.read_toy_results()
     assert shipped is not None
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert C.claims_markdown(shipped) in readme
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "claims.md").read_text()
+    assert C.claims_markdown(shipped) in doc
     for r in shipped["results"]:  # and the shipped verdicts follow the rule on the shipped per-seed values
         for d in r["datasets"].values():
             for seed, ok in d["per_seed_held"].items():

@@ -104,7 +104,7 @@ def test_loss_goes_down_and_features_collapse_at_the_default_seed():
     for run in runs.values():
         assert run.loss[-1] < run.loss[0]
     findings = check_b1(runs)
-    # The paper's three B.1 claims, at the default seed 0 (README: across seeds they hold less often).
+    # The paper's three B.1 claims, at the default seed 0 (docs/b1.md: across seeds they hold less often).
     assert [f.held for f in findings if f.from_paper] == [True, True, True], [f.numbers for f in findings]
     assert len(findings) == 4 and sum("optimizer steps" in f.claim for f in findings) == 1
 

@@ -1,7 +1,7 @@
 """How long a test waits before it calls a step hung: the one number every timeout in the tests uses.
 
 A timeout here only catches a hang. It is never the thing being measured (speed targets live in
-`python -m lab.bench ...` and the README), so it is set far above the slowest single step the tests wait for:
+`python -m lab.bench ...` and docs/speed.md), so it is set far above the slowest single step the tests wait for:
 about 30 s on a quiet 2-core machine (a Streamlit page's first load with a toy training run, a torchrun job's
 start, a Fashion-MNIST demo epoch), which another CPU-heavy process on the same cores may stretch to a few
 times that. 600 s is 20x the quiet figure: reaching it means the step is stuck, not slow.

@@ -69,7 +69,7 @@ def page() -> None:
         f"""
     Each claim is run on **blobs** and **moons** over several seeds. Every setting is the method's defaults
     plus the one knob the claim is about; nothing is tuned to make a claim pass (the toy settings' reasons are
-    in the README). A setting counts as collapsed in a seed when its final `‖s‖` is above **{COLLAPSED}**.
+    in docs/toy-settings.md). A setting counts as collapsed in a seed when its final `‖s‖` is above **{COLLAPSED}**.
     Verdicts count seeds: {VERDICT_RULE}. Some claims come from ImageNet-100 experiments and may not carry over
     to a 3-class toy: the page says so, with the numbers.
     """

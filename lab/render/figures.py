@@ -1,4 +1,4 @@
-"""Matplotlib figures for notebooks and README assets.
+"""Matplotlib figures for notebooks and the shipped assets (README, docs/).
 
 Pure rendering: every function takes metrics (the CLI's metrics.json "runs" mapping, or
 `{name: run.metrics()}`) or finished runs, and returns a Figure, a PIL image or text. Nothing here

@@ -20,7 +20,7 @@ from lab.train.live import LiveControl, LiveTraining
 
 AUGMENTATIONS = ("centered", "shifted")
 
-# Defaults, chosen once (README "Defaults" explains each):
+# Defaults, chosen once (docs/b1.md, "The B.1 experiment and its defaults", explains each):
 DEFAULT_LR = 0.1  # plain SGD; a quick check found collapse robust for lr >= 0.05, unreliable at 0.01
 DEFAULT_NOISE = 0.1  # augmentation std σ: augmentations stay close to their point, as crops of one image do
 DEFAULT_SHIFT = (2.0, 0.0, 0.0)  # |k| = 20σ: turns the center as often as |k| = 3, without starting collapsed

@@ -32,7 +32,7 @@ class ToyConfig:
 
     Training defaults (SGD with momentum 0.9, lr 0.05, batch 100 of the 600 training points, 250
     epochs = 1,500 steps, D = 3) are one setting for every method, chosen so that each standard
-    method keeps its center below collapse on blobs and moons (README, "Method playground").
+    method keeps its center below collapse on blobs and moons (docs/toy-settings.md, "Training defaults").
     """
 
     method: str = "simsiam"
@@ -52,7 +52,7 @@ class ToyConfig:
     # not `momentum`: that name is BYOL's EMA knob (DESIGN §4)
     sgd_momentum: float = knob(0.9, "SGD momentum", stops=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), range=(0.0, 0.999))
     weight_decay: float = knob(1e-4, "Weight decay", stops=(0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2), range=(0.0, 1.0))
-    # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (README)
+    # the sphere: at D = 2 DINO's center sits at 0.96-0.98 with these defaults (docs/toy-settings.md)
     dim: int = knob(3, "Feature dimension D", "2: the circle, 3: the sphere; above 3 the animation shows the first 3 "
                     "coordinates.", stops=(2, 3, 4, 8, 16, 32, 64, 128), range=(2, 512))
     hidden: int = knob(64, "Hidden width", "Width of the two-layer MLP backbone.", stops=(8, 16, 32, 64, 128, 256),
