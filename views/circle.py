@@ -151,7 +151,7 @@ def page() -> None:
         "The paper's Appendix B.1: 100 points in R³, 10 augmentations each, two linear layers R³ → R², "
         "features normalised onto the unit circle, trained on the **invariance loss only**. Nothing pushes the "
         "center vector `s` back to 0, so the features collapse (at the default seed all four paper settings do; "
-        "over 20 seeds some runs stall or split into two opposite clusters, see the README); what differs is how "
+        "over 20 seeds some runs stall or split into two opposite clusters, see docs/b1.md); what differs is how "
         "fast, and where `s` points."
     )
     fields = controls()
@@ -239,7 +239,7 @@ def page() -> None:
             counts = "; ".join(f"{sum(c['held'])}/{len(c['held'])}: {c['claim']}" for c in survey["claims"])
             st.caption(f"Across seeds 0–{survey['seeds'] - 1} at the defaults (`python -m lab b1-survey --seeds "
                        f"{survey['seeds']} --out assets/b1_survey.json`, run {survey['made']}), each claim held in: {counts}. "
-                       "The README describes the runs that do not collapse.")
+                       "docs/b1.md describes the runs that do not collapse.")
 
 
 if __name__ == "__main__":
