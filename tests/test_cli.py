@@ -63,3 +63,22 @@ def test_b1_bad_input_is_one_line_and_exit_2(python, subprocess_env, root, tmp_p
 def test_missing_out_is_one_line(python, subprocess_env, root):
     r = run_cli(python, subprocess_env, root, "b1")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--out" in r.stderr
+
+
+@pytest.mark.parametrize("old, new", [("lab.imagenet.train", "lab.engine.train"), ("lab.imagenet.cache", "lab.data.cache"),
+                                      ("lab.imagenet.fake", "lab.data.fake"), ("lab.imagenet.subset", "lab.data.subset")])
+def test_the_engines_old_entry_points_still_run(python, subprocess_env, root, old, new):
+    """Run folders, SLURM scripts and notebooks name `python -m lab.imagenet.train` (and the data tools): they
+    keep working as aliases of the moved modules, with the same command line."""
+    via_alias, direct = (subprocess.run([python, "-m", name, "--help"], cwd=root, env=subprocess_env,
+                                        capture_output=True, text=True, timeout=HANG_S) for name in (old, new))
+    assert via_alias.returncode == direct.returncode == 0, via_alias.stderr
+    assert via_alias.stdout == direct.stdout and "usage:" in direct.stdout
+
+
+def test_the_engines_old_import_path_is_the_engine(python, subprocess_env, root):
+    code = ("import lab.engine.train, lab.imagenet.train, lab.imagenet; "
+            "assert lab.imagenet.train is lab.engine.train; print(lab.imagenet.TrainConfig.__module__)")
+    done = subprocess.run([python, "-c", code], cwd=root, env=subprocess_env, capture_output=True, text=True,
+                          timeout=HANG_S)
+    assert done.returncode == 0 and done.stdout.strip() == "lab.engine.config", done.stderr
