@@ -160,14 +160,7 @@ def page() -> None:
     except ValueError as err:
         st.error(f"Invalid setting: {err}")
         st.stop()
-    st.session_state.setdefault("b1_live_on", True)  # live is the default; in session state, as b1_epochs
-    if st.sidebar.toggle("Train live", key="b1_live_on",
-                         help="Watch the features move while the model trains; pause, step one epoch, reset. "
-                              "Off: train first, then show the replay."):
-        live = live_session(config)
-        if not live.done:
-            live_panel(live)
-            st.stop()  # the replay, the curves and the export once the run has ended
+    live_first(config)
     key = tuple(config.to_dict().items())
     run = train_one(key)
     metrics = run.metrics()
@@ -175,25 +168,48 @@ def page() -> None:
     with anim_col:
         st.plotly_chart(animation(key), key="b1_animation")
     with info_col:
-        # Row by row: data | augmented, batch | collapse epoch. A rising ‖s‖ is bad news: inverse colours.
-        cells = st.columns(2) + st.columns(2)
-        for cell, label, name in zip(cells, ("Final ‖s‖ · data (green)", "Final ‖s‖ · augmented (red)",
-                                             "Final ‖s‖ · one batch (blue)"),
-                                     ("center_norm", "center_norm_aug", "batch_center_norm")):
-            first, last = metrics[name][0], metrics[name][-1]
-            cell.metric(label, f"{last:.3f}", delta=f"{last - first:+.3f} since epoch 0", delta_color="inverse")
-        cells[3].metric(f"First epoch with ‖s‖ > {COLLAPSE_AT}",
-                        epoch_text(vocab.first_epoch_above(metrics["center_norm_aug"], metrics["epoch"], COLLAPSE_AT)),
-                        help="‖s‖ of the augmented points (red), the paper's s = E_x E_ω z(ω(x)).")
-        # A callable is run only when the button is clicked (~0.4 s), so reruns never pay for the GIF;
-        # partial binds this run, since the click arrives after the script has finished.
-        st.download_button("Download this run as a GIF", key="b1_gif", file_name=f"{setting_name(config)}.gif",
-                           data=partial(gif_bytes, run, max_frames=100, size=360, title=setting_name(config)),
-                           mime="image/gif", on_click="ignore", icon=":material/download:")
-        ui.talk_export("b1_talk", setting_name(config), partial(video.b1_export, run, max_frames=200,
-                                                              title=setting_name(config)), 480)
-        st.markdown(
-            """
+        run_readings(run, config, metrics)
+    x_label = center_curves(config, metrics)
+    st.subheader("All four paper settings")
+    if st.toggle("Train and show all four paper settings side by side", key="b1_compare",
+                 help="The paper's batch sizes and epochs, with this page's learning rate, seed, noise, shift "
+                      "and circle/sphere."):
+        four_settings(config, x_label)
+
+
+def live_first(config: B1Config) -> None:
+    """Live is the default: the run trains in view, and the page's replay comes when it has ended."""
+    st.session_state.setdefault("b1_live_on", True)  # in session state, as b1_epochs (AppTests set it first)
+    if st.sidebar.toggle("Train live", key="b1_live_on",
+                         help="Watch the features move while the model trains; pause, step one epoch, reset. "
+                              "Off: train first, then show the replay."):
+        live = live_session(config)
+        if not live.done:
+            live_panel(live)
+            st.stop()  # the replay, the curves and the export once the run has ended
+
+
+def run_readings(run, config: B1Config, metrics) -> None:
+    """The final center norms, the collapse epoch, the GIF and talk export, and what the picture shows."""
+    # Row by row: data | augmented, batch | collapse epoch. A rising ‖s‖ is bad news: inverse colours.
+    cells = st.columns(2) + st.columns(2)
+    for cell, label, name in zip(cells, ("Final ‖s‖ · data (green)", "Final ‖s‖ · augmented (red)",
+                                         "Final ‖s‖ · one batch (blue)"),
+                                 ("center_norm", "center_norm_aug", "batch_center_norm")):
+        first, last = metrics[name][0], metrics[name][-1]
+        cell.metric(label, f"{last:.3f}", delta=f"{last - first:+.3f} since epoch 0", delta_color="inverse")
+    cells[3].metric(f"First epoch with ‖s‖ > {COLLAPSE_AT}",
+                    epoch_text(vocab.first_epoch_above(metrics["center_norm_aug"], metrics["epoch"], COLLAPSE_AT)),
+                    help="‖s‖ of the augmented points (red), the paper's s = E_x E_ω z(ω(x)).")
+    # A callable is run only when the button is clicked (~0.4 s), so reruns never pay for the GIF;
+    # partial binds this run, since the click arrives after the script has finished.
+    st.download_button("Download this run as a GIF", key="b1_gif", file_name=f"{setting_name(config)}.gif",
+                       data=partial(gif_bytes, run, max_frames=100, size=360, title=setting_name(config)),
+                       mime="image/gif", on_click="ignore", icon=":material/download:")
+    ui.talk_export("b1_talk", setting_name(config), partial(video.b1_export, run, max_frames=200,
+                                                          title=setting_name(config)), 480)
+    st.markdown(
+        """
     **What you see.** Each colour is one of the 100 points (large dot) with its 10 augmentations (small dots).
     - **Green** arrow: center of the features of all dataset points.
     - **Blue** arrow: center estimated from one mini-batch of un-augmented points.
@@ -203,7 +219,10 @@ def page() -> None:
       the **center term** `s` (the same for every sample) and the **residual term** `μ_z − s` (its own).
       As `‖s‖` grows the orange pull wins and all points slide together.
     """
-        )
+    )
+
+
+def center_curves(config: B1Config, metrics) -> str:
     st.subheader("Center magnitudes")
     x_label = st.radio("x-axis", list(X_AXES), key="b1_curve_x", horizontal=True)
     st.plotly_chart(center_curves_figure({setting_name(config): metrics}, x=X_AXES[x_label]), key="b1_curves")
@@ -214,32 +233,33 @@ def page() -> None:
         "different stories. "
         "(Snapshots are taken once per epoch, so a mini-batch curve has a point every 20 steps.)"
     )
-    st.subheader("All four paper settings")
-    if st.toggle("Train and show all four paper settings side by side", key="b1_compare",
-                 help="The paper's batch sizes and epochs, with this page's learning rate, seed, noise, shift "
-                      "and circle/sphere."):
-        overrides = paper_overrides(config)
-        with_nulls = train_paper(overrides)
-        runs = {name: with_nulls[name] for name in PAPER_SETTINGS}
-        for row in (list(runs)[:2], list(runs)[2:]):
-            for col, name in zip(st.columns(2), row):
-                col.markdown(f"**{name}**")  # not a Plotly title: that one collides with the play buttons
-                col.plotly_chart(paper_animation(overrides, name), key=f"b1_grid_{name}")
-        b1_fig = center_curves_figure({n: r.metrics() for n, r in runs.items()}, x=X_AXES[x_label],
-                                      keys=("center_norm_aug", "center_norm"), height=460,
-                                      title="Fig. B.1 style: ‖s‖ of augmented (dashed) and dataset (solid) points")
-        st.plotly_chart(b1_fig, key="b1_grid_curves")
-        st.markdown(f"**The paper's B.1 claims on these four runs (seed {config.seed})**")
-        for finding in check_b1(with_nulls):
-            verdict = "held" if finding.held else "did not hold"
-            source = "" if finding.from_paper else " *(our check, not the paper's)*"
-            (st.success if finding.held else st.warning)(f"**{verdict}**: {finding.claim}{source}  \n{finding.numbers}")
-        survey = read_b1_survey(SURVEY_FILE)
-        if survey is not None:
-            counts = "; ".join(f"{sum(c['held'])}/{len(c['held'])}: {c['claim']}" for c in survey["claims"])
-            st.caption(f"Across seeds 0–{survey['seeds'] - 1} at the defaults (`python -m lab b1-survey --seeds "
-                       f"{survey['seeds']} --out assets/b1_survey.json`, run {survey['made']}), each claim held in: {counts}. "
-                       "docs/b1.md describes the runs that do not collapse.")
+    return x_label
+
+
+def four_settings(config: B1Config, x_label: str) -> None:
+    """The paper's four settings side by side with this page's lr, seed, noise, shift and D, and its B.1 claims."""
+    overrides = paper_overrides(config)
+    with_nulls = train_paper(overrides)
+    runs = {name: with_nulls[name] for name in PAPER_SETTINGS}
+    for row in (list(runs)[:2], list(runs)[2:]):
+        for col, name in zip(st.columns(2), row):
+            col.markdown(f"**{name}**")  # not a Plotly title: that one collides with the play buttons
+            col.plotly_chart(paper_animation(overrides, name), key=f"b1_grid_{name}")
+    b1_fig = center_curves_figure({n: r.metrics() for n, r in runs.items()}, x=X_AXES[x_label],
+                                  keys=("center_norm_aug", "center_norm"), height=460,
+                                  title="Fig. B.1 style: ‖s‖ of augmented (dashed) and dataset (solid) points")
+    st.plotly_chart(b1_fig, key="b1_grid_curves")
+    st.markdown(f"**The paper's B.1 claims on these four runs (seed {config.seed})**")
+    for finding in check_b1(with_nulls):
+        verdict = "held" if finding.held else "did not hold"
+        source = "" if finding.from_paper else " *(our check, not the paper's)*"
+        (st.success if finding.held else st.warning)(f"**{verdict}**: {finding.claim}{source}  \n{finding.numbers}")
+    survey = read_b1_survey(SURVEY_FILE)
+    if survey is not None:
+        counts = "; ".join(f"{sum(c['held'])}/{len(c['held'])}: {c['claim']}" for c in survey["claims"])
+        st.caption(f"Across seeds 0–{survey['seeds'] - 1} at the defaults (`python -m lab b1-survey --seeds "
+                   f"{survey['seeds']} --out assets/b1_survey.json`, run {survey['made']}), each claim held in: {counts}. "
+                   "docs/b1.md describes the runs that do not collapse.")
 
 
 if __name__ == "__main__":

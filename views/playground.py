@@ -144,8 +144,18 @@ def page() -> None:
     st.set_page_config(page_title="Method playground · Collapse Lab", layout="wide",
                        initial_sidebar_state="collapsed" if lesson_early else "auto")
     errors = ui.sync_url(form.load, URL_STATE)
-    url_query = st.query_params.to_dict()
-    locked, lesson, lock_errors = ui.parse_lock(url_query, [p.name for p in form.params(form.current_method())])
+    locked, lesson, lock_errors = ui.parse_lock(st.query_params.to_dict(),
+                                                [p.name for p in form.params(form.current_method())])
+    header(lesson, errors + lock_errors)
+    values, config = setting(locked, lesson)
+    run = shared_run(config, values) if lesson else own_run(config, values, locked)
+    show_run(run, config, values, lesson)
+    metric_charts(run, config, values["x"])
+    if not lesson:
+        share_expander(config, values, locked)
+
+
+def header(lesson: bool, messages: list[str]) -> None:
     st.title("Method playground")
     if not lesson:
         st.markdown(
@@ -155,12 +165,20 @@ def page() -> None:
             "the green **center** `s` grows towards the circle when the method collapses, the grey "
             "**residuals** `r = z − s` shrink. Every setting lives in the page's URL: copy it to share the view."
         )
-    for message in errors + lock_errors:
+    for message in messages:
         st.error(message)
+
+
+def url_extras(locked: set, lesson: bool) -> dict:
+    return ({"lock": ",".join(sorted(locked))} if locked else {}) | ({"lesson": "1"} if lesson else {})
+
+
+def setting(locked: set, lesson: bool):
+    """The sidebar's widgets -> (their values, the ToyConfig); the URL follows them. Stops on a bad setting."""
     if not lesson:
         st.sidebar.header("Setting")
     values = form.render(st.sidebar, locked=locked, hidden=lesson)
-    extras = ({"lock": ",".join(sorted(locked))} if locked else {}) | ({"lesson": "1"} if lesson else {})
+    extras = url_extras(locked, lesson)
     try:
         config = form.config(values)
     except ValueError as err:
@@ -170,33 +188,44 @@ def page() -> None:
     ui.write_url(form.query(values) | extras, URL_STATE)
     if lesson:
         st.caption(form.summary(values, [n for n in values if n not in ("show", "x", "live")]))
-    run = None
-    if lesson:  # the class watches one run train (`ui.shared_live`), then its replay
-        live = ui.shared_live(config, lambda: live_toy(config, playing=True,
-                                                       epochs_per_second=ui.LIVE_SPEEDS[ui.LIVE_SPEED_DEFAULT]))
-        if not live.done:
-            live_panel(live, values["show"], shared=True)
-            st.stop()
-        if live.error:
-            st.error(f"Training failed: {live.error}")
-            st.stop()
-        run = live.run
-    elif values["live"]:
+    return values, config
+
+
+def shared_run(config, values):
+    """A lesson link: the class watches one run train (`ui.shared_live`), then its replay."""
+    live = ui.shared_live(config, lambda: live_toy(config, playing=True,
+                                                   epochs_per_second=ui.LIVE_SPEEDS[ui.LIVE_SPEED_DEFAULT]))
+    if not live.done:
+        live_panel(live, values["show"], shared=True)
+        st.stop()
+    if live.error:
+        st.error(f"Training failed: {live.error}")
+        st.stop()
+    return live.run
+
+
+def own_run(config, values, locked: set):
+    """This browser's run: live (the default) until it ends, else trained first (shared with any browser that
+    asks for the same setting)."""
+    if values["live"]:
         live = live_session(config)
         if live is None:
             st.stop()
-        write_live_url(live, values, extras)
+        write_live_url(live, values, url_extras(locked, False))
         if live.run is None or not live.done:
             live_panel(live, values["show"])
             st.stop()  # the replay, the curves and the export once the run has ended
-        run = live.run
-    if run is None:
-        try:
-            run = ui.train_cached([config], f"Training {config.method} on {config.dataset}, {config.seeds} seed(s)")[0]
-        except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
-            st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
-            st.stop()
-    show, x_axis = values["show"], values["x"]
+        return live.run
+    try:
+        return ui.train_cached([config], f"Training {config.method} on {config.dataset}, {config.seeds} seed(s)")[0]
+    except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
+        st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+        st.stop()
+
+
+def show_run(run, config, values, lesson: bool) -> None:
+    """The replay beside the run's final readings, its verdict, the GIF and the talk export."""
+    show = values["show"]
     if run.diverged:
         st.warning(f"{run.diverged}. The pictures show the epochs before it; try a smaller learning rate.")
     anim_col, info_col = st.columns([3, 2], gap="large")
@@ -204,34 +233,13 @@ def page() -> None:
         figure = ui.memo(("pg_anim", config, show), lambda: toy_animation(run, seed_index=show, height=540))
         st.plotly_chart(figure, key="pg_animation")
     with info_col:
-        final = {k: v[-1] for k, v in run.metrics.items()}
-        first = run.metrics["center_norm"][0].mean().item()
-        s_final = final["center_norm"].mean().item()
-        cells = st.columns(2) + st.columns(2)
-        cells[0].metric(f"Final ‖s‖ (mean of {config.seeds})", f"{s_final:.3f}",
-                        delta=f"{s_final - first:+.3f} since epoch 0", delta_color="inverse",
-                        help="Center norm of the training points' features: 1 = collapse.")
-        cells[1].metric("kNN accuracy", f"{final['knn_acc'].mean().item():.3f}", help="Held-out points; chance 1/3.")
-        cells[2].metric("Linear accuracy", f"{final['linear_acc'].mean().item():.3f}")
-        cells[3].metric("z_std", f"{final['z_std'].mean().item():.3f}",
-                        help=f"Healthy ≈ 1/√D = {1 / config.dim ** 0.5:.3f}, collapsed 0.")
-        collapsed = (final["center_norm"] > COLLAPSE_AT).sum().item()
-        if collapsed:
-            st.markdown(f":red[**Collapsed**] in {collapsed} of {config.seeds} seed(s): final ‖s‖ > {COLLAPSE_AT}.")
-        else:
-            st.markdown(f":green[**Not collapsed**]: final ‖s‖ ≤ {COLLAPSE_AT} in every seed.")
+        final_readings(run, config)
         note = method_class(config.method).setting_note(config.method_config, config.dim)
         if note:
             st.info(note, icon=":material/straighten:")
         st.caption(f"{config.steps_per_epoch} optimizer steps per epoch, {run.steps:,} per seed; "
                    f"trained in {run.train_seconds:.1f} s (all seeds together).")
-        name = f"{config.method}_{config.dataset}_D{config.dim}_seed{config.seed + show}"
-        st.download_button("Download this animation as a GIF", key="pg_gif", file_name=f"{name}.gif",
-                           data=partial(toy_gif_bytes, run, seed_index=show, title=f"{config.method} on {config.dataset}"),
-                           mime="image/gif", on_click="ignore", icon=":material/download:")
-        if not lesson:  # a lesson link shows the class the run, nothing to set
-            ui.talk_export("pg_talk", name, lambda fmt, size, fps, duration: video.toy_export(
-                run, fmt, size, fps, duration, seed_index=show, title=f"{config.method} on {config.dataset}"), 400)
+        exports(run, config, show, lesson)
         st.markdown(
             """
     **What you see.** Each dot is a training point's feature `z` on the unit circle (sphere at D = 3),
@@ -246,6 +254,38 @@ def page() -> None:
             "crowd into a small cap around `s` and still be ordered by class inside it, so the accuracy looks "
             "fine while `‖s‖` is near 1 and the representation has lost nearly all of its spread."
         )
+
+
+def final_readings(run, config) -> None:
+    final = {k: v[-1] for k, v in run.metrics.items()}
+    first = run.metrics["center_norm"][0].mean().item()
+    s_final = final["center_norm"].mean().item()
+    cells = st.columns(2) + st.columns(2)
+    cells[0].metric(f"Final ‖s‖ (mean of {config.seeds})", f"{s_final:.3f}",
+                    delta=f"{s_final - first:+.3f} since epoch 0", delta_color="inverse",
+                    help="Center norm of the training points' features: 1 = collapse.")
+    cells[1].metric("kNN accuracy", f"{final['knn_acc'].mean().item():.3f}", help="Held-out points; chance 1/3.")
+    cells[2].metric("Linear accuracy", f"{final['linear_acc'].mean().item():.3f}")
+    cells[3].metric("z_std", f"{final['z_std'].mean().item():.3f}",
+                    help=f"Healthy ≈ 1/√D = {1 / config.dim ** 0.5:.3f}, collapsed 0.")
+    collapsed = (final["center_norm"] > COLLAPSE_AT).sum().item()
+    if collapsed:
+        st.markdown(f":red[**Collapsed**] in {collapsed} of {config.seeds} seed(s): final ‖s‖ > {COLLAPSE_AT}.")
+    else:
+        st.markdown(f":green[**Not collapsed**]: final ‖s‖ ≤ {COLLAPSE_AT} in every seed.")
+
+
+def exports(run, config, show: int, lesson: bool) -> None:
+    name = f"{config.method}_{config.dataset}_D{config.dim}_seed{config.seed + show}"
+    st.download_button("Download this animation as a GIF", key="pg_gif", file_name=f"{name}.gif",
+                       data=partial(toy_gif_bytes, run, seed_index=show, title=f"{config.method} on {config.dataset}"),
+                       mime="image/gif", on_click="ignore", icon=":material/download:")
+    if not lesson:  # a lesson link shows the class the run, nothing to set
+        ui.talk_export("pg_talk", name, lambda fmt, size, fps, duration: video.toy_export(
+            run, fmt, size, fps, duration, seed_index=show, title=f"{config.method} on {config.dataset}"), 400)
+
+
+def metric_charts(run, config, x_axis: str) -> None:
     st.subheader("Metrics over training")
     st.caption(f"Mean over {config.seeds} seed(s), shaded from the lowest to the highest seed; dotted lines are "
                "reference values.")
@@ -264,30 +304,32 @@ def page() -> None:
                 col.caption(caption)
             if metric == "center_pull":
                 col.caption(pull_verdict(config, run))
-    if not lesson:
-        with st.expander("Share / make a lesson link"):
-            st.markdown(
-                """
-    The page's address always holds the whole setting, so copying it from the browser shares exactly this
-    view. Keys: `method`, `dataset`, each knob of the method by name (e.g. `predictor=false`, `lam=-1`),
-    `seeds`, `epochs`, `lr`, `batch_size`, `dim`, `seed`, `sgd_momentum`, `weight_decay`, `hidden`, and the
-    view: `show` (which seed the animation shows, 0-based) and `x` (`epoch` or `step`). Keys left out take
-    their defaults; a bad value is reported and replaced by its default.
 
-    For a lesson, fix what the class should not touch:
-    - `lock=lr,predictor` hides those controls and shows their values as text (`lock=all` locks all);
-    - `lesson=1` (or `hide=all`) hides every control and the sidebar: the class gets the animation with its
-      ▶ Play button and the curves, nothing to change.
-    """
-            )
-            names = [p.name for p in form.params(config.method)]
-            labels = {p.name: p.label for p in form.params(config.method)}
-            lock_pick = st.multiselect("Lock these controls", names, default=[n for n in names if n in locked],
-                                       format_func=lambda n: f"{labels[n]} ({n})", key="pg_share_lock")
-            lesson_pick = st.toggle("Lesson view: hide every control", key="pg_share_lesson")
-            query = form.query(values) | ({"lock": ",".join(lock_pick)} if lock_pick and not lesson_pick else {}) \
-                | ({"lesson": "1"} if lesson_pick else {})
-            st.code(share_link(query), language=None, wrap_lines=True)
+
+def share_expander(config, values, locked: set) -> None:
+    with st.expander("Share / make a lesson link"):
+        st.markdown(
+            """
+The page's address always holds the whole setting, so copying it from the browser shares exactly this
+view. Keys: `method`, `dataset`, each knob of the method by name (e.g. `predictor=false`, `lam=-1`),
+`seeds`, `epochs`, `lr`, `batch_size`, `dim`, `seed`, `sgd_momentum`, `weight_decay`, `hidden`, and the
+view: `show` (which seed the animation shows, 0-based), `x` (`epoch` or `step`) and `live` (`false`: train first,
+then show the replay). Keys left out take their defaults; a bad value is reported and replaced by its default.
+
+For a lesson, fix what the class should not touch:
+- `lock=lr,predictor` hides those controls and shows their values as text (`lock=all` locks all);
+- `lesson=1` (or `hide=all`) hides every control and the sidebar: the class gets the animation with its
+  ▶ Play button and the curves, nothing to change.
+"""
+        )
+        names = [p.name for p in form.params(config.method)]
+        labels = {p.name: p.label for p in form.params(config.method)}
+        lock_pick = st.multiselect("Lock these controls", names, default=[n for n in names if n in locked],
+                                   format_func=lambda n: f"{labels[n]} ({n})", key="pg_share_lock")
+        lesson_pick = st.toggle("Lesson view: hide every control", key="pg_share_lesson")
+        query = form.query(values) | ({"lock": ",".join(lock_pick)} if lock_pick and not lesson_pick else {}) \
+            | ({"lesson": "1"} if lesson_pick else {})
+        st.code(share_link(query), language=None, wrap_lines=True)
 
 
 if __name__ == "__main__":
