@@ -35,7 +35,15 @@ def _csv_floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def _paper_epochs() -> str:
+    """'200 or 500': the epochs of the paper's B.1 settings, for --help."""
+    from lab.train.b1 import PAPER_SETTINGS
+
+    return " or ".join(str(e) for e in sorted({s["epochs"] for s in PAPER_SETTINGS.values()}))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from lab.core.experiments import TOY_SEEDS
     from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS
 
     parser = _Parser(prog="python -m lab", description="Collapse Lab command line.")
@@ -44,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     b1.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     b1.add_argument("--settings", default=",".join(PAPER_SETTINGS),
                     help="comma-separated settings (default: all four): " + ", ".join(PAPER_SETTINGS))
-    b1.add_argument("--epochs", type=int, help="epochs for every setting (default: the paper's, 200 or 500)")
+    b1.add_argument("--epochs", type=int, help=f"epochs for every setting (default: the paper's, {_paper_epochs()})")
     b1.add_argument("--seed", type=int, default=0, help="seed of data, weights and batch order (default 0)")
     b1.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"SGD learning rate (default {DEFAULT_LR})")
     b1.add_argument("--noise", type=float, default=DEFAULT_NOISE,
@@ -87,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts; "
                                            "--runs DIR: judge the engine's preset runs there instead")
     claims.add_argument("--only", help="comma-separated claim keys (default: all)")
-    claims.add_argument("--seeds", type=int, default=5, help="seeds per setting (default 5)")
+    claims.add_argument("--seeds", type=int, default=TOY_SEEDS, help=f"seeds per setting (default {TOY_SEEDS})")
     claims.add_argument("--epochs", type=int, help="training epochs (default: the toy trainer's)")
     claims.add_argument("--out", type=Path, help="also write the results as JSON here (with --runs: and each "
                                                  "experiment's figure as PNG beside it)")

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from lab.core import geometry as geo
 from lab.core import pull as P
 from lab.data.toy import make_toy
-from lab.methods import METHOD_NAMES, build_method
+from lab.methods import METHOD_NAMES, build_method, pull_prediction
 from lab.methods.base import Encoder
 from lab.core.nn import seed_generators
 from lab.render.toy import toy_animation
@@ -128,7 +128,7 @@ def test_the_center_pull_is_positive_where_the_paper_says_the_loss_pulls_along_s
     for run in runs:
         seen = P.reading(run.metrics["center_pull"], run.metrics["residual_pull"])
         assert all(v > 0 for v in seen["per_seed"]), (run.config.dataset, seen)
-        assert P.prediction(method, dict(params))[0] == P.ALONG and P.agrees(P.ALONG, seen["seen"])
+        assert pull_prediction(method, dict(params))[0] == P.ALONG and P.agrees(P.ALONG, seen["seen"])
 
 
 def test_runs_keep_pull_arrows_and_the_animation_draws_them():
@@ -145,12 +145,12 @@ def test_runs_keep_pull_arrows_and_the_animation_draws_them():
 
 def test_every_method_has_a_prediction_and_the_knobs_that_turn_it_around_do():
     for method in METHOD_NAMES:
-        sign, text = P.prediction(method)
+        sign, text = pull_prediction(method)
         assert text and sign in (P.ALONG, P.NOT_ALONG, None), method
-    assert P.prediction("simsiam", {"predictor": True})[0] == P.NOT_ALONG
-    assert P.prediction("simsiam", {"predictor": False})[0] == P.ALONG
-    assert P.prediction("dino", {"centering": False})[0] == P.ALONG
-    assert P.prediction("simplified", {"lam": 0.0})[0] == P.ALONG
+    assert pull_prediction("simsiam", {"predictor": True})[0] == P.NOT_ALONG
+    assert pull_prediction("simsiam", {"predictor": False})[0] == P.ALONG
+    assert pull_prediction("dino", {"centering": False})[0] == P.ALONG
+    assert pull_prediction("simplified", {"lam": 0.0})[0] == P.ALONG
     assert P.observed(0.1, 1.0) == "along s" and P.observed(-0.1, 1.0) == "against s"
     assert P.observed(0.01, 1.0) == "≈ 0"
     assert P.agrees(P.NOT_ALONG, "≈ 0") and not P.agrees(P.ALONG, "≈ 0") and P.agrees(None, "≈ 0") is None

@@ -14,10 +14,14 @@ from lab.render import video
 from lab.render.frames import gif_bytes
 from lab.render.interactive import center_curves_figure, feature_animation, point_colors
 from lab.render.live import live_curve, live_frames, live_payload
-from lab.train.b1 import (DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS, B1Config, live_b1, paper_config,
-                          train_b1)
+from lab.train.b1 import (DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_OPTIMIZERS, PAPER_SETTINGS, B1Config,
+                          live_b1, paper_config, train_b1)
 
-MODES = {"Mini-batch SGD (batch 50)": (50, 200), "Batch SGD (batch 1,000)": (1000, 500), "Custom batch size": None}
+MINI, BATCH = PAPER_OPTIMIZERS["mini_batch_sgd"], PAPER_OPTIMIZERS["batch_sgd"]  # (batch size, epochs) each
+MODES = {f"Mini-batch SGD (batch {MINI[0]:,})": MINI, f"Batch SGD (batch {BATCH[0]:,})": BATCH,
+         "Custom batch size": None}
+B1_DEFAULT = B1Config()  # the paper's 100 points × 10 augmentations, mini-batch SGD
+STEPS = B1_DEFAULT.steps_per_epoch  # of mini-batch SGD
 X_AXES = {"per epoch": "epoch", "per optimizer step": "step"}
 COLLAPSE_AT = vocab.COLLAPSE_THRESHOLD
 
@@ -60,8 +64,8 @@ def paper_overrides(c: B1Config) -> tuple:
 
 
 def setting_name(c: B1Config) -> str:
-    """The paper's GIF name for this config (batch 50 / 1000), else one in the same pattern."""
-    opt = {50: "mini_batch_sgd", 1000: "batch_sgd"}.get(c.batch_size, f"batch{c.batch_size}_sgd")
+    """The paper's GIF name for this config (at one of the paper's batch sizes), else one in the same pattern."""
+    opt = {batch: mode for mode, (batch, _) in PAPER_OPTIMIZERS.items()}.get(c.batch_size, f"batch{c.batch_size}_sgd")
     name = f"{opt}_{c.augmentation}_augmentation"
     return name + ("_sphere" if c.dim == 3 else "") + (f"_seed{c.seed}" if c.seed else "")
 
@@ -77,7 +81,7 @@ def per_step_text(survey: dict | None) -> str:
 
 
 def on_mode_change() -> None:
-    # Switching optimizer resets epochs to the paper's value for it (200 mini-batch, 500 batch).
+    # Switching optimizer resets epochs to the paper's value for it (`PAPER_OPTIMIZERS`).
     preset = MODES[st.session_state.b1_mode]
     if preset:
         st.session_state.b1_epochs = preset[1]
@@ -90,7 +94,8 @@ def controls() -> dict:
     mode = sb.radio("Optimizer", list(MODES), key="b1_mode", on_change=on_mode_change)
     batch = MODES[mode][0] if MODES[mode] else sb.number_input(
         "Batch size", value=100, step=10, key="b1_batch_size",
-        help="1 … 1,000 (the whole 100 × 10 samples). A last partial batch of an epoch is dropped.")
+        help=f"1 … {B1_DEFAULT.n_samples:,} (the whole {B1_DEFAULT.n_points} × {B1_DEFAULT.n_aug} samples). "
+             "A last partial batch of an epoch is dropped.")
     aug = sb.radio("Augmentation", ["centered", "shifted"], key="b1_augmentation", horizontal=True,
                    help="centered: E[x_ω] = x; shifted: E[x_ω] = x + k.")
     shift = DEFAULT_SHIFT
@@ -102,7 +107,7 @@ def controls() -> dict:
     sb.header("Training")
     lr = sb.number_input("Learning rate", value=DEFAULT_LR, step=0.01, format="%.3f", key="b1_lr")
     # The default lives in session state (not value=) because on_mode_change also writes it.
-    st.session_state.setdefault("b1_epochs", MODES[mode][1] if MODES[mode] else 200)
+    st.session_state.setdefault("b1_epochs", MODES[mode][1] if MODES[mode] else B1_DEFAULT.epochs)
     epochs = sb.slider("Epochs", 10, 1000, step=10, key="b1_epochs")
     seed = sb.number_input("Seed", value=0, step=1, key="b1_seed")
     noise = sb.number_input("Augmentation noise σ", value=DEFAULT_NOISE, step=0.05, format="%.2f", key="b1_noise")
@@ -227,11 +232,11 @@ def center_curves(config: B1Config, metrics) -> str:
     x_label = st.radio("x-axis", list(X_AXES), key="b1_curve_x", horizontal=True)
     st.plotly_chart(center_curves_figure({setting_name(config): metrics}, x=X_AXES[x_label]), key="b1_curves")
     st.caption(
-        f"This run takes {config.steps_per_epoch} optimizer step(s) per epoch. Mini-batch SGD (batch 50) takes 20 "
-        "steps per epoch, batch SGD (batch 1,000) one. Per epoch, mini-batch SGD usually collapses much faster; per "
-        f"optimizer step batch SGD usually gets there first{per_step_text(read_b1_survey(SURVEY_FILE))}: the two tell "
-        "different stories. "
-        "(Snapshots are taken once per epoch, so a mini-batch curve has a point every 20 steps.)"
+        f"This run takes {config.steps_per_epoch} optimizer step(s) per epoch. Mini-batch SGD (batch {MINI[0]}) takes "
+        f"{STEPS} steps per epoch, batch SGD (batch {BATCH[0]:,}) one. Per epoch, mini-batch SGD usually collapses "
+        "much faster; per optimizer step batch SGD usually gets there first"
+        f"{per_step_text(read_b1_survey(SURVEY_FILE))}: the two tell different stories. "
+        f"(Snapshots are taken once per epoch, so a mini-batch curve has a point every {STEPS} steps.)"
     )
     return x_label
 

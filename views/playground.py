@@ -70,7 +70,7 @@ def share_link(query: dict) -> str:
 
 def pull_verdict(config, run) -> str:
     """One line: what the paper predicts for this method's center pull and what this run shows."""
-    sign, why = pull.prediction(config.method, dict(config.params))
+    sign, why = method_class(config.method).pull_prediction(config.method_config)
     seen = pull.reading(run.metrics["center_pull"], run.metrics["residual_pull"])
     agree = pull.agrees(sign, seen["seen"])
     verdict = {True: "as the paper predicts", False: "**not** as the paper predicts",

@@ -20,7 +20,7 @@ import os
 import threading
 from collections import OrderedDict
 from functools import partial
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import streamlit as st
@@ -111,10 +111,8 @@ def method_params(method: str) -> list[Param]:
     field's metadata (`lab.core.checks.knob`); knobs of the ImageNet recipes' schedules are left out."""
     out = []
     train_keys = {spec[0] for spec in TRAIN_SPECS + ADVANCED_SPECS}
-    for f in fields(method_class(method).Config):
+    for f in method_class(method).toy_knobs():
         meta = f.metadata
-        if meta.get("scale") == "imagenet":
-            continue  # schedules of the ImageNet recipes: no meaning at toy scale (lab/engine/recipes.py)
         kind = field_kind(f)
         stops = None if kind is bool or meta.get("stops") is None else tuple(sorted(set(meta["stops"]) | {f.default}))
         url = f.name if f.name not in train_keys and f.name not in RESERVED else f"{method}_{f.name}"

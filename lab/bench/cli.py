@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from lab.core.experiments import experiment
+
 
 def _best_of(repeats: int, fn) -> float:
     best = float("inf")
@@ -82,20 +84,28 @@ def bench_b1(repeats: int, frames: int, size: int) -> dict:
     return out | {"mp4_fast_s": mp4, "mp4_plain_s": mpl_mp4}
 
 
-FIG4_VARIANTS = ((), (("predictor", False),), (("stop_grad", False),))
+# The Fig. 4 suite as the paper's experiments declare it (SimSiam, no predictor, no stop-gradient).
+FIG4 = experiment("fig4").variants_at("toy")
+FIG4_VARIANTS = tuple(v.knobs for v in FIG4)
 TOY_TARGET_S = 5.0
 
 
+def fig4_configs(**settings) -> list:
+    """The Fig. 4 suite's toy settings on the claims' data sets, variant by variant, with `settings` on top."""
+    from lab.claims import DATASETS
+    from lab.train.toy import ToyConfig
+
+    return [ToyConfig(method=v.method, dataset=d, params=v.knobs, **settings) for v in FIG4 for d in DATASETS]
+
+
 def bench_toy(repeats: int, epochs: int | None = None) -> dict:
-    from lab.train.toy import ToyConfig, train_toys
+    from lab.claims import DATASETS
+    from lab.train.toy import train_toys
     from lab.train.toy_reference import train_toy_plain
 
-    more = {} if epochs is None else {"epochs": epochs}
-    configs = [ToyConfig(method="simsiam", dataset=d, params=p, **more) for p in FIG4_VARIANTS
-               for d in ("blobs", "moons")]
+    configs = fig4_configs(**({} if epochs is None else {"epochs": epochs}))
     steps = sum(c.epochs * c.steps_per_epoch * c.seeds for c in configs)
-    train_toys([ToyConfig(method="simsiam", dataset=d, params=p, epochs=2) for p in FIG4_VARIANTS
-                for d in ("blobs", "moons")])  # warm up kernels and allocator
+    train_toys(fig4_configs(epochs=2))  # warm up kernels and allocator
     fast = _best_of(repeats, lambda: train_toys(configs))
     # The same steps with only the first and last evaluation: how much of the time the metrics take.
     steps_only = _best_of(repeats, lambda: train_toys([dataclasses.replace(c, max_evals=2) for c in configs]))
@@ -103,7 +113,7 @@ def bench_toy(repeats: int, epochs: int | None = None) -> dict:
     work = floor_work(configs)
     products, knn = arithmetic_floor(work)
     evals = work[0].evals
-    print(f"Fig. 4 suite: simsiam, no predictor, no stop-gradient x blobs, moons x {configs[0].seeds} seeds, "
+    print(f"Fig. 4 suite: {', '.join(v.label for v in FIG4)} x {', '.join(DATASETS)} x {configs[0].seeds} seeds, "
           f"{configs[0].epochs} epochs, {evals} evaluations ({steps} optimizer steps in all)")
     print(f"  lab (seeds and both datasets stacked, 3 programs): {fast:7.3f} s   "
           f"({'under' if fast < TOY_TARGET_S else 'NOT under'} the {TOY_TARGET_S:g} s target)")
@@ -120,12 +130,12 @@ SWEEP_TARGET_S = 15.0
 
 
 def bench_sweep(repeats: int, epochs: int | None = None) -> dict:
-    from lab.train.sweep import make_axis, run_sweep
+    from lab.train.sweep import default_axis, run_sweep
     from lab.train.toy import toy_config, train_toy
 
     settings = {} if epochs is None else {"epochs": epochs}
-    x = make_axis("simsiam", "lr", 0.01, 0.2, 6, log=True)
-    y = make_axis("simsiam", "predictor_lr_scale", 0.01, 1.0, 6, log=True)
+    # The knobs' own sweep ranges (issue 12's phase diagram), 6 values each.
+    x, y = default_axis("simsiam", "lr", 6), default_axis("simsiam", "predictor_lr_scale", 6)
     run_sweep("simsiam", x, y, settings={"epochs": 2})  # warm up kernels and allocator
     box = {}
 

@@ -31,6 +31,7 @@ def training_throughput(device, *, image_size: int = 224, batch_size: int = 256,
                         load_size: int | None = None) -> dict:
     """Images/s of the training step. The uint8 batch (batch_size, 3, load_size, load_size) sits on the
     device; augment=False feeds two fixed float views instead. Returns dict(images_per_s, seconds, ...)."""
+    from lab.core.seeds import generator
     from lab.data.augment import SSLAugment
     from lab.engine.model import build_model
     from lab.engine.optim import build_optimizer
@@ -46,7 +47,7 @@ def training_throughput(device, *, image_size: int = 224, batch_size: int = 256,
     lr = rec.scaled_lr(batch_size)
     opt = build_optimizer(rec, model.param_groups(lr), lr, rec.weight_decay, rec.momentum)
     aug = SSLAugment(image_size, min_scale=rec.min_scale).to(device)
-    gen = torch.Generator(device="cpu").manual_seed(0)
+    gen = generator(0)
     x = torch.randint(0, 256, (batch_size, 3, load_size, load_size), dtype=torch.uint8, generator=gen).to(device)
     fixed = aug(x)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()

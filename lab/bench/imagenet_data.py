@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lab.core.seeds import numpy_generator
+
 BENCH_CLASSES = 10
 
 
@@ -39,7 +41,7 @@ def make_bench_jpegs(out, n: int, width: int = 500, height: int = 375, seed: int
     for i in range(n):
         folder = out / "train" / f"class{i % BENCH_CLASSES:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        img = _natural_image(np.random.default_rng([seed, i]), width, height)
+        img = _natural_image(numpy_generator(seed, i), width, height)
         Image.fromarray(img).save(folder / f"img{i:06d}.jpg", quality=90)
     return out
 

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 from lab.core import experiments as X
 from lab.core.experiments import B1_SETTINGS
+from lab.core.seeds import OFFSET, seed_stream
 from lab.core.vocab import first_epoch_above
 from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, B1Config, B1Run, paper_config, train_b1
 
@@ -54,12 +55,17 @@ def _b1_numbers(key: str, runs: Mapping[str, B1Run]) -> str:
 B1_NULL_NOISE_OFFSET = 1_000_000
 
 
+def null_noise_seed(seed: int) -> int:
+    """The noise draw of seed `seed`'s null runs: `B1_NULL_NOISE_OFFSET` past the seed."""
+    return seed_stream(seed, B1_NULL_NOISE_OFFSET, strides=(OFFSET,))
+
+
 def b1_null_configs(runs: Mapping[str, B1Run]) -> dict[str, B1Config]:
     """The null of the turn claim for each optimizer: its centered run's config with another noise draw."""
     out = {}
     for mode in X.B1_MODES:
         c = runs[f"{mode}_centered_augmentation"].config
-        out[X.b1_null_name(mode)] = replace(c, noise_seed=B1_NULL_NOISE_OFFSET + c.seed)
+        out[X.b1_null_name(mode)] = replace(c, noise_seed=null_noise_seed(c.seed))
     return out
 
 
@@ -81,7 +87,7 @@ def b1_configs_with_nulls(seed: int, **overrides) -> dict[str, B1Config]:
     """The paper's four settings of one seed and the two null runs, by name."""
     four = {n: paper_config(n, seed=seed, **overrides) for n in B1_SETTINGS}
     nulls = {X.b1_null_name(mode): replace(four[f"{mode}_centered_augmentation"],
-                                          noise_seed=B1_NULL_NOISE_OFFSET + seed) for mode in X.B1_MODES}
+                                          noise_seed=null_noise_seed(seed)) for mode in X.B1_MODES}
     return {**four, **nulls}
 
 

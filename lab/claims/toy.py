@@ -20,7 +20,7 @@ from lab.train.sweep import run_sweep
 from lab.train.toy import ToyConfig, ToyCurves, ToyRun, curves_of, train_toys
 
 COLLAPSED = COLLAPSE_THRESHOLD
-DATASETS = ("blobs", "moons")
+DATASETS = X.TOY_DATASETS
 
 Variant = tuple[str, str, tuple[tuple[str, object], ...]]  # (label, method, params)
 
@@ -124,7 +124,7 @@ def seed_numbers(run: ToyRun) -> dict[int, SeedNumbers]:
             for i, seed in enumerate(run.config.seed_list)}
 
 
-def claim_configs(claims: Sequence[Claim], seeds: int = 5, epochs: int | None = None,
+def claim_configs(claims: Sequence[Claim], seeds: int = X.TOY_SEEDS, epochs: int | None = None,
                   datasets: Sequence[str] = DATASETS) -> dict[tuple[str, str, tuple], ToyConfig]:
     """Every distinct (method, params, dataset) the claims need, once each."""
     extra = {} if epochs is None else {"epochs": epochs}
@@ -137,7 +137,7 @@ def claim_configs(claims: Sequence[Claim], seeds: int = 5, epochs: int | None = 
     return out
 
 
-def run_claims(keys: Sequence[str] | None = None, seeds: int = 5, epochs: int | None = None,
+def run_claims(keys: Sequence[str] | None = None, seeds: int = X.TOY_SEEDS, epochs: int | None = None,
                datasets: Sequence[str] = DATASETS,
                progress: Callable[[int, int], None] | None = None) -> list[Result]:
     """Train what the chosen claims need (shared settings once) and judge each claim."""
@@ -266,7 +266,7 @@ def claims_markdown(data: Mapping) -> str:
     return "\n".join(lines + ["", DOC_END])
 
 
-def claim_sweeps(keys: Sequence[str] | None = None, seeds: int = 5, datasets: Sequence[str] = DATASETS,
+def claim_sweeps(keys: Sequence[str] | None = None, seeds: int = X.TOY_SEEDS, datasets: Sequence[str] = DATASETS,
                  progress: Callable[[int, int], None] | None = None, epochs: int | None = None) -> dict[str, dict]:
     """The declared sweep of every chosen claim that has one (`lab.core.experiments.Claim.sweep`), on each data set:
     {"<claim>-<dataset>": the sweep's JSON (`lab.train.sweep.Sweep.to_json`) with provenance and the claim}."""

@@ -58,12 +58,16 @@ def parse_text(name: str, kind: type, text: str) -> Any:
 
 
 def knob(default: Any, label: str | None = None, help: str | None = None, stops: tuple | None = None,
-         range: tuple[float, float] | None = None, low_open: bool = False, scale: str | None = None) -> Any:
+         range: tuple[float, float] | None = None, low_open: bool = False, scale: str | None = None,
+         sweep: tuple[float, float, bool] | None = None, head_size: bool = False) -> Any:
     """A config field with its metadata: `label` and `help` for widgets and `--help`, `stops` for a
     slider (the default is always one), `range` checked by `check_knobs` (`low_open`: the low end is
-    excluded), `scale` = "imagenet" for a knob with no meaning at toy scale (a schedule of the recipes)."""
+    excluded), `scale` = "imagenet" for a knob with no meaning at toy scale (a schedule of the recipes),
+    `sweep` = (lo, hi, log) where a sweep axis should start elsewhere than over the slider's stops,
+    `head_size` for a size of a head (a hidden width, a prototype count, a queue length), which a recipe
+    carried to a smaller backbone scales with its width (`lab.engine.recipes`)."""
     meta = {k: v for k, v in dict(label=label, help=help, stops=stops, range=range, low_open=low_open or None,
-                                   scale=scale).items() if v is not None}
+                                   scale=scale, sweep=sweep, head_size=head_size or None).items() if v is not None}
     return dataclasses.field(default=default, metadata=meta)
 
 

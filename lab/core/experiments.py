@@ -71,6 +71,12 @@ class Experiment:
         return tuple(v for v in self.variants if scale in v.scales)
 
 
+# The toy figures' setting (Figs. 3 and 4): two of the paper's 2-D sets, 3 classes each, and 5 seeds, the mean
+# drawn with the seeds' spread shaded. Every toy claim runs on these (`lab.claims`).
+TOY_DATASETS = ("blobs", "moons")
+TOY_SEEDS = 5
+
+
 # ----------------------------------------------------------------------------------------- verdict rules
 # Toy rules read one seed's final `center_norm` and `knn_acc` per variant (`lab.claims.SeedNumbers`; the
 # variants of one seed number share their initial weights and batches). A claim is judged seed by seed

@@ -13,10 +13,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lab.core.seeds import generator
+
 
 def seed_generators(seeds: Sequence[int], stream: int) -> list[torch.Generator]:
     """One generator per seed; `stream` separates uses (weights, batches, heads) of the same seed."""
-    return [torch.Generator().manual_seed(int(s) * 1_000_003 + stream) for s in seeds]
+    return [generator(s, stream) for s in seeds]
 
 
 class SeedLinear(nn.Module):

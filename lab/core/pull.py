@@ -150,65 +150,13 @@ def arrows(pulled: Mapping[str, torch.Tensor], points: torch.Tensor) -> dict[str
 
 # ---------------------------------------------------------------- what the paper predicts
 
+# What the paper predicts for the sign of `center_pull`: ALONG (> 0), NOT_ALONG (≈ 0 or < 0), or None (no sign).
+# Each method states its own prediction (`lab.methods.base.Method.pull_prediction`); the readings below judge it.
 ALONG, NOT_ALONG = "along s", "not along s"
 
-_EQ4 = ("Eq. 4: the pull of −⟨z, z⁺⟩ is the center s plus a residual, and nothing pushes back, so it points "
-        "along s and ‖s‖ grows to collapse")
-
-
-def prediction(method: str, params: Mapping[str, Any] | None = None) -> tuple[str | None, str]:
-    """What the paper predicts for the sign of `center_pull` with these knobs: (ALONG: > 0, NOT_ALONG: ≈ 0 or
-    < 0, None: no sign predicted; one sentence with the paper's section)."""
-    p = dict(params or {})
-    if method == "invariance":
-        return ALONG, _EQ4 + " (§2, eq. 2–4)."
-    if method == "simsiam":
-        if not p.get("stop_grad", True):
-            return ALONG, ("§3.2: without stop-gradient eq. 18 and 25 no longer hold, so nothing in the loss "
-                           "cancels the center term: along s (Fig. 4).")
-        if not p.get("predictor", True):
-            return ALONG, ("Without the predictor the loss is −⟨z_a, sg z_b⟩: " + _EQ4[6:]
-                           + " (§2.3, §3.2, Fig. 4).")
-        return NOT_ALONG, ("§2.3: the fast predictor maps z^{t−1}_a to z^{t−1}_b, so the loss is ≈ the shift of "
-                           "the features between iterations (eq. 24–25) and the center term drops out: no pull "
-                           "along s.")
-    if method == "byol":
-        if not p.get("predictor", True):
-            return None, ("§2.4 argues through the predictor and the EMA together; the EMA alone only partly "
-                          "cancels the center term, so the paper gives no sign without the predictor.")
-        return NOT_ALONG, ("§2.4, eq. 26: the pull is towards the EMA target's features, whose center the momentum "
-                           "keeps near its start (≈ 0): no pull along s.")
-    if method == "simclr":
-        return NOT_ALONG, ("§2.2, eq. 9–13: the negatives contribute −s, which cancels the positives' +s "
-                           "(hard negatives at low τ): no pull along s, or against it.")
-    if method == "triplet":
-        return NOT_ALONG, ("§2.2, eq. 6–8: −∂L/∂z_a = z_p − z_n = r_p − r_n, the negative's −s cancels "
-                           "the positive's +s: no pull along s.")
-    if method == "dino":
-        if not p.get("centering", True):
-            return ALONG, "Without centering the teacher keeps its center and the pull goes along s (§2.5, Fig. B.4)."
-        return NOT_ALONG, ("§2.5: subtracting the EMA center C ≈ E[z] from the teacher removes the center term: "
-                           "no pull along s, or against it.")
-    if method == "swav":
-        if int(p.get("sinkhorn_iters", 3)) == 0:
-            return None, "Without Sinkhorn-Knopp the codes need not spread; §A.1 gives no sign for a plain softmax."
-        return NOT_ALONG, ("§A.1, eq. 33–36: Sinkhorn spreads the codes evenly over prototypes spread on the "
-                           "sphere, so the targets' center is ≈ 0: no pull along s, or against it.")
-    if method == "simplified":
-        lam = float(p.get("lam", -1.0))
-        if lam < 0:
-            return NOT_ALONG, (f"§3.1, eq. 32: λ = {lam:g} adds {-lam / 2:g}·‖s‖ to the loss, whose pull on "
-                               "every feature points along −s: against s.")
-        return ALONG, f"§3.1: λ = {lam:g} ≥ 0 leaves the invariance pull (eq. 4), or adds to it: along s."
-    if method == "barlow":
-        if p.get("batchnorm", True):
-            return NOT_ALONG, ("§3.3, Fig. 5: BatchNorm takes the center out of what the loss sees, so the loss "
-                               "cannot pull along it: ≈ 0, even with λ = 0.")
-        if float(p.get("lam", 0.0051)) == 0.0:
-            return ALONG, "Without BatchNorm and with λ = 0 only the invariance term is left: eq. 4, along s."
-        return NOT_ALONG, ("§A.2: the off-diagonal term acts as negatives (contrastive, §2.2): no pull along s, "
-                           "or against it.")
-    return None, "The paper says nothing about this method."
+# Eq. 4 in words: the invariance loss's pull, which methods without a push against the center inherit.
+EQ4_PULL = ("the pull of −⟨z, z⁺⟩ is the center s plus a residual, and nothing pushes back, so it points along s "
+            "and ‖s‖ grows to collapse")
 
 
 def observed(center: float, residual: float, tolerance: float = 0.05) -> str:

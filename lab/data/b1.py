@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lab.core.seeds import B1_NOISE, B1_STRIDE, generator
+
 
 @dataclass(frozen=True)
 class B1Data:
@@ -37,10 +39,10 @@ def make_b1_data(
     `noise_seed` draws ε from its own stream instead, the points staying the seed's (the null
     of the B.1 turn claim: two centered runs that differ only in their noise).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     x = torch.randn(n_points, 3, generator=g)
     if noise_seed is not None:
-        g = torch.Generator().manual_seed(noise_seed * 7919 + 11)
+        g = generator(noise_seed, B1_NOISE, strides=(B1_STRIDE,))
     eps = torch.randn(n_points, n_aug, 3, generator=g)
     k = torch.tensor(shift, dtype=x.dtype)
     return B1Data(x=x, x_aug=x.unsqueeze(1) + noise * eps + k)

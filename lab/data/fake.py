@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lab.core.clitools import OneLineParser
+from lab.core.seeds import numpy_generator
 
 SHAPES = ("disk", "square", "diamond", "ring", "cross", "triangle")
 LIMITS = {"classes": (1, 1000), "per_class": (1, 100_000), "size": (8, 4096), "val_per_class": (1, 100_000),
@@ -84,7 +85,7 @@ def write_fake_imagefolder(out, classes: int = 4, per_class: int = 16, size: int
             folder = out / split / class_name(c)
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                rng = np.random.default_rng([seed, split_id, c, i])
+                rng = numpy_generator(seed, split_id, c, i)
                 Image.fromarray(fake_image(c, size, rng)).save(
                     folder / f"{split}_{c:03d}_{i:05d}.jpg", quality=JPEG_QUALITY)
     return out

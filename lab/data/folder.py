@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lab.core.seeds import numpy_generator
 from lab.data import fmnist
 
 EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -146,7 +147,7 @@ def epoch_batches(n: int, *, batch_size: int, shuffle: bool, drop_last: bool, se
     """The index batches of one rank for one epoch: a permutation of range(n) from (seed, epoch), strided
     over ranks. drop_last: every rank takes n // world_size and full batches only; otherwise the order is
     wrapped to a multiple of world_size (as torch's DistributedSampler) and the last batch may be short."""
-    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    order = numpy_generator(seed, epoch).permutation(n) if shuffle else np.arange(n)
     if drop_last:
         per_rank = n // world_size
         shard = order[rank:per_rank * world_size:world_size]

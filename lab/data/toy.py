@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from lab.core.seeds import generator
+
 N_CLASSES = 3
 
 
@@ -73,7 +75,7 @@ def make_toy(name: str, seed: int = 0, n_train: int = 200, n_test: int = 100) ->
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if not (2 <= n_train <= 100_000 and 1 <= n_test <= 100_000):
         raise ValueError(f"n_train must be in [2, 100000] and n_test in [1, 100000], got {n_train}, {n_test}")
-    g = torch.Generator().manual_seed(seed)
+    g = generator(seed)
     x, y = DATASETS[name](n_train + n_test, g)
     x = (x - x.mean(0)) / x.std(0)
     order = torch.randperm(len(y), generator=g)

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from lab.core.checks import check_knobs, field_kind, knob
+from lab.core.seeds import OFFSET, seed_stream
 from lab.engine.model import method_params
 from lab.engine.presets import ALL, preset_runs
 from lab.engine.recipes import RECIPES, SCALES, data_scale, recipe
@@ -318,6 +319,6 @@ def preset_configs(name: str, overrides: Mapping[str, Any]) -> list[tuple[dict, 
         scaled = {k: run[k] for k in ("max_steps_per_epoch", "knn_every") if run.get(k) is not None}
         values = {**scaled, **overrides, "method": run["method"], "set": {**run["set"], **overrides.get("set", {})},
                   "epochs": overrides.get("epochs") or run["epochs"], "out": str(folder),
-                  "seed": overrides.get("seed", 0) + run["seed"]}
+                  "seed": seed_stream(run["seed"], overrides.get("seed", 0), strides=(OFFSET,))}
         result.append((run, make_config(values)))
     return result

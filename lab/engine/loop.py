@@ -12,6 +12,7 @@ import torch
 import torch.distributed as tdist
 
 from lab.core.collapse import phrase
+from lab.core.seeds import STEP_STRIDE, STRIDE, seed_stream
 from lab.data.folder import epoch_batches
 from lab.engine.metrics import ViewRecorder, all_sum, epoch_line, epoch_row
 from lab.engine.optim import set_lr
@@ -280,7 +281,7 @@ def _set_lr(run: Run, step: int) -> float:
 
 def _step_seed(seed: int, step: int, group: int) -> int:
     """The random stream of one augmentation group at one global step (same on any number of ranks)."""
-    return (seed * 1_000_003 + step * 4099 + group) % (2**63 - 1)
+    return seed_stream(seed, step, group, strides=(STRIDE, STEP_STRIDE))
 
 
 def _views(run: Run, images: torch.Tensor, epoch: int, i: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:

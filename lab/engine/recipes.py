@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from lab.data import fmnist
+from lab.methods import method_class
 
 _YAML = "solo-learn scripts/pretrain/imagenet-100/"
 _COMMON = "; solo-learn defaults: warmup_cosine, 10 warmup epochs, momentum 0.9, LARS eta 0.02 clip_lr"
@@ -147,8 +148,6 @@ SCALES: dict[str, Scale] = {
         "horizon of 2,000 steps would be 40 % of a 10-epoch run (1 % at ImageNet-100's 400 epochs)",
         overrides={"dino": {"teacher_momentum": 0.996}}),
 }
-# The knobs that are sizes of a head, scaled with the backbone's width at a smaller scale.
-_SIZE_KNOBS = ("predictor_hidden", "n_prototypes", "queue_size")
 
 
 def _scaled(n: int, ratio: float) -> int:
@@ -160,7 +159,8 @@ def _at_scale(method: str, rec: Recipe, scale: Scale) -> Recipe:
     if scale.name == "imagenet":
         return rec
     ratio = scale.width / rec.width
-    params = {k: (_scaled(v, ratio) if k in _SIZE_KNOBS else v) for k, v in rec.method_params.items()}
+    sizes = {f.name for f in dataclasses.fields(method_class(method).Config) if f.metadata.get("head_size")}
+    params = {k: (_scaled(v, ratio) if k in sizes else v) for k, v in rec.method_params.items()}
     params.update(scale.overrides.get(method, {}))
     epochs = scale.epochs or rec.epochs
     return dataclasses.replace(

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as tdist
 from torch import nn
 
+from lab.core.seeds import OFFSET, seed_globals, seed_stream
 from lab.data.fmnist import is_fashion_mnist
 from lab.engine import dist
 from lab.data.augment import SSLAugment
@@ -98,12 +97,6 @@ def _init_dist(device: torch.device, world: int) -> torch.device:
     return dist.setup(device) if world > 1 else device
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 # ----------------------------------------------------------------------------------------- prepare
 
 def prepare(cfg: TrainConfig) -> Run:
@@ -119,7 +112,7 @@ def prepare(cfg: TrainConfig) -> Run:
     _check_batch_split(cfg, world)
     has_val = _check_data(cfg.data)
     device = _init_dist(device, world)
-    _seed_everything(cfg.seed + rank)
+    seed_globals(seed_stream(cfg.seed, rank, strides=(OFFSET,)))  # each rank its own global draws
     out = Path(cfg.out)
     start = load_start(cfg, out, device)
     loader, steps = _train_loader(cfg, rank, world, device)

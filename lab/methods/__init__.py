@@ -40,9 +40,14 @@ def method_config(name: str, params: Mapping[str, Any] | None = None):
     return cls(**values)
 
 
+def pull_prediction(name: str, params: Mapping[str, Any] | None = None) -> tuple[str | None, str]:
+    """What the paper predicts for the center pull of method `name` with knobs `params` (`Method.pull_prediction`)."""
+    return method_class(name).pull_prediction(method_config(name, params))
+
+
 def build_method(name: str, params: Mapping[str, Any] | None, seeds: Sequence[int], in_dim: int, dim: int,
                  hidden: int = 64, encoder=None) -> Method:
     return method_class(name)(method_config(name, params), list(seeds), in_dim, dim, hidden, encoder=encoder)
 
 
-__all__ = ["METHOD_NAMES", "REGISTRY", "Method", "build_method", "method_class", "method_config"]
+__all__ = ["METHOD_NAMES", "REGISTRY", "Method", "build_method", "method_class", "method_config", "pull_prediction"]

@@ -24,6 +24,7 @@ from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.collapse import DIMENSIONAL, N_CLASSES, Sign
 from lab.core.dist import all_reduce_sum, is_dist, world_size
+from lab.core.pull import ALONG, NOT_ALONG
 from lab.methods.base import Method, register
 
 
@@ -103,6 +104,16 @@ class Barlow(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return cfg.scale * dim  # C = 0: Σ (1 − 0)² = D, times the loss scale
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        if cfg.batchnorm:
+            return NOT_ALONG, ("§3.3, Fig. 5: BatchNorm takes the center out of what the loss sees, so the loss "
+                               "cannot pull along it: ≈ 0, even with λ = 0.")
+        if cfg.lam == 0.0:
+            return ALONG, "Without BatchNorm and with λ = 0 only the invariance term is left: eq. 4, along s."
+        return NOT_ALONG, ("§A.2: the off-diagonal term acts as negatives (contrastive, §2.2): no pull along s, "
+                           "or against it.")
 
     def loss_view(self, y):
         if not self.cfg.batchnorm:

@@ -16,6 +16,7 @@ from lab.core import geometry as geo
 from lab.core.checks import knob
 from lab.core.collapse import CENTER, RANK, Sign
 from lab.core.nn import SeedLinear, seed_generators, seed_mlp
+from lab.core.seeds import TOY_HEADS, TOY_WEIGHTS
 
 REGISTRY: dict[str, type["Method"]] = {}
 
@@ -67,7 +68,7 @@ def predictor_knob(help_extra: str = "") -> Any:
 
 def predictor_hidden_knob() -> Any:
     # SimSiam's bottleneck predictor: hidden = D/4 at ImageNet scale; wider here.
-    return knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536))
+    return knob(16, "Predictor hidden width", stops=PREDICTOR_HIDDEN_STOPS, range=(1, 65536), head_size=True)
 
 
 def online_predictions(predictor: nn.Module | None, z1: torch.Tensor, z2: torch.Tensor):
@@ -91,7 +92,10 @@ class Method(nn.Module):
     Subclasses set `name`, `label`, `Config` (a frozen dataclass of the method's knobs, defaults from the
     method's paper), `collapse_loss` (the loss value a collapsed model reaches, or None) and, where it
     differs from ‖s‖ and the effective rank, its `signature` (`lab.core.collapse`: which readings mean which
-    kind of collapse), build their head in `__init__`, and implement `loss`.
+    kind of collapse), state what the paper predicts for its center pull (`pull_prediction`), build their
+    head in `__init__`, and implement `loss`. What the lab knows of one method is said in its module, so that
+    the layers above ask the method rather than keep tables of their own (its ImageNet recipe excepted, which
+    the engine keeps: `lab.engine.recipes`).
     """
 
     name: ClassVar[str]
@@ -117,8 +121,27 @@ class Method(nn.Module):
         self.cfg, self.k, self.dim = cfg, len(seeds), dim
         # The toy MLP unless the caller brings its own (the ImageNet trainer: ResNet-18 + projector,
         # K = 1); any module mapping x -> (h (K, N, F), y (K, N, dim)) fits.
-        self.encoder = encoder if encoder is not None else Encoder(seed_generators(seeds, 1), in_dim, hidden, dim)
-        self.head_gens = seed_generators(seeds, 2)  # for the heads subclasses add
+        if encoder is None:
+            encoder = Encoder(seed_generators(seeds, TOY_WEIGHTS), in_dim, hidden, dim)
+        self.encoder = encoder
+        self.head_gens = seed_generators(seeds, TOY_HEADS)  # for the heads subclasses add
+
+    @classmethod
+    def toy_knobs(cls) -> tuple[dataclasses.Field, ...]:
+        """The Config fields that mean something at toy scale: all but the ImageNet recipes' schedules
+        (`scale="imagenet"` in a knob's metadata)."""
+        return tuple(f for f in dataclasses.fields(cls.Config) if f.metadata.get("scale") != "imagenet")
+
+    @classmethod
+    def movable_knobs(cls) -> tuple[dataclasses.Field, ...]:
+        """The toy knobs that may change on a running model (`change_knobs`): those not in `structural_knobs`."""
+        return tuple(f for f in cls.toy_knobs() if f.name not in cls.structural_knobs)
+
+    @classmethod
+    def pull_prediction(cls, cfg: Any) -> tuple[str | None, str]:
+        """What the paper predicts for the sign of the center pull (`lab.core.pull`) under config `cfg`:
+        (ALONG: > 0, NOT_ALONG: ≈ 0 or < 0, None: no sign predicted; one sentence with the paper's section)."""
+        return None, "The paper says nothing about this method."
 
     @classmethod
     def setting_note(cls, cfg: Any, dim: int) -> str | None:
@@ -163,8 +186,7 @@ class Method(nn.Module):
         replaced (its ranges checked). A structural knob -> ValueError naming it and the knobs that can change."""
         fixed = sorted(set(changes) & set(self.structural_knobs))
         if fixed:
-            movable = [f.name for f in dataclasses.fields(self.Config) if f.name not in self.structural_knobs
-                       and f.metadata.get("scale") != "imagenet"]
+            movable = [f.name for f in self.movable_knobs()]
             raise ValueError(f"{self.name}: {', '.join(fixed)} cannot change mid-run (it shapes the model's layers); "
                              f"knobs that can: {', '.join(movable) or 'none'}")
         for switch, attr in self.toggled_modules.items():

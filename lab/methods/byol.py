@@ -13,6 +13,7 @@ import torch
 
 from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.pull import NOT_ALONG
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
 from lab.core.nn import ema_update
@@ -45,6 +46,14 @@ class BYOL(Method):
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
     signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
     seed_knobs = ("momentum",)  # only the EMA reads it (`lab.core.nn.ema_update` takes a (K,) tensor)
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        if not cfg.predictor:
+            return None, ("§2.4 argues through the predictor and the EMA together; the EMA alone only partly "
+                          "cancels the center term, so the paper gives no sign without the predictor.")
+        return NOT_ALONG, ("§2.4, eq. 26: the pull is towards the EMA target's features, whose center the momentum "
+                           "keeps near its start (≈ 0): no pull along s.")
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

@@ -31,6 +31,7 @@ from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, COMPLETE, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_sum, is_dist, world_size
+from lab.core.pull import ALONG, NOT_ALONG
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 from lab.core.nn import SeedLinear, ema_update
 from lab.core.schedules import cosine_to_one, linear_warmup
@@ -49,7 +50,7 @@ class DINOConfig:
     teacher_momentum: float = knob(0.996, "Teacher EMA momentum", stops=(0.0, 0.9, 0.99, 0.996, 0.999, 1.0),
                                    range=(0.0, 1.0))
     # 16: the most the student's softmax at τ 0.1 can tell apart on the sphere (module docstring)
-    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 65536))
+    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 65536), head_size=True)
     # The ImageNet recipe's schedules (all off by default): teacher EMA momentum cosine to 1, and the
     # teacher temperature from `teacher_temperature` linearly to `teacher_temperature_final` over the
     # first `teacher_temperature_warmup` of training (a fraction; 0 = constant `teacher_temperature`).
@@ -105,6 +106,13 @@ class DINO(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return math.log(cfg.n_prototypes)  # the uniform teacher, the collapse centering leads to
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        if not cfg.centering:
+            return ALONG, "Without centering the teacher keeps its center and the pull goes along s (§2.5, Fig. B.4)."
+        return NOT_ALONG, ("§2.5: subtracting the EMA center C ≈ E[z] from the teacher removes the center term: "
+                           "no pull along s, or against it.")
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.core.pull import ALONG, EQ4_PULL
 from lab.methods import fused
 from lab.methods.base import Method, register, squared_distance
 
@@ -22,6 +23,10 @@ class Invariance(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return 0.0
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        return ALONG, f"Eq. 4: {EQ4_PULL} (§2, eq. 2–4)."
 
     fused_knobs = ()
 

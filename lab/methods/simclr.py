@@ -12,6 +12,7 @@ import torch
 from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.dist import all_gather_cat, is_dist, rank, world_size
+from lab.core.pull import NOT_ALONG
 from lab.methods.base import Method, register
 
 
@@ -62,6 +63,11 @@ class SimCLR(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return math.log(2 * batch - 1)  # negatives gathered over ranks: 2B − 1 candidates, all alike
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        return NOT_ALONG, ("§2.2, eq. 9–13: the negatives contribute −s, which cancels the positives' +s "
+                           "(hard negatives at low τ): no pull along s, or against it.")
 
     def loss(self, x1, x2):
         nce = info_nce_global if is_dist() else info_nce

@@ -11,6 +11,7 @@ import torch
 from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.dist import all_reduce_sum, is_dist, world_size
+from lab.core.pull import ALONG, NOT_ALONG
 from lab.methods import fused
 from lab.methods.base import Method, register, squared_distance
 
@@ -44,6 +45,14 @@ class Simplified(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return -0.5 * cfg.lam
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        lam = cfg.lam
+        if lam < 0:
+            return NOT_ALONG, (f"§3.1, eq. 32: λ = {lam:g} adds {-lam / 2:g}·‖s‖ to the loss, whose pull on "
+                               "every feature points along −s: against s.")
+        return ALONG, f"§3.1: λ = {lam:g} ≥ 0 leaves the invariance pull (eq. 4), or adds to it: along s."
 
     fused_knobs = ("lam",)
 

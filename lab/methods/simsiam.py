@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.pull import ALONG, EQ4_PULL, NOT_ALONG
 from lab.methods import fused
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
@@ -22,7 +23,7 @@ class SimSiamConfig:
     predictor_lr_scale: float = knob(
         1.0, "Predictor learning rate (× lr)", "The predictor's learning rate as a fraction of lr (paper Fig. B.6: "
         "1 %…100 %).", stops=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0), range=(0.0, 100.0),
-        low_open=True)
+        low_open=True, sweep=(0.01, 1.0, True))  # issue 12's phase diagram: Fig. B.6's 1 %…100 % against the lr
     predictor_hidden: int = predictor_hidden_knob()
     # SimSiam's ImageNet recipe keeps the predictor's lr fixed while the rest follows the schedule
     # (the trainer honours the group's `fixed_lr`); the toy trainer has no schedule.
@@ -46,6 +47,17 @@ class SimSiam(Method):
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)
         self.predictor = predictor_head(self.head_gens, dim, cfg.predictor_hidden, cfg.predictor)
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        if not cfg.stop_grad:
+            return ALONG, ("§3.2: without stop-gradient eq. 18 and 25 no longer hold, so nothing in the loss "
+                           "cancels the center term: along s (Fig. 4).")
+        if not cfg.predictor:
+            return ALONG, f"Without the predictor the loss is −⟨z_a, sg z_b⟩: {EQ4_PULL} (§2.3, §3.2, Fig. 4)."
+        return NOT_ALONG, ("§2.3: the fast predictor maps z^{t−1}_a to z^{t−1}_b, so the loss is ≈ the shift of "
+                           "the features between iterations (eq. 24–25) and the center term drops out: no pull "
+                           "along s.")
 
     fused_knobs = ("predictor", "stop_grad", "predictor_lr_scale", "predictor_hidden", "predictor_fixed_lr")
     seed_knobs = ("predictor_lr_scale",)  # only the optimizer reads it

@@ -22,6 +22,7 @@ from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
+from lab.core.pull import NOT_ALONG
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
 
 
@@ -29,14 +30,14 @@ from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, registe
 class SwAVConfig:
     fixed_prototypes: bool = knob(False, "Fixed prototypes", "Keep the prototypes at their random start "
                                   "(paper Fig. 6).")
-    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 100_000))
+    n_prototypes: int = knob(16, "Prototypes", stops=PROTOTYPE_STOPS, range=(2, 100_000), head_size=True)
     epsilon: float = knob(0.05, "Sinkhorn ε", stops=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), range=(0.0, 10.0),
                           low_open=True)
     sinkhorn_iters: int = knob(3, "Sinkhorn iterations", "0 = no Sinkhorn-Knopp equipartition.",
                                stops=(0, 1, 2, 3, 5, 10), range=(0, 100))
     temperature: float = knob(0.1, "Temperature τ", stops=TEMPERATURE_STOPS, range=(0.0, 10.0), low_open=True)
     queue_size: int = knob(0, "Queue", "Past features per view that join the batch in Sinkhorn (0 = none).",
-                           stops=(0, 64, 256, 1024, 3840), range=(0, 1_000_000))
+                           stops=(0, 64, 256, 1024, 3840), range=(0, 1_000_000), head_size=True)
     queue_start: float = knob(0.0, "Queue from", "The fraction of training after which the queue fills and, "
                               "once full, is used.", stops=(0.0, 0.125, 0.25, 0.5), range=(0.0, 1.0))
     prototype_freeze: float = knob(0.0, "Prototype freeze", "The fraction of training during which the "
@@ -97,6 +98,13 @@ class SwAV(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return math.log(cfg.n_prototypes)
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        if cfg.sinkhorn_iters == 0:
+            return None, "Without Sinkhorn-Knopp the codes need not spread; §A.1 gives no sign for a plain softmax."
+        return NOT_ALONG, ("§A.1, eq. 33–36: Sinkhorn spreads the codes evenly over prototypes spread on the "
+                           "sphere, so the targets' center is ≈ 0: no pull along s, or against it.")
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

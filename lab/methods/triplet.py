@@ -12,6 +12,7 @@ import torch
 
 from lab.core import geometry as geo
 from lab.core.checks import knob
+from lab.core.pull import NOT_ALONG
 from lab.methods.base import Method, register
 
 
@@ -41,6 +42,11 @@ class Triplet(Method):
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
         return 0.0 if math.isinf(cfg.margin) else cfg.margin
+
+    @classmethod
+    def pull_prediction(cls, cfg):
+        return NOT_ALONG, ("§2.2, eq. 6–8: −∂L/∂z_a = z_p − z_n = r_p − r_n, the negative's −s cancels "
+                           "the positive's +s: no pull along s.")
 
     def loss(self, x1, x2):
         za, zp = geo.normalize(self.encoder(x1)[1]), geo.normalize(self.encoder(x2)[1])

@@ -386,8 +386,10 @@ def preset_members(preset_name: str, names: Sequence[str]) -> dict[str, dict]:
 
 
 def _entry_label(name: str, entry: Mapping[str, Any]) -> str:
-    """'b5-simsiam-nopred (predictor=False)': the run and the knobs its preset entry sets."""
-    knobs = ", ".join(f"{k}={v}" for k, v in entry.get("set", {}).items() if k != "momentum_schedule")
+    """'b5-simsiam-nopred (predictor=False)': the run and the knobs its preset entry sets, less the schedules
+    that ImageNet scale turns off to keep a run at the value it is named after (`Variant.imagenet_knobs`)."""
+    schedules = {k for v in BY_PRESET[entry["preset"]].variants for k, _ in v.imagenet_knobs}
+    knobs = ", ".join(f"{k}={v}" for k, v in entry.get("set", {}).items() if k not in schedules)
     return f"{name} ({knobs or 'standard'})"
 
 

@@ -14,8 +14,9 @@ from typing import Callable, Sequence
 import torch
 
 from lab.core import geometry as geo
+from lab.core.seeds import B1_ORDER, B1_STRIDE, B1_WEIGHTS, generator
 from lab.data.b1 import B1Data, make_b1_data
-from lab.core.experiments import experiment
+from lab.core.experiments import B1_MODES, experiment
 from lab.train.live import LiveControl, LiveTraining
 
 AUGMENTATIONS = ("centered", "shifted")
@@ -28,6 +29,10 @@ DEFAULT_HIDDEN = 16
 
 # The paper's four settings (batch size, epochs, augmentation), declared in `lab.core.experiments`.
 PAPER_SETTINGS: dict[str, dict] = {v.label: dict(v.knobs) for v in experiment("b1").variants}
+# The paper's two optimizers, mode (`B1_MODES`: "mini_batch_sgd", "batch_sgd") -> (batch size, epochs).
+PAPER_OPTIMIZERS: dict[str, tuple[int, int]] = {
+    mode: (PAPER_SETTINGS[f"{mode}_centered_augmentation"]["batch_size"],
+           PAPER_SETTINGS[f"{mode}_centered_augmentation"]["epochs"]) for mode in B1_MODES}
 
 MAX_EPOCHS = 5000
 
@@ -36,8 +41,8 @@ MAX_EPOCHS = 5000
 class B1Config:
     """One B.1 run. `shift` applies only when augmentation == "shifted"; `dim` 2 = circle, 3 = sphere."""
 
-    batch_size: int = 50
-    epochs: int = 200
+    batch_size: int = PAPER_OPTIMIZERS["mini_batch_sgd"][0]  # the paper's mini-batch SGD
+    epochs: int = PAPER_OPTIMIZERS["mini_batch_sgd"][1]
     lr: float = DEFAULT_LR
     augmentation: str = "centered"
     shift: tuple[float, float, float] = DEFAULT_SHIFT
@@ -159,7 +164,7 @@ class B1Run:
 
 def _generator(seed: int, stream: int) -> torch.Generator:
     # Independent streams, so a change of shift or batch size never changes the weights.
-    return torch.Generator().manual_seed(seed * 7919 + stream)
+    return generator(seed, stream, strides=(B1_STRIDE,))
 
 
 def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
@@ -168,7 +173,7 @@ def init_weights(c: B1Config) -> dict[str, torch.Tensor]:
 
     Depends only on (seed, hidden, dim): all four paper settings start from the same projector.
     """
-    g = _generator(c.seed, 1)
+    g = _generator(c.seed, B1_WEIGHTS)
 
     def uniform(*shape: int, fan_in: int) -> torch.Tensor:
         bound = 1.0 / math.sqrt(fan_in)
@@ -191,7 +196,7 @@ def sample_order(c: B1Config) -> tuple[torch.Tensor, torch.Tensor]:
     is dropped); every anchor is paired with another augmentation of the same point.
     Returns two (E, steps_per_epoch, B) int64 tensors.
     """
-    g = _generator(c.seed, 2)
+    g = _generator(c.seed, B1_ORDER)
     n, a, b, steps = c.n_samples, c.n_aug, c.batch_size, c.steps_per_epoch
     anchors = torch.empty(c.epochs, steps, b, dtype=torch.long)
     offsets = torch.empty(c.epochs, steps, b, dtype=torch.long)

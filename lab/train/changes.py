@@ -30,11 +30,8 @@ class Change(NamedTuple):
 
 
 def _fields(method: str, train_fields: Mapping[str, dataclasses.Field]) -> dict[str, dataclasses.Field]:
-    cls = method_class(method)
     out = {name: train_fields[name] for name in TRAIN_KNOBS}
-    for f in dataclasses.fields(cls.Config):
-        if f.name not in cls.structural_knobs and f.metadata.get("scale") != "imagenet":
-            out[f.name] = f
+    out.update((f.name, f) for f in method_class(method).movable_knobs())
     return out
 
 

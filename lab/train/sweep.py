@@ -33,9 +33,7 @@ def sweep_knobs(method: str) -> dict[str, dataclasses.Field]:
     """What a sweep axis may take for `method`: the continuous training fields (lr, sgd_momentum,
     weight_decay) and the method's float and bool knobs (not those of the ImageNet schedules)."""
     out = {name: ToyConfig.__dataclass_fields__[name] for name in SEED_TRAIN_FIELDS}
-    for f in dataclasses.fields(method_class(method).Config):
-        if f.metadata.get("scale") != "imagenet" and field_kind(f) in (float, bool):
-            out[f.name] = f
+    out.update((f.name, f) for f in method_class(method).toy_knobs() if field_kind(f) in (float, bool))
     return out
 
 
@@ -106,19 +104,15 @@ def make_axis(method: str, knob: str, lo: float, hi: float, n: int, log: bool = 
     return Axis(knob, tuple(values), log)
 
 
-# The issue's phase diagram: SimSiam's lr × predictor lr scale, both log-spaced.
-DEFAULT_RANGES = {"lr": (0.01, 0.2, True), "predictor_lr_scale": (0.01, 1.0, True)}
-
-
 def default_axis(method: str, knob: str, n: int = 6) -> Axis:
-    """A starting axis for a picker: the issue's ranges for lr and the predictor lr scale, else the knob's
-    slider stops from the smallest to the largest inside its range (log-spaced when they span ≥ 20×);
-    both values of a switch."""
+    """A starting axis for a picker: the knob's own sweep range where it declares one (`lab.core.checks.knob`:
+    the lr and SimSiam's predictor lr scale), else its slider stops from the smallest to the largest inside
+    its range (log-spaced when they span ≥ 20×); both values of a switch."""
     f = _field(method, knob)
     if field_kind(f) is bool:
         return Axis(knob, (False, True))
-    if knob in DEFAULT_RANGES:
-        lo, hi, log = DEFAULT_RANGES[knob]
+    if f.metadata.get("sweep"):
+        lo, hi, log = f.metadata["sweep"]
         return make_axis(method, knob, lo, hi, n, log)
     stops = sorted(set(f.metadata.get("stops") or ()) | {f.default})
     inside = []
@@ -303,5 +297,5 @@ def programs_needed(method: str, x: Axis, y: Axis) -> int:
     return n
 
 
-__all__ = ["Axis", "DEFAULT_RANGES", "MAX_SEEDS", "MAX_VALUES", "SEED_AXIS", "Sweep", "default_axis", "make_axis", "parse_axis", "plan_sweep",
+__all__ = ["Axis", "MAX_SEEDS", "MAX_VALUES", "SEED_AXIS", "Sweep", "default_axis", "make_axis", "parse_axis", "plan_sweep",
            "programs_needed", "run_sweep", "stacks", "sweep_knobs"]

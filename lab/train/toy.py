@@ -16,6 +16,7 @@ from lab.core import geometry as geo
 from lab.core import metrics as M
 from lab.core import pull as P
 from lab.core.checks import check_knobs, check_range, knob, parse_text
+from lab.core.seeds import PROBE_SEED, TOY_BATCHES, generator
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
@@ -48,7 +49,7 @@ class ToyConfig:
                        stops=(10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1000), range=(0, 100_000))
     lr: float = knob(0.05, "Learning rate", "SGD learning rate.",
                      stops=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0), range=(0.0, 100.0),
-                     low_open=True)
+                     low_open=True, sweep=(0.01, 0.2, True))  # issue 12's phase diagram, with the predictor lr
     # not `momentum`: that name is BYOL's EMA knob (DESIGN §4)
     sgd_momentum: float = knob(0.9, "SGD momentum", stops=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), range=(0.0, 0.999))
     weight_decay: float = knob(1e-4, "Weight decay", stops=(0.0, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2), range=(0.0, 1.0))
@@ -216,7 +217,7 @@ class _Batches:
 
     def __init__(self, xs: torch.Tensor, ys: torch.Tensor, seeds: Sequence[int], steps: int, batch: int):
         self.xs, self.ys, self.steps, self.batch = xs, ys, steps, batch
-        self.gens = [torch.Generator().manual_seed(s * 1_000_003 + 3) for s in seeds]
+        self.gens = [generator(s, TOY_BATCHES) for s in seeds]
         k, n = ys.shape
         self.rows = torch.arange(k).view(k, 1, 1)
         self.order = torch.argsort(ys, dim=1, stable=True)
@@ -390,7 +391,7 @@ def _positive_probes(ys: torch.Tensor) -> torch.Tensor:
     for y in ys:
         key = hash(tuple(y.tolist()))
         if key not in _PROBE:
-            _PROBE[key] = _pair_indices(y, torch.arange(len(y)), torch.Generator().manual_seed(12345))
+            _PROBE[key] = _pair_indices(y, torch.arange(len(y)), generator(PROBE_SEED))
         out.append(_PROBE[key])
     return torch.stack(out)
 

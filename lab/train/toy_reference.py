@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from lab.core.seeds import TOY_BATCHES, generator
 from lab.data.toy import make_toy
 from lab.methods import build_method
 from lab.core.schedules import evenly_spaced
@@ -28,7 +29,7 @@ def train_seed_plain(config: ToyConfig, seed: int) -> dict:
     x, y = data.x_train, data.y_train
     model = build_method(c.method, dict(c.params), [seed], data.in_dim, c.dim, c.hidden)
     opt = torch.optim.SGD(model.param_groups(c.lr), lr=c.lr, momentum=c.sgd_momentum, weight_decay=c.weight_decay)
-    g = torch.Generator().manual_seed(seed * 1_000_003 + 3)  # the stacked trainer's batch stream for this seed
+    g = generator(seed, TOY_BATCHES)  # the stacked trainer's batch stream for this seed
     steps, b = c.steps_per_epoch, c.batch_size
     eval_at = set(evenly_spaced(c.epochs, c.max_evals))
     zs, logs, epochs, diverged = [], [], [], None
