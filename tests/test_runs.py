@@ -89,7 +89,7 @@ def lab(tmp_path_factory):
     for name, epochs in (("stopme", 8), ("finish", 3)):
         lab.cli("launch", name, "--device", "cpu", "--", *train_args(data, epochs))
     # seen running by `runs list --json` after the CLI that launched it has exited (the run outlives it)
-    lab.seen = wait_for(lambda: lab.listed()["finish"]["status"] == "running" and "running", 60)
+    lab.seen = wait_for(lambda: lab.listed()["finish"]["status"] == "running" and "running", HANG_S)
     pidf = read_json(root / "finish" / "pid.json")
     own = all(os.getsid(pidf[k]["pid"]) == pidf[k]["pid"] != os.getsid(0) for k in ("wrapper", "child"))
     lab.sessions = "own sessions" if own else f"sessions: {[os.getsid(pidf[k]['pid']) for k in ('wrapper', 'child')]}"
@@ -176,38 +176,38 @@ def test_one_metrics_reader_skips_bad_complete_lines_and_the_unfinished_last_one
 
 def test_kill_9_shows_failed_with_the_last_log_lines(lab):
     path = lab.root / "killme"
-    wait_for(lambda: (path / "train.log").exists() and (path / "pid.json").exists(), 90)
+    wait_for(lambda: (path / "train.log").exists() and (path / "pid.json").exists(), HANG_S)
     child = read_json(path / "pid.json")["child"]
     os.kill(child["pid"], signal.SIGKILL)
-    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, 30)
+    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, HANG_S)
     assert info.exit_code == -9 and "SIGKILL" in info.message
     assert re.search(r"epoch \d+/50|training simsiam", info.message)  # the last log lines come with it
     assert any("training simsiam" in line for line in log_tail(path, 50))
 
     # resumed, then wrapper and training process killed together: no exit record at all
     resume("killme", lab.root)
-    wait_for(lambda: (read_json(path / "pid.json") or {}).get("child"), 60)
+    wait_for(lambda: (read_json(path / "pid.json") or {}).get("child"), HANG_S)
     pidf = read_json(path / "pid.json")
     for ident in (pidf["wrapper"], pidf["child"]):
         os.kill(ident["pid"], signal.SIGKILL)
-    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, 30)
+    info = wait_for(lambda: (i := lab.info("killme")).status == "failed" and i, HANG_S)
     assert info.exit_code is None and "without an exit record" in info.message, info.message
 
 
 def test_stopping_a_torchrun_run_leaves_no_worker_behind(lab):
     path = lab.root / "ddp"
-    child = wait_for(lambda: (read_json(path / "pid.json") or {}).get("child"), 60)
+    child = wait_for(lambda: (read_json(path / "pid.json") or {}).get("child"), HANG_S)
     assert read_json(path / "launch.json")["argv"][1:5] == ["-m", "torch.distributed.run", "--standalone",
                                                              "--nproc_per_node=2"]
-    workers = wait_for(lambda: len(descendants(child["pid"])) >= 2 and descendants(child["pid"]), 60)
+    workers = wait_for(lambda: len(descendants(child["pid"])) >= 2 and descendants(child["pid"]), HANG_S)
     workers = [{"pid": p, "start_time": start_time(p), "boot_id": child["boot_id"]} for p in workers]
-    info = stop("ddp", lab.root, wait=60)
+    info = stop("ddp", lab.root, wait=HANG_S)
     assert info.status == "stopped", info
     assert not alive(child) and not any(alive(w) for w in workers)  # torchrun passed SIGTERM on
 
 
 def test_stop_checkpoints_and_resume_finishes_without_duplicate_epochs(lab):
-    wait_for(lambda: lab.epochs_logged("stopme"), 90)
+    wait_for(lambda: lab.epochs_logged("stopme"), HANG_S)
     out = lab.cli("stop", "stopme")
     assert "stopped" in out.stdout
     info = lab.info("stopme")
@@ -219,7 +219,7 @@ def test_stop_checkpoints_and_resume_finishes_without_duplicate_epochs(lab):
     assert done < 8
     lab.cli("resume", "stopme")
     assert lab.info("stopme").status in ("queued", "running")
-    info = wait_for(lambda: (i := lab.info("stopme")).status not in ("queued", "running") and i, 90)
+    info = wait_for(lambda: (i := lab.info("stopme")).status not in ("queued", "running") and i, HANG_S)
     assert info.status == "finished", info.message
     assert lab.epochs_logged("stopme") == list(range(1, 9))
     assert "resuming" in (info.path / "train.log").read_text()
@@ -233,7 +233,7 @@ def test_runs_have_their_own_session_and_files(lab):
         # the engine runs the config the launcher wrote into the folder, with --out that folder
         assert launch_json["train_argv"] == ["--config", str(info.path / "train_config.json")]
         assert read_json(info.path / "train_config.json")["out"] == str(info.path)
-        config = wait_for(lambda: read_json(info.path / "config.json"), 60)
+        config = wait_for(lambda: read_json(info.path / "config.json"), HANG_S)
         assert config["config"]["out"] == str(info.path)
         others = [str(lab.root / o) for o in infos if o != name]
         assert not any(o + "\n" in (info.path / "stdout.log").read_text() for o in others)
@@ -282,7 +282,7 @@ def test_preset_runs_queue_one_after_another(lab):
     assert ("running", "running") not in statuses, statuses  # never both at once
     assert read_json(infos[1].path / "pid.json")["started"] >= read_json(infos[0].path / "exit.json")["ended"]
     assert all(lab.epochs_logged(n) == [1] for n in names)
-    skipped = wait_for(lambda: (i := lab.info("sweep-simsiam-predlr100")).status != "queued" and i, 30)
+    skipped = wait_for(lambda: (i := lab.info("sweep-simsiam-predlr100")).status != "queued" and i, HANG_S)
     assert skipped.status == "stopped" and not (skipped.path / "pid.json").exists()  # never started
     assert "not started" in (skipped.path / "stdout.log").read_text()
 
@@ -333,7 +333,7 @@ def test_launch_parses_the_train_args_once_into_the_config_it_writes(tmp_path):
     cfg = parse_train_args(read_json(info.path / "launch.json")["train_argv"])
     assert cfg.to_json() == written and (cfg.out, cfg.device, cfg.log_every_steps) == (str(info.path), "cpu", 2)
     assert (cfg.epochs, cfg.batch_size) != (None, None) and info.epochs == cfg.epochs and info.method == "byol"
-    wait_for(lambda: get_run("ok", root).status not in ("queued", "running"), 60)
+    wait_for(lambda: get_run("ok", root).status not in ("queued", "running"), HANG_S)
 
 
 def test_engine_api_is_reexported_and_listing_runs_needs_no_torch():
@@ -448,12 +448,12 @@ def test_bad_train_args_and_an_unstartable_command_fail_with_the_reason(tmp_path
     root = tmp_path / "root"
     launch("bad", ["--data", str(tmp_path / "nodata"), "--method", "simsiam"], root=root)
     assert read_json(root / "bad" / "launch.json")["cwd"] == os.getcwd()
-    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, 30)
+    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, HANG_S)
     assert info.status == "failed" and info.exit_code == 2 and "data folder not found" in info.message, info
     launch_json = read_json(root / "bad" / "launch.json")
     write_json(root / "bad" / "launch.json", {**launch_json, "cwd": str(tmp_path / "removed")})
     resume("bad", root)
-    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, 30)
+    info = wait_for(lambda: (i := get_run("bad", root)).status not in ("queued", "running") and i, HANG_S)
     assert info.status == "failed" and info.exit_code == 127 and "could not start" in info.message, info
 
 
@@ -471,10 +471,10 @@ def test_a_run_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
                                       "python": str(stubborn), "train_argv": [], "nproc_per_node": 1,
                                       "stop_grace_s": 1.0, "cwd": str(tmp_path)})
     _start_local([path])
-    wait_for(lambda: "started" in (path / "stdout.log").read_text(), 30)
+    wait_for(lambda: "started" in (path / "stdout.log").read_text(), HANG_S)
     child = read_json(path / "pid.json")["child"]
     sleeper = identity(descendants(child["pid"])[0])
-    info = stop("stubborn", tmp_path / "root", wait=30)
+    info = stop("stubborn", tmp_path / "root", wait=HANG_S)
     assert info.status == "stopped" and "SIGKILL" in info.message, info
     assert read_json(path / "exit.json")["escalated_to_sigkill"] is True
     assert not alive(child) and not alive(sleeper)

@@ -84,7 +84,7 @@ def test_a_slurm_run_is_followed_to_the_end(cluster, data, tmp_path):
         seen.add(i.status)
         return i.status not in ("queued", "running") and i
 
-    info = wait_for(ended, 90)
+    info = wait_for(ended, HANG_S)
     assert info.status == "finished", info.message
     assert "running" in seen, seen
     assert (info.epoch, info.epochs, info.exit_code) == (2, 2, 0)
@@ -102,20 +102,20 @@ def test_requeued_run_resumes_from_its_checkpoint(cluster, data, tmp_path):
     job, path = info.job_id, info.path
 
     def requeue_and_release(action, done: int):
-        wait_for(lambda: len(epochs_logged(path)) >= done, 90)
+        wait_for(lambda: len(epochs_logged(path)) >= done, HANG_S)
         action()
         # a requeued job waits ~2 minutes (BeginTime) before it may start again; start it sooner, but not
         # within the second its old credential was revoked (slurmd would refuse it as revoked: FAILED)
-        wait_for(lambda: job_state(job)[0] == "PENDING", 30)
+        wait_for(lambda: job_state(job)[0] == "PENDING", HANG_S)
         assert get_run("requeued", root).status == "queued"
         time.sleep(2)
         scontrol(cluster, "update", f"JobId={job}", "StartTime=now")
-        wait_for(lambda: job_state(job)[0] == "RUNNING", 60)
+        wait_for(lambda: job_state(job)[0] == "RUNNING", HANG_S)
 
     requeue_and_release(lambda: scontrol(cluster, "requeue", job), 1)
     requeue_and_release(lambda: subprocess.run(["scancel", "--signal=USR1", "--batch", job], env=cluster.env,
                                                check=True, timeout=HANG_S), 3)
-    info = wait_for(lambda: (i := get_run("requeued", root)).status not in ("queued", "running") and i, 120)
+    info = wait_for(lambda: (i := get_run("requeued", root)).status not in ("queued", "running") and i, HANG_S)
     assert info.status == "finished", info.message
     assert epochs_logged(path) == list(range(1, 7))  # no epoch trained (or logged) twice
     log = (path / "stdout.log").read_text()
@@ -130,13 +130,13 @@ def test_stop_and_resume_a_slurm_run(cluster, data, tmp_path):
     root = tmp_path / "root"
     info = launch("stopped", train_args(data, 8), root=root, slurm=SlurmSpec(**SPEC), device="cpu")
     first_job = info.job_id
-    wait_for(lambda: epochs_logged(info.path), 90)
-    info = stop("stopped", root, wait=60)
+    wait_for(lambda: epochs_logged(info.path), HANG_S)
+    info = stop("stopped", root, wait=HANG_S)
     assert info.status == "stopped", (info, epochs_logged(info.path))
     assert job_state(first_job)[0] == "COMPLETED" and (info.path / "checkpoint.pt").exists()
     info = resume("stopped", root)
     assert info.job_id != first_job and info.status in ("queued", "running"), info
-    info = wait_for(lambda: (i := get_run("stopped", root)).status not in ("queued", "running") and i, 120)
+    info = wait_for(lambda: (i := get_run("stopped", root)).status not in ("queued", "running") and i, HANG_S)
     assert info.status == "finished", info.message
     assert epochs_logged(info.path) == list(range(1, 9))
 
@@ -152,8 +152,8 @@ def test_a_preset_is_one_job_per_run_and_pending_jobs_stop(cluster, data, tmp_pa
                           slurm=SlurmSpec(**{**SPEC, "cpus_per_task": 2}), device="cpu")
     assert [i.name for i in infos] == ["sw-simsiam-predlr1", "sw-simsiam-predlr10", "sw-simsiam-predlr100"]
     assert len({i.job_id for i in infos}) == 3
-    wait_for(lambda: [get_run(i.name, root).status for i in infos].count("queued") == 2, 30)
+    wait_for(lambda: [get_run(i.name, root).status for i in infos].count("queued") == 2, HANG_S)
     for info in infos:
-        assert stop(info.name, root, wait=60).status == "stopped"
+        assert stop(info.name, root, wait=HANG_S).status == "stopped"
     states = [job_state(i.job_id)[0] for i in infos]
     assert all(s in ("CANCELLED", "COMPLETED") for s in states), states
