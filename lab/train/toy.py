@@ -434,7 +434,7 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
 
 class _StackedProgram:
     """The seeds of `configs` as one model, its optimizer and batches, and what training records: the
-    evaluated epochs' features and metrics (`record`), and for a live run every epoch's features and ‖s‖."""
+    evaluated epochs' features and metrics (`_record`), and for a live run every epoch's features and ‖s‖."""
 
     def __init__(self, configs: Sequence[ToyConfig], use_fused: bool = True, live: LiveControl | None = None):
         self.configs, self.c0, self.live = configs, configs[0], live
@@ -463,7 +463,7 @@ class _StackedProgram:
         self.arrow_points = _arrow_points(self.ys_train)
         # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
         self.ones = torch.ones(self.k)
-        self.snaps, self.logs, self.epochs, self.arrows = [], [], [], []
+        self.snaps, self.logs, self.epochs, self.arrows = [], [], [], []  # per evaluated epoch (`_record`)
         self.diverged: str | None = None
         # A live view gets every epoch, but only what it draws (the features, ‖s‖): the full evaluation (probes,
         # kNN, pull) stays at the plain run's epochs, which keeps a live run the plain one, and half the cost.
