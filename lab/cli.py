@@ -43,11 +43,21 @@ def _paper_epochs() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lab.core.experiments import TOY_SEEDS
-    from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS
-
     parser = _Parser(prog="python -m lab", description="Collapse Lab command line.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_b1(sub)
+    _add_toy(sub)
+    _add_sweep(sub)
+    _add_claims(sub)
+    _add_b1_survey(sub)
+    # listed for --help; main() hands `runs ...` to lab.runs.cli, whose args after -- go to the engine
+    sub.add_parser("runs", help="launch, list, show, stop and resume ImageNet runs (python -m lab runs --help)")
+    return parser
+
+
+def _add_b1(sub: argparse._SubParsersAction) -> None:
+    from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT, PAPER_SETTINGS
+
     b1 = sub.add_parser("b1", help="the paper's B.1 experiment: collapse on the circle, four settings")
     b1.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     b1.add_argument("--settings", default=",".join(PAPER_SETTINGS),
@@ -67,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     b1.add_argument("--loop", type=int, default=0, help="GIF plays: 0 = forever (default)")
     b1.add_argument("--max-frames", type=int, default=200,
                     help="at most this many GIF frames, evenly spread over the epochs (default 200)")
+
+
+def _add_toy(sub: argparse._SubParsersAction) -> None:
     toy = sub.add_parser("toy", help="train one SSL method on toy data over several seeds (method playground)")
     toy.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
     toy.add_argument("--dataset", required=True, help="one of: " + ", ".join(_dataset_names()))
@@ -77,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--at", action="append", default=[], metavar="EPOCH:KNOB=VALUE",
                      help="change a knob mid-run, after EPOCH epochs (e.g. --at 120:stop_grad=false); repeatable")
     toy.add_argument("--out", required=True, type=Path, help="output JSON file")
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="a grid of two knobs (or one knob and the seed) of one method, up to 8 x 8, "
                                          "as few stacked programs as the maths allows (phase diagram)")
     sweep.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
@@ -92,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="a fixed method knob or training setting for every cell; repeatable")
     sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
+
+
+def _add_claims(sub: argparse._SubParsersAction) -> None:
+    from lab.core.experiments import TOY_SEEDS
+
     claims = sub.add_parser("claims", help="run the paper's claims that toy data can check, with verdicts; "
                                            "--runs DIR: judge the engine's preset runs there instead")
     claims.add_argument("--only", help="comma-separated claim keys (default: all)")
@@ -108,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--runs", type=Path, metavar="DIR",
                         help="judge the finished preset runs under DIR (python -m lab.engine.train --preset all "
                              "--run --out DIR) seed by seed; trains nothing")
+
+
+def _add_b1_survey(sub: argparse._SubParsersAction) -> None:
+    from lab.train.b1 import DEFAULT_LR, DEFAULT_NOISE, DEFAULT_SHIFT
+
     survey = sub.add_parser("b1-survey", help="check the paper's three B.1 claims on many seeds")
     survey.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20, range 1-200)")
     survey.add_argument("--lr", type=float, default=DEFAULT_LR)
@@ -115,9 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
     survey.add_argument("--out", type=Path, help="also write the counts as JSON here (the B.1 page reads "
                                                  "assets/b1_survey.json)")
-    # listed for --help; main() hands `runs ...` to lab.runs.cli, whose args after -- go to the engine
-    sub.add_parser("runs", help="launch, list, show, stop and resume ImageNet runs (python -m lab runs --help)")
-    return parser
 
 
 def _method_names() -> list[str]:

@@ -77,6 +77,25 @@ def page() -> None:
     st.title("Compare")
     for message in errors:
         st.error(message)
+    fig_id, epochs = figure_suite()
+    values, configs, columns = setting_forms()
+    ui.write_url(view_form.query({"fig": fig_id, "epochs": epochs}) | form_a.query(values["A"]) | form_b.query(values["B"]),
+                 URL_STATE)
+    pair = None
+    if len(configs) == 2:
+        try:
+            pair = ui.train_cached([configs["A"], configs["B"]], "Training settings A and B")
+        except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
+            st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+    if pair:
+        show_pair(pair, values, configs, columns)
+
+
+# ---------------------------------------------------------------- the paper's figures
+
+
+def figure_suite() -> tuple[str, int]:
+    """A paper figure's variants on both datasets over five seeds: curves and a table. -> (figure, epochs)."""
     st.subheader("The paper's toy figures, five seeds")
     head, knob = st.columns([3, 1])
     with head:
@@ -88,18 +107,7 @@ def page() -> None:
                 "(method knobs, learning rate, batch size, D) except the knob each variant names.")
     configs = {(label, ds): ToyConfig(method=m, dataset=ds, params=params, seeds=SUITE_SEEDS, epochs=epochs)
                for label, (m, params) in variants.items() for ds in SUITE_DATASETS}
-    runs, source = shipped_suite(configs), "shipped"
-    if runs is not None:
-        data = shipped_results()
-        st.caption(f"From the shipped results (`assets/toy_claims.json`, made {data['made']} on {data['machine']}, "
-                   f"commit {data['commit']}): the same settings the Claims page judges.")
-        if st.toggle("Train it here instead", key="cmp_train_here",
-                     help="The same settings trained now on this machine (about 8 s with five seeds)."):
-            runs = None
-    if runs is None:
-        source = "trained"
-        runs = dict(zip(configs, ui.train_cached(
-            list(configs.values()), f"Training {title}: {len(variants)} variants × 2 datasets × {SUITE_SEEDS} seeds")))
+    runs, source = suite_runs(configs, f"Training {title}: {len(variants)} variants × 2 datasets × {SUITE_SEEDS} seeds")
     for ds, col in zip(SUITE_DATASETS, st.columns(2, gap="large")):
         col.markdown(f"**{ds}**")
         by_label = {label: runs[(label, ds)] for label in variants}
@@ -111,6 +119,29 @@ def page() -> None:
         for label, run in by_label.items():
             if run.diverged:
                 col.warning(f"{label}: {run.diverged}")
+    st.markdown("**Final epoch, mean ± std over 5 seeds**")
+    st.dataframe(final_rows(runs, variants), hide_index=True, key="cmp_table")
+    return fig_id, epochs
+
+
+def suite_runs(configs: dict, training: str) -> tuple[dict, str]:
+    """The suite's runs, from the shipped results where they hold it (unless asked to train here), else trained
+    with the spinner text `training`. -> ({(label, dataset): run}, "shipped" or "trained")."""
+    runs = shipped_suite(configs)
+    if runs is not None:
+        data = shipped_results()
+        st.caption(f"From the shipped results (`assets/toy_claims.json`, made {data['made']} on {data['machine']}, "
+                   f"commit {data['commit']}): the same settings the Claims page judges.")
+        if st.toggle("Train it here instead", key="cmp_train_here",
+                     help="The same settings trained now on this machine (about 8 s with five seeds)."):
+            runs = None
+    if runs is None:
+        return dict(zip(configs, ui.train_cached(list(configs.values()), training))), "trained"
+    return runs, "shipped"
+
+
+def final_rows(runs: dict, variants: dict) -> list[dict]:
+    """Per variant, the final ‖s‖ and kNN accuracy on each dataset, mean ± std over the seeds."""
     rows = []
     for label in variants:
         row = {"variant": label}
@@ -119,55 +150,56 @@ def page() -> None:
             row[f"{ds} ‖s‖"] = f"{m['center_norm'][-1].mean():.2f} ± {m['center_norm'][-1].std():.2f}"
             row[f"{ds} kNN"] = f"{m['knn_acc'][-1].mean():.2f} ± {m['knn_acc'][-1].std():.2f}"
         rows.append(row)
-    st.markdown("**Final epoch, mean ± std over 5 seeds**")
-    st.dataframe(rows, hide_index=True, key="cmp_table")
+    return rows
+
+
+# ---------------------------------------------------------------- two settings side by side
+
+
+def setting_forms() -> tuple[dict, dict, dict]:
+    """Settings A and B, each in its column. -> (their values, the configs of the valid ones, the columns)."""
     st.subheader("Any two settings side by side")
     st.caption("Each column is one setting; the curves overlay them, the GIF puts them side by side (frames at the "
                "same fraction of training, so runs of different length end together).")
-    values, configs2 = {}, {}
-    col_a, col_b = st.columns(2, gap="large")
-    for side, form, col in (("A", form_a, col_a), ("B", form_b, col_b)):
-        with col:
+    values, configs = {}, {}
+    columns = dict(zip("AB", st.columns(2, gap="large")))
+    for side, form in (("A", form_a), ("B", form_b)):
+        with columns[side]:
             st.markdown(f"**Setting {side}**")
             with st.expander(f"Setting {side}: method, dataset and knobs", expanded=True):
                 inner = st.columns(2)
                 values[side] = form.render(inner[0], groups=("setting",))
                 values[side] |= form.render(inner[1], groups=("training",), method=values[side]["method"])
             try:
-                configs2[side] = form.config(values[side])
+                configs[side] = form.config(values[side])
             except ValueError as err:
                 st.error(f"Invalid setting {side}: {err}")
-    ui.write_url(view_form.query({"fig": fig_id, "epochs": epochs}) | form_a.query(values["A"]) | form_b.query(values["B"]),
-                 URL_STATE)
-    pair = None
-    if len(configs2) == 2:
-        try:
-            pair = ui.train_cached([configs2["A"], configs2["B"]], "Training settings A and B")
-        except (RuntimeError, ValueError) as err:  # e.g. a linear algebra failure on extreme settings
-            st.error(f"Training failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
-    if pair:
-        labels = {side: f"{side}: {c.method} on {c.dataset}" for side, c in configs2.items()}
-        for side, run, col in zip("AB", pair, (col_a, col_b)):
-            with col:
-                if run.diverged:
-                    st.warning(f"{side}: {run.diverged}")
-                st.caption(form_a.summary(values[side]) if side == "A" else form_b.summary(values[side]))
-                st.plotly_chart(ui.memo(("cmp_anim", configs2[side]), lambda run=run: toy_animation(run, height=440)),
-                                key=f"cmp_anim_{side}")
-        both = {labels["A"]: pair[0], labels["B"]: pair[1]}
-        for row in (COMPARE_METRICS[:2], COMPARE_METRICS[2:]):
-            for col, (metric, label) in zip(st.columns(2), row):
-                fig = ui.memo(("cmp_pair", configs2["A"], configs2["B"], metric),
-                              lambda metric=metric, label=label: metric_band_figure(both, metric, height=300, title=label))
-                col.plotly_chart(fig, key=f"cmp_pair_{metric}")
-        st.download_button(
-            "Download A and B side by side as one GIF", key="cmp_gif", file_name=(
-                f"{configs2['A'].method}_{configs2['A'].dataset}_vs_{configs2['B'].method}_{configs2['B'].dataset}.gif"),
-            data=partial(side_by_side_gif, pair[0], pair[1], titles=(labels["A"], labels["B"])),
-            mime="image/gif", on_click="ignore", icon=":material/download:")
-        stem = f"{configs2['A'].method}_{configs2['A'].dataset}_vs_{configs2['B'].method}_{configs2['B'].dataset}"
-        ui.talk_export("cmp_talk", stem, partial(video.side_by_side_export, pair[0], pair[1],
-                                              titles=(labels["A"], labels["B"])), 360, "Size (px per panel)")
+    return values, configs, columns
+
+
+def show_pair(pair: list, values: dict, configs: dict, columns: dict) -> None:
+    """Each setting's animation under its form, their curves overlaid, and both as one GIF or talk video."""
+    labels = {side: f"{side}: {c.method} on {c.dataset}" for side, c in configs.items()}
+    for side, run, form in zip("AB", pair, (form_a, form_b)):
+        with columns[side]:
+            if run.diverged:
+                st.warning(f"{side}: {run.diverged}")
+            st.caption(form.summary(values[side]))
+            st.plotly_chart(ui.memo(("cmp_anim", configs[side]), lambda run=run: toy_animation(run, height=440)),
+                            key=f"cmp_anim_{side}")
+    both = {labels["A"]: pair[0], labels["B"]: pair[1]}
+    for row in (COMPARE_METRICS[:2], COMPARE_METRICS[2:]):
+        for col, (metric, label) in zip(st.columns(2), row):
+            fig = ui.memo(("cmp_pair", configs["A"], configs["B"], metric),
+                          lambda metric=metric, label=label: metric_band_figure(both, metric, height=300, title=label))
+            col.plotly_chart(fig, key=f"cmp_pair_{metric}")
+    stem = f"{configs['A'].method}_{configs['A'].dataset}_vs_{configs['B'].method}_{configs['B'].dataset}"
+    st.download_button(
+        "Download A and B side by side as one GIF", key="cmp_gif", file_name=f"{stem}.gif",
+        data=partial(side_by_side_gif, pair[0], pair[1], titles=(labels["A"], labels["B"])),
+        mime="image/gif", on_click="ignore", icon=":material/download:")
+    ui.talk_export("cmp_talk", stem, partial(video.side_by_side_export, pair[0], pair[1],
+                                          titles=(labels["A"], labels["B"])), 360, "Size (px per panel)")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,26 @@ def page() -> None:
         "weight decay, SimSiam's predictor lr scale or BYOL's EMA momentum train together as one stacked "
         "program; any other knob trains one program per value. Click a cell to replay its animation."
     )
+    request, run_clicked = grid_sidebar()
+    last = st.session_state.get(LAST)
+    names = list(last[1].metric_names()) if last else list(METRICS)
+    metric = st.selectbox("Colour by", [m for m in METRICS if m in names] + [m for m in names if m not in METRICS],
+                          format_func=metric_title, key="sw_metric")
+    placeholder = st.empty()
+    if run_clicked and (last is None or last[0] != request):  # else this very sweep is on screen already
+        last = train_and_keep(request, metric, placeholder)
+    if last is None:
+        placeholder.info("Pick a method and two knobs in the sidebar, then press **Run sweep**.")
+        return
+    shown_request, sweep = last
+    if shown_request != request:
+        st.caption("Showing the last sweep; the sidebar has changed since. Press **Run sweep** for the new one.")
+    heatmap(sweep, metric, placeholder)
+    replay(sweep)
+
+
+def grid_sidebar() -> tuple[tuple, bool]:
+    """The grid's method, dataset, axes, seeds and epochs, checked -> (the request, whether Run was pressed)."""
     side = st.sidebar
     side.header("Grid")
     method = side.selectbox("Method", METHOD_NAMES, format_func=lambda m: ui.METHOD_LABELS.get(m, m), index=2,
@@ -117,33 +137,30 @@ def page() -> None:
     n_cells = len(x.values) * len(y.values)
     side.caption(f"{n_cells} cells × {seeds} seed(s) in {programs_needed(method, x, y)} stacked program(s).")
     request = (method, dataset, x, y, int(seeds), int(epochs))
-    run_clicked = side.button("Run sweep", type="primary", key="sw_run", icon=":material/grid_on:")
+    return request, side.button("Run sweep", type="primary", key="sw_run", icon=":material/grid_on:")
 
-    last = st.session_state.get(LAST)
-    names = list(last[1].metric_names()) if last else list(METRICS)
-    metric = st.selectbox("Colour by", [m for m in METRICS if m in names] + [m for m in names if m not in METRICS],
-                          format_func=metric_title, key="sw_metric")
-    placeholder = st.empty()
-    if run_clicked and last is not None and last[0] == request:
-        run_clicked = False  # this very sweep is on screen already
-    if run_clicked:
-        try:
-            sweep = train(request, metric, placeholder)  # kept in this session only: a grid holds every cell's features
-        except (RuntimeError, ValueError) as err:
-            st.error(f"Sweep failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
-            st.stop()
-        st.session_state[LAST] = (request, sweep)
-        st.session_state.pop("sw_cell", None)
-        st.session_state.pop("sw_seed", None)
-        st.session_state["sw_picked"] = clicked_cell(st.session_state.get("sw_heatmap"))  # a click on the old grid
-        last = st.session_state[LAST]
-    if last is None:
-        placeholder.info("Pick a method and two knobs in the sidebar, then press **Run sweep**.")
-        return
-    shown_request, sweep = last
-    if shown_request != request:
-        st.caption("Showing the last sweep; the sidebar has changed since. Press **Run sweep** for the new one.")
-    cells = [(iy, ix) for iy in range(sweep.shape[0]) for ix in range(sweep.shape[1])]
+
+def train_and_keep(request: tuple, metric: str, placeholder) -> tuple:
+    """Train the sweep and keep it in this session only (a grid holds every cell's features) -> (request, sweep)."""
+    try:
+        sweep = train(request, metric, placeholder)
+    except (RuntimeError, ValueError) as err:
+        st.error(f"Sweep failed: {(str(err).splitlines() or [type(err).__name__])[0]}")
+        st.stop()
+    st.session_state[LAST] = (request, sweep)
+    st.session_state.pop("sw_cell", None)
+    st.session_state.pop("sw_seed", None)
+    st.session_state["sw_picked"] = clicked_cell(st.session_state.get("sw_heatmap"))  # a click on the old grid
+    return st.session_state[LAST]
+
+
+def cells_of(sweep) -> list[tuple[int, int]]:
+    return [(iy, ix) for iy in range(sweep.shape[0]) for ix in range(sweep.shape[1])]
+
+
+def heatmap(sweep, metric: str, placeholder) -> None:
+    """The grid, the picked cell outlined, and what it was trained as."""
+    cells = cells_of(sweep)
     # A click on a square: read before drawing, so the outline follows at once. A click is taken once
     # (the chart keeps its selection across reruns, the picker may have moved on since).
     pick = clicked_cell(st.session_state.get("sw_heatmap"))
@@ -164,9 +181,13 @@ def page() -> None:
     diverged = sum(1 for row in sweep.runs for r in row if r is not None and r.diverged)
     if diverged:
         st.warning(f"{diverged} cell(s) had a seed diverge (× in the cell): those seeds read as missing.")
+
+
+def replay(sweep) -> None:
+    """One cell and seed: its final ‖s‖ and its animation."""
     st.subheader("Replay a cell")
     left, right = st.columns([1, 3])
-    cell = left.selectbox("Replay cell", cells, format_func=lambda c: cell_label(sweep, *c), key="sw_cell")
+    cell = left.selectbox("Replay cell", cells_of(sweep), format_func=lambda c: cell_label(sweep, *c), key="sw_cell")
     seed = left.selectbox("Seed", list(range(sweep.seeds)), format_func=lambda i: f"#{i + 1} (seed {sweep.base.seed + i})",
                           key="sw_seed") if sweep.seeds > 1 else 0
     run = sweep.runs[cell[0]][cell[1]]

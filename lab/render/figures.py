@@ -210,6 +210,32 @@ def fig_bands(
     a dotted line at 1 ("collapse"); center norms and accuracies share the y range [0, 1.02].
     The mean line of run `label` for metric `m` has gid f"{label}:{m}", its band f"{label}:{m}:band".
     """
+    metrics = _checked_band_metrics(runs, metrics)
+    labels = list(runs)
+    colors, widths = _band_styles(labels)
+    fig = Figure(figsize=(4.6 * len(metrics) + 0.6, 4.4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    x_max, seed_counts = 0.0, []
+    for ax, metric in zip(axes, metrics):
+        for label in labels:
+            xs, values = _band_values(label, runs[label], metric)
+            x_max = max([x_max, *xs])
+            seed_counts.append(values.shape[1])
+            mean, low, high = values.mean(axis=1), values.min(axis=1), values.max(axis=1)
+            ax.fill_between(xs, low, high, color=colors[label], alpha=0.2, linewidth=0, gid=f"{label}:{metric}:band")
+            ax.plot(xs, mean, color=colors[label], linewidth=widths[label], label=label, gid=f"{label}:{metric}")
+        _band_axis(ax, metric)
+    for ax in axes:
+        ax.set_xlim(0.0, x_max if x_max > 0 else 1.0)
+    seeds = "/".join(str(n) for n in sorted(set(seed_counts)))
+    fig.suptitle(title if title is not None else f"Mean over {seeds} seeds; band: min to max over the seeds")
+    fig.legend(handles=[Line2D([], [], color=colors[n], linewidth=widths[n], label=n) for n in labels],
+               loc="outside lower center", ncols=min(len(labels), 4), frameon=False, fontsize=9)
+    return fig
+
+
+def _checked_band_metrics(runs: Mapping[str, object], metrics: Sequence[str] | str) -> tuple[str, ...]:
+    """`fig_bands`' input checked: a non-empty mapping of runs that all have every metric. -> the metrics."""
     if not runs:
         raise ValueError("runs is empty: give at least one run")
     if not isinstance(runs, Mapping):
@@ -222,50 +248,45 @@ def fig_bands(
         if missing:
             raise ValueError(f"run {label!r} has no metric {', '.join(map(repr, missing))}; "
                              f"available: {', '.join(sorted(run.metrics))}")
-    labels = list(runs)
+    return metrics
+
+
+def _band_styles(labels: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """A colour (the paper's where it has one) and a line width per run label."""
     colors, spare = {}, iter(_FALLBACK_COLORS * (1 + len(labels) // len(_FALLBACK_COLORS)))
     for label in labels:
         colors[label] = BAND_COLORS.get(label) or next(spare)
     # Each later run a little thinner, so a curve drawn over another (two collapsed runs at ‖s‖ = 1)
     # leaves the earlier one's edges visible.
     widths = {label: max(1.2, 2.6 - 0.6 * i) for i, label in enumerate(labels)}
+    return colors, widths
 
-    fig = Figure(figsize=(4.6 * len(metrics) + 0.6, 4.4), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    x_max, seed_counts = 0.0, []
-    for ax, metric in zip(axes, metrics):
-        for label in labels:
-            run = runs[label]
-            values = run.metrics[metric]
-            values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
-            if values.ndim == 1:  # a single seed
-                values = values[:, None]
-            xs = [float(e) for e in run.epochs]
-            if len(xs) != values.shape[0]:
-                raise ValueError(f"run {label!r}: {len(run.epochs)} epochs but {values.shape[0]} {metric} values")
-            x_max = max([x_max, *xs])
-            seed_counts.append(values.shape[1])
-            mean, low, high = values.mean(axis=1), values.min(axis=1), values.max(axis=1)
-            ax.fill_between(xs, low, high, color=colors[label], alpha=0.2, linewidth=0, gid=f"{label}:{metric}:band")
-            ax.plot(xs, mean, color=colors[label], linewidth=widths[label], label=label, gid=f"{label}:{metric}")
-        if metric == "center_norm":
-            ax.axhline(1.0, color="#777777", linestyle=":", linewidth=1.2, zorder=0)
-            ax.annotate("collapse", xy=(0.99, 1.0), xycoords=("axes fraction", "data"), xytext=(0, -3),
-                        textcoords="offset points", va="top", ha="right", color="#555555", fontsize=9)
-        if vocab.unit_range(metric):
-            ax.set_ylim(0.0, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(vocab.label(metric))
-        ax.set_title(metric, fontsize=10)
-        ax.grid(True, color="#e5e5e5", linewidth=0.8)
-        ax.set_axisbelow(True)
-    for ax in axes:
-        ax.set_xlim(0.0, x_max if x_max > 0 else 1.0)
-    seeds = "/".join(str(n) for n in sorted(set(seed_counts)))
-    fig.suptitle(title if title is not None else f"Mean over {seeds} seeds; band: min to max over the seeds")
-    fig.legend(handles=[Line2D([], [], color=colors[n], linewidth=widths[n], label=n) for n in labels],
-               loc="outside lower center", ncols=min(len(labels), 4), frameon=False, fontsize=9)
-    return fig
+
+def _band_values(label: str, run, metric: str) -> tuple[list[float], np.ndarray]:
+    """One run's epochs and its (T, K) values of `metric` (a single seed as one column)."""
+    values = run.metrics[metric]
+    values = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float)
+    if values.ndim == 1:  # a single seed
+        values = values[:, None]
+    xs = [float(e) for e in run.epochs]
+    if len(xs) != values.shape[0]:
+        raise ValueError(f"run {label!r}: {len(run.epochs)} epochs but {values.shape[0]} {metric} values")
+    return xs, values
+
+
+def _band_axis(ax, metric: str) -> None:
+    """One panel's reference line, y range, labels and grid."""
+    if metric == "center_norm":
+        ax.axhline(1.0, color="#777777", linestyle=":", linewidth=1.2, zorder=0)
+        ax.annotate("collapse", xy=(0.99, 1.0), xycoords=("axes fraction", "data"), xytext=(0, -3),
+                    textcoords="offset points", va="top", ha="right", color="#555555", fontsize=9)
+    if vocab.unit_range(metric):
+        ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(vocab.label(metric))
+    ax.set_title(metric, fontsize=10)
+    ax.grid(True, color="#e5e5e5", linewidth=0.8)
+    ax.set_axisbelow(True)
 
 
 def fig_engine_claim(panels: Sequence[str], curves: Mapping[str, Mapping[int, Mapping]], title: str) -> Figure:

@@ -8,6 +8,7 @@ are grey with "…".
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -49,60 +50,11 @@ def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selecte
     ("1/1" or "0/1"). customdata of a square: (iy, ix, seed index or -1); `selected` (iy, ix) with
     `selected_seed` gets a red outline."""
     ny, nx = sweep.shape
-    values = sweep.final(metric)
-    above = sweep.final("center_norm") > sweep.threshold
     by_seed = sweep.y.knob is None
     rows = sweep.seeds if by_seed else ny
-    xs, ys, colors, texts, custom, hover, pending = [], [], [], [], [], [], []
-    for row in range(rows):
-        iy, seed = (0, row) if by_seed else (row, -1)
-        for ix in range(nx):
-            run = sweep.runs[iy][ix]
-            xs.append(ix), ys.append(row), custom.append([iy, ix, seed])
-            settings = ", ".join(f"{n} = {_tick(v)}" for n, v in sweep.cell_settings(iy, ix).items())
-            if by_seed:
-                settings += f", seed {sweep.base.seed + seed}"
-            if run is None:
-                pending.append(True), colors.append(math.nan), texts.append("…")
-                hover.append(f"{settings}<br>training…")
-                continue
-            cell = values[iy, ix] if not by_seed else values[iy, ix, seed:seed + 1]
-            count, k = (int(above[iy, ix].sum()), sweep.seeds) if not by_seed else (int(above[iy, ix, seed]), 1)
-            finite = cell[np.isfinite(cell)]
-            mean = float(finite.mean()) if finite.size else math.nan
-            pending.append(False), colors.append(mean)
-            texts.append(f"{count}/{k}" + (" ×" if not finite.size or finite.size < cell.size else ""))
-            per_seed = ", ".join("—" if not math.isfinite(v) else f"{v:.3f}" for v in cell)
-            hover.append(f"{settings}<br>{vocab.label(metric)}: " + (f"{per_seed}" if by_seed else
-                         f"mean {mean:.3f} (seeds: {per_seed})") + f"<br>‖s‖ > {sweep.threshold:g} in {count} of {k}"
-                         + (f"<br>{run.diverged}" if run.diverged else ""))
+    squares = _squares(sweep, metric, by_seed)
     size = max(18, min(70, int(0.72 * (height - 140) / max(rows, 1)), int(0.72 * 620 / max(nx, 1))))
-    unit = vocab.unit_range(metric)
-    done = [i for i, p in enumerate(pending) if not p]
-    waiting = [i for i, p in enumerate(pending) if p]
-    finite_colors = [colors[i] for i in done if math.isfinite(colors[i])]
-    cmin, cmax = (0.0, 1.0) if unit or not finite_colors else (min(finite_colors), max(finite_colors))
-    if cmin == cmax:
-        cmin, cmax = cmin - 0.5, cmax + 0.5
-
-    def pick(seq, idx):
-        return [seq[i] for i in idx]
-
-    textcolor = ["white" if math.isfinite(colors[i]) and (colors[i] - cmin) / (cmax - cmin) > 0.55 else "black"
-                 for i in done]
-    traces = [go.Scatter(
-        x=pick(xs, done), y=pick(ys, done), mode="markers+text", text=pick(texts, done), customdata=pick(custom, done),
-        hovertext=pick(hover, done), hoverinfo="text", textfont=dict(size=max(9, size // 5), color=textcolor),
-        marker=dict(symbol="square", size=size, color=[c if math.isfinite(c) else cmin for c in pick(colors, done)],
-                    colorscale="Viridis", cmin=cmin, cmax=cmax, line=dict(width=1, color="white"),
-                    colorbar=dict(title=dict(text=vocab.short_label(metric), side="right"))),
-        name="cells", showlegend=False)]
-    if waiting:
-        traces.append(go.Scatter(
-            x=pick(xs, waiting), y=pick(ys, waiting), mode="markers+text", text=pick(texts, waiting),
-            customdata=pick(custom, waiting), hovertext=pick(hover, waiting), hoverinfo="text",
-            marker=dict(symbol="square", size=size, color=PENDING_COLOR, line=dict(width=1, color="white")),
-            name="training", showlegend=False))
+    traces = squares.traces(metric, size)
     if selected is not None:
         iy, ix = selected
         traces.append(go.Scatter(x=[ix], y=[selected_seed if by_seed else iy], mode="markers", hoverinfo="skip", showlegend=False, name="selected",
@@ -126,6 +78,83 @@ def sweep_heatmap(sweep, metric: str = "center_norm", height: int = 520, selecte
                          ticktext=[_tick(v) for v in sweep.y.values], range=[-0.6, ny - 0.4], showgrid=False,
                          zeroline=False)
     return fig
+
+
+@dataclass
+class _Squares:
+    """The heatmap's squares in drawing order, one per cell (per cell and seed where a row is a seed):
+    position, colour value (NaN: none), text, customdata, hover text, and whether the cell still trains."""
+
+    x: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    color: list = field(default_factory=list)
+    text: list = field(default_factory=list)
+    custom: list = field(default_factory=list)
+    hover: list = field(default_factory=list)
+    pending: list = field(default_factory=list)
+
+    def add(self, x: int, y: int, custom: list, color: float, text: str, hover: str, pending: bool) -> None:
+        for name, value in (("x", x), ("y", y), ("custom", custom), ("color", color), ("text", text),
+                            ("hover", hover), ("pending", pending)):
+            getattr(self, name).append(value)
+
+    def pick(self, name: str, pending: bool) -> list:
+        return [v for v, p in zip(getattr(self, name), self.pending) if p == pending]
+
+    def traces(self, metric: str, size: int) -> list[go.Scatter]:
+        """The finished squares coloured on one scale (Viridis, [0, 1] for a unit-range metric), the pending
+        ones grey."""
+        colors = self.pick("color", False)
+        finite_colors = [c for c in colors if math.isfinite(c)]
+        cmin, cmax = (0.0, 1.0) if vocab.unit_range(metric) or not finite_colors else (min(finite_colors),
+                                                                                       max(finite_colors))
+        if cmin == cmax:
+            cmin, cmax = cmin - 0.5, cmax + 0.5
+        textcolor = ["white" if math.isfinite(c) and (c - cmin) / (cmax - cmin) > 0.55 else "black" for c in colors]
+        traces = [go.Scatter(
+            x=self.pick("x", False), y=self.pick("y", False), mode="markers+text", text=self.pick("text", False),
+            customdata=self.pick("custom", False), hovertext=self.pick("hover", False), hoverinfo="text",
+            textfont=dict(size=max(9, size // 5), color=textcolor),
+            marker=dict(symbol="square", size=size, color=[c if math.isfinite(c) else cmin for c in colors],
+                        colorscale="Viridis", cmin=cmin, cmax=cmax, line=dict(width=1, color="white"),
+                        colorbar=dict(title=dict(text=vocab.short_label(metric), side="right"))),
+            name="cells", showlegend=False)]
+        if any(self.pending):
+            traces.append(go.Scatter(
+                x=self.pick("x", True), y=self.pick("y", True), mode="markers+text", text=self.pick("text", True),
+                customdata=self.pick("custom", True), hovertext=self.pick("hover", True), hoverinfo="text",
+                marker=dict(symbol="square", size=size, color=PENDING_COLOR, line=dict(width=1, color="white")),
+                name="training", showlegend=False))
+        return traces
+
+
+def _squares(sweep, metric: str, by_seed: bool) -> _Squares:
+    """Every cell's square (every cell and seed's where a row is a seed), a pending cell's grey."""
+    ny, nx = sweep.shape
+    values = sweep.final(metric)
+    above = sweep.final("center_norm") > sweep.threshold
+    out = _Squares()
+    for row in range(sweep.seeds if by_seed else ny):
+        iy, seed = (0, row) if by_seed else (row, -1)
+        for ix in range(nx):
+            run = sweep.runs[iy][ix]
+            settings = ", ".join(f"{n} = {_tick(v)}" for n, v in sweep.cell_settings(iy, ix).items())
+            if by_seed:
+                settings += f", seed {sweep.base.seed + seed}"
+            if run is None:
+                out.add(ix, row, [iy, ix, seed], math.nan, "…", f"{settings}<br>training…", pending=True)
+                continue
+            cell = values[iy, ix] if not by_seed else values[iy, ix, seed:seed + 1]
+            count, k = (int(above[iy, ix].sum()), sweep.seeds) if not by_seed else (int(above[iy, ix, seed]), 1)
+            finite = cell[np.isfinite(cell)]
+            mean = float(finite.mean()) if finite.size else math.nan
+            per_seed = ", ".join("—" if not math.isfinite(v) else f"{v:.3f}" for v in cell)
+            hover = (f"{settings}<br>{vocab.label(metric)}: " + (f"{per_seed}" if by_seed else
+                     f"mean {mean:.3f} (seeds: {per_seed})") + f"<br>‖s‖ > {sweep.threshold:g} in {count} of {k}"
+                     + (f"<br>{run.diverged}" if run.diverged else ""))
+            text = f"{count}/{k}" + (" ×" if not finite.size or finite.size < cell.size else "")
+            out.add(ix, row, [iy, ix, seed], mean, text, hover, pending=False)
+    return out
 
 
 def cell_label(sweep, iy: int, ix: int) -> str:

@@ -32,6 +32,7 @@ CLASS_COLORS = ((31, 119, 180), (255, 127, 14), (148, 103, 189))  # blue, orange
 RESIDUAL_COLOR = (150, 150, 150)
 CENTER_COLOR = style.CENTER_COLORS["s_data"]
 BAND_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+BAND_DASHES = ("solid", "dash", "dot", "dashdot")  # a run's metrics after the first
 
 def class_color(c: int) -> str:
     return style.hex_color(CLASS_COLORS[c % len(CLASS_COLORS)])
@@ -113,63 +114,13 @@ def toy_animation(
     (`lab.core.pull`): the common part (the mean pull, the same arrow at every point, orange) and each point's
     residual part (purple), drawn from the point, one scale for the whole run.
     """
-    z, s, note = shown_features(run, seed_index)
-    arrows = _pull_arrows(run, seed_index, z.shape[-1])
-    labels = run.data.y_train.numpy()
-    d = z.shape[-1]
-    three = d == 3
+    scene = _Scene(run, seed_index, residuals_per_class)
     frames_at = _frame_indices(run, max_frames)
-    res_idx = _residual_points(labels, residuals_per_class)
-    classes = sorted(int(c) for c in np.unique(labels))
-    full_dim = run.z.shape[-1]
-
-    def xyz(p: np.ndarray) -> dict:
-        out = {"x": p[:, 0].round(4).tolist(), "y": p[:, 1].round(4).tolist()}
-        if three:
-            out["z"] = p[:, 2].round(4).tolist()
-        return out
-
-    def traces(t: int, full: bool) -> list[dict]:
-        kind = "scatter3d" if three else "scatter"
-        out = []
-
-        def add(**kw):
-            keep = kw if full else {k: v for k, v in kw.items() if k in ("x", "y", "z", "name")}
-            out.append({"type": kind, **keep})
-
-        for c in classes:
-            add(**xyz(z[t, labels == c]), mode="markers", name=f"class {c}", hoverinfo="skip",
-                marker=dict(size=3 if three else 6, color=class_color(c), opacity=0.8))
-        seg = _segments(np.repeat(s[t][None], len(res_idx), 0), z[t, res_idx])
-        add(**dict(zip("xyz", seg)), mode="lines", name="residuals r = z − s", hoverinfo="skip",
-            line=dict(color=style.hex_color(RESIDUAL_COLOR), width=2))
-        norm = _true_norm(run, t, seed_index)
-        label = f"center s (‖s‖={norm:.2f})" if full_dim <= 3 else f"center s (‖s‖={norm:.2f} in {full_dim}-D)"
-        seg = _segments(np.zeros((1, d)), s[t][None])
-        # 2-D: an arrowhead; 3-D (no arrow symbol there): a dot on the tip.
-        kw = {"marker": dict(size=[0, 6, 0], color=style.hex_color(CENTER_COLOR))} if three else \
-            {"marker": dict(symbol="arrow", size=14, angleref="previous", color=style.hex_color(CENTER_COLOR))}
-        add(**dict(zip("xyz", seg)), mode="lines+markers", name=label, hoverinfo="name",
-            line=dict(color=style.hex_color(CENTER_COLOR), width=6 if three else 4), **kw)
-        if arrows is not None:
-            points, common, residual = arrows
-            starts = z[t, points]
-            for vec, color, name in ((np.repeat(common[t][None], len(points), 0), style.CENTER_TERM_COLOR,
-                                      "pull: common part (mean over points)"),
-                                     (residual[t], style.RESIDUAL_TERM_COLOR, "pull: residual part")):
-                seg = _segments(starts, starts + vec)
-                tip = [0, 4, 0] * len(points) if three else [0, 9, 0] * len(points)
-                kw = {"marker": dict(size=tip, color=style.hex_color(color))} if three else \
-                    {"marker": dict(symbol="arrow", size=tip, angleref="previous", color=style.hex_color(color))}
-                add(**dict(zip("xyz", seg)), mode="lines+markers", name=name, hoverinfo="name",
-                    line=dict(color=style.hex_color(color), width=4 if three else 2), **kw)
-        return out
-
-    static = _outline(d)
-    first = traces(frames_at[0], True)
+    static = _outline(scene.d)
+    first = scene.traces(frames_at[0], full=True)
     moving = list(range(len(static), len(static) + len(first)))
-    heading = " · ".join(x for x in (title, note) if x) or None
-    frames = [dict(data=traces(t, False), traces=moving, name=str(run.epochs[t])) for t in frames_at]
+    heading = " · ".join(x for x in (title, scene.note) if x) or None
+    frames = [dict(data=scene.traces(t, full=False), traces=moving, name=str(run.epochs[t])) for t in frames_at]
     if getattr(run.config, "changes", ()):  # each frame names the knob changes made by its epoch
         for frame, t in zip(frames, frames_at):
             text = " · ".join(x for x in (heading, events_so_far(run, t)) if x)
@@ -182,8 +133,83 @@ def toy_animation(
         height=height, title=dict(text=heading, y=0.99, yanchor="top", font=dict(size=14)) if heading else None,
         margin=dict(l=10, r=10, t=70 if heading else 40, b=10),
         legend=dict(orientation="v", x=1.02, xanchor="left", y=1.0, font=dict(size=11), itemsizing="constant"),
-        **animation_controls([str(run.epochs[t]) for t in frames_at], frame_ms, redraw=three),
+        **animation_controls([str(run.epochs[t]) for t in frames_at], frame_ms, redraw=scene.three),
     )
+    _scene_axes(fig, scene.three)
+    return fig
+
+
+class _Scene:
+    """What `toy_animation` draws of one seed, in the shown coordinates (`shown_features`): per evaluated
+    epoch t, the points by class, the residuals of a few points, the center arrow and the pull arrows."""
+
+    def __init__(self, run, seed_index: int, residuals_per_class: int):
+        self.run, self.seed_index = run, seed_index
+        self.z, self.s, self.note = shown_features(run, seed_index)
+        self.d = self.z.shape[-1]
+        self.three = self.d == 3
+        self.arrows = _pull_arrows(run, seed_index, self.d)
+        self.labels = run.data.y_train.numpy()
+        self.res_idx = _residual_points(self.labels, residuals_per_class)
+        self.classes = sorted(int(c) for c in np.unique(self.labels))
+
+    def traces(self, t: int, full: bool) -> list[dict]:
+        """Epoch t's moving traces; full=False: only their coordinates and names (an animation frame)."""
+        kind = "scatter3d" if self.three else "scatter"
+        out = []
+        for kw in [*self._points(t), self._residuals(t), self._center(t), *self._pulls(t)]:
+            keep = kw if full else {k: v for k, v in kw.items() if k in ("x", "y", "z", "name")}
+            out.append({"type": kind, **keep})
+        return out
+
+    def _xyz(self, p: np.ndarray) -> dict:
+        out = {"x": p[:, 0].round(4).tolist(), "y": p[:, 1].round(4).tolist()}
+        if self.three:
+            out["z"] = p[:, 2].round(4).tolist()
+        return out
+
+    def _points(self, t: int) -> list[dict]:
+        z, labels = self.z, self.labels
+        return [dict(**self._xyz(z[t, labels == c]), mode="markers", name=f"class {c}", hoverinfo="skip",
+                     marker=dict(size=3 if self.three else 6, color=class_color(c), opacity=0.8))
+                for c in self.classes]
+
+    def _residuals(self, t: int) -> dict:
+        seg = _segments(np.repeat(self.s[t][None], len(self.res_idx), 0), self.z[t, self.res_idx])
+        return dict(**dict(zip("xyz", seg)), mode="lines", name="residuals r = z − s", hoverinfo="skip",
+                    line=dict(color=style.hex_color(RESIDUAL_COLOR), width=2))
+
+    def _center(self, t: int) -> dict:
+        norm = _true_norm(self.run, t, self.seed_index)
+        full_dim = self.run.z.shape[-1]
+        label = f"center s (‖s‖={norm:.2f})" if full_dim <= 3 else f"center s (‖s‖={norm:.2f} in {full_dim}-D)"
+        seg = _segments(np.zeros((1, self.d)), self.s[t][None])
+        # 2-D: an arrowhead; 3-D (no arrow symbol there): a dot on the tip.
+        kw = {"marker": dict(size=[0, 6, 0], color=style.hex_color(CENTER_COLOR))} if self.three else \
+            {"marker": dict(symbol="arrow", size=14, angleref="previous", color=style.hex_color(CENTER_COLOR))}
+        return dict(**dict(zip("xyz", seg)), mode="lines+markers", name=label, hoverinfo="name",
+                    line=dict(color=style.hex_color(CENTER_COLOR), width=6 if self.three else 4), **kw)
+
+    def _pulls(self, t: int) -> list[dict]:
+        if self.arrows is None:
+            return []
+        points, common, residual = self.arrows
+        starts = self.z[t, points]
+        out = []
+        for vec, color, name in ((np.repeat(common[t][None], len(points), 0), style.CENTER_TERM_COLOR,
+                                  "pull: common part (mean over points)"),
+                                 (residual[t], style.RESIDUAL_TERM_COLOR, "pull: residual part")):
+            seg = _segments(starts, starts + vec)
+            tip = [0, 4, 0] * len(points) if self.three else [0, 9, 0] * len(points)
+            kw = {"marker": dict(size=tip, color=style.hex_color(color))} if self.three else \
+                {"marker": dict(symbol="arrow", size=tip, angleref="previous", color=style.hex_color(color))}
+            out.append(dict(**dict(zip("xyz", seg)), mode="lines+markers", name=name, hoverinfo="name",
+                            line=dict(color=style.hex_color(color), width=4 if self.three else 2), **kw))
+        return out
+
+
+def _scene_axes(fig: go.Figure, three: bool) -> None:
+    """The sphere's cube (3-D) or the circle's square plane (2-D), axes hidden."""
     if three:
         axis = dict(range=[-1.15, 1.15], visible=False)
         # Closer than Plotly's default eye (1.25, 1.25, 1.25), which leaves the sphere small.
@@ -194,7 +220,6 @@ def toy_animation(
         fig.update_yaxes(range=[-1.2, 1.2], scaleanchor="x", scaleratio=1, zeroline=False, showgrid=False,
                          visible=False)
         fig.update_layout(plot_bgcolor="white")
-    return fig
 
 
 # ---------------------------------------------------------------- GIF frames
@@ -400,7 +425,6 @@ def metric_band_figure(
     if band not in ("minmax", "std"):
         raise ValueError(f"band must be 'minmax' or 'std', got {band!r}")
     names = [metric] if isinstance(metric, str) else list(metric)
-    dashes = ("solid", "dash", "dot", "dashdot")
     fig = go.Figure()
     refs: dict[float, str] = {}
     for r, (label, run) in enumerate(runs.items()):
@@ -411,31 +435,47 @@ def metric_band_figure(
         for m, name in enumerate(names):
             if name not in run.metrics:
                 continue
-            v = run.metrics[name].double().numpy()  # (T, K)
-            mean = v.mean(1)
-            lo, hi = (v.min(1), v.max(1)) if band == "minmax" else (mean - v.std(1), mean + v.std(1))
             parts = [label] * (len(runs) > 1) + [vocab.label(name)] * (len(names) > 1)
-            line_name = " · ".join(parts) or vocab.label(name)
-            group = f"{label}/{name}"
-            if v.shape[1] > 1:
-                fig.add_trace(go.Scatter(
-                    x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
-                    fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip", showlegend=False,
-                    legendgroup=group, name=f"{line_name} ({'min–max' if band == 'minmax' else '±1 std'})"))
-            fig.add_trace(go.Scatter(x=xs, y=mean, mode="lines", name=line_name, legendgroup=group,
-                                     line=dict(color=color, width=2, dash=dashes[m % len(dashes)])))
+            _add_band(fig, xs, run.metrics[name], band, color, BAND_DASHES[m % len(BAND_DASHES)],
+                      line_name=" · ".join(parts) or vocab.label(name), group=f"{label}/{name}")
             for y, text in reference_lines(run, name):
                 refs.setdefault(round(y, 6), text)
-        for ch in getattr(run.config, "changes", ()):  # a marked line at every knob change
-            at = ch.epoch * (run.config.steps_per_epoch if x == "step" else 1)
-            fig.add_vline(x=at, line=dict(color=color, dash="dash", width=1),
-                          annotation_text=change_caption(ch, run.config.method), annotation_position="top right",
-                          annotation_font=dict(size=10, color=color))
+        _add_change_lines(fig, run, x, color)
     for y, text in refs.items():
         fig.add_hline(y=y, line=dict(color="#888", dash="dot", width=1), annotation_text=text,
                       annotation_position="top left", annotation_font=dict(size=10, color="#666"))
+    _band_layout(fig, names, len(runs), x, height, title)
+    return fig
+
+
+def _add_band(fig: go.Figure, xs: np.ndarray, values, band: str, color: str, dash: str, line_name: str,
+              group: str) -> None:
+    """One run's metric: the mean over seeds as a line, and the band around it where there are several seeds.
+    values: (T, K)."""
+    v = values.double().numpy()  # (T, K)
+    mean = v.mean(1)
+    lo, hi = (v.min(1), v.max(1)) if band == "minmax" else (mean - v.std(1), mean + v.std(1))
+    if v.shape[1] > 1:
+        fig.add_trace(go.Scatter(
+            x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+            fillcolor=_rgba(color, 0.18), line=dict(width=0), hoverinfo="skip", showlegend=False,
+            legendgroup=group, name=f"{line_name} ({'min–max' if band == 'minmax' else '±1 std'})"))
+    fig.add_trace(go.Scatter(x=xs, y=mean, mode="lines", name=line_name, legendgroup=group,
+                             line=dict(color=color, width=2, dash=dash)))
+
+
+def _add_change_lines(fig: go.Figure, run, x: str, color: str) -> None:
+    """A marked line at every knob change of the run."""
+    for ch in getattr(run.config, "changes", ()):
+        at = ch.epoch * (run.config.steps_per_epoch if x == "step" else 1)
+        fig.add_vline(x=at, line=dict(color=color, dash="dash", width=1),
+                      annotation_text=change_caption(ch, run.config.method), annotation_position="top right",
+                      annotation_font=dict(size=10, color=color))
+
+
+def _band_layout(fig: go.Figure, names: Sequence[str], n_runs: int, x: str, height: int, title: str | None) -> None:
     y_title = vocab.label(names[0]) if len(names) == 1 else None
-    legend = len(runs) > 1 or len(names) > 1
+    legend = n_runs > 1 or len(names) > 1
     fig.update_layout(
         height=height, title=dict(text=title, font=dict(size=14)) if title else None,
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
@@ -445,4 +485,3 @@ def metric_band_figure(
     )
     if vocab.unit_range(names[0]):
         fig.update_yaxes(range=[0, 1.05])
-    return fig

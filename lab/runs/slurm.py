@@ -64,6 +64,10 @@ class SlurmSpec:
         return asdict(self)
 
 
+# Where the Runs page's SLURM fields start: an ImageNet run's job on one node with one GPU.
+ONE_GPU_JOB = SlurmSpec(gpus_per_node=1, cpus_per_task=8, mem_gb=32, time_min=120)
+
+
 def available() -> bool:
     return all(shutil.which(b) for b in ("sbatch", "squeue", "scancel"))
 

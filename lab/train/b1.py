@@ -274,56 +274,89 @@ def _train_group(configs: Sequence[B1Config], progress: Callable[[int], None] | 
     flat = torch.stack([d.x_aug.reshape(-1, 3) for d in datas])  # (S, M, 3)
     # Snapshots: dataset points and augmented samples in one forward pass.
     snapshot_x = _with_ones(torch.cat([torch.stack([d.x for d in datas]), flat], dim=1))
-    flat1 = torch.cat([flat, torch.ones(S, flat.shape[1], 1)], dim=2)  # (S, M, 4)
-    w = [init_weights(c) for c in configs]
-    p = {"W1": torch.stack([torch.cat([v["W1"], v["b1"][:, None]], dim=1) for v in w]),  # (S, H, 4)
-         "W2": torch.stack([v["W2"] for v in w]), "b2": torch.stack([v["b2"] for v in w]).unsqueeze(2)}
+    p = _stacked_weights(configs)
     neg_lr = torch.tensor([-c.lr for c in configs]).view(-1, 1, 1)
     orders = [sample_order(c) for c in configs]
     anchors = torch.stack([o[0] for o in orders], dim=2)  # (E, steps, S, B)
     partners = torch.stack([o[1] for o in orders], dim=2)
-    batch_idx = torch.cat([anchors, partners], dim=-1)  # (E, steps, S, 2B)
-    rows = torch.arange(S).view(-1, 1)
+    publish = _LiveView(live, N) if live is not None else None
 
     z_all = torch.empty(E + 1, S, N + N * A, D)
     loss = torch.empty(E + 1, S)
     with torch.no_grad():
         z_all[0] = _forward(p, snapshot_x)[2].transpose(1, 2)
-        full_batch = c0.batch_size == c0.n_samples
-        if full_batch:
-            all_x = _with_ones(flat)
-            # partner_of[e, s, 0, m]: the partner of sample m when m is the anchor (anchors: a permutation).
-            partner_of = torch.empty(E, S, 1, flat.shape[1], dtype=torch.long)
-            partner_of.scatter_(3, anchors[:, 0].unsqueeze(2), partners[:, 0].unsqueeze(2))
-        seen, snaps, logs = [], [], []
-
-        def publish(epoch: int) -> bool:
-            z = z_all[epoch]
-            snaps.append(z[:, N:].clone())
-            logs.append({"center_norm_aug": z[:, N:].mean(1).norm(dim=-1), "center_norm": z[:, :N].mean(1).norm(dim=-1)})
-            seen.append(epoch)  # last: a reader takes as many entries as there are epochs
-            live.publish(seen, snaps, logs)
-            return live.wait_turn(epoch) is not None
-
+        train_epoch = _epoch_trainer(p, flat, anchors, partners, neg_lr, c0)
         done = E
-        if live is not None and not publish(0):
+        if publish is not None and not publish(z_all[0], 0):
             done = 0
         for epoch in range(done):
-            if full_batch:
-                dots = [_full_batch_step(p, all_x, partner_of[epoch], neg_lr)]
-            else:
-                # One gather per epoch: (steps, S, 4, 2B)
-                batches = flat1[rows, batch_idx[epoch]].transpose(-1, -2).contiguous()
-                dots = [_step(p, batches[step], neg_lr) for step in range(c0.steps_per_epoch)]
+            dots = train_epoch(epoch)
             # mean <z_a, z_b> = -(Σ_samples dot) / 2 per step
             loss[epoch + 1] = 1.0 + torch.stack(dots).sum(dim=(0, 2, 3)) / (2 * c0.steps_per_epoch)
             z_all[epoch + 1] = _forward(p, snapshot_x)[2].transpose(1, 2)
             if progress:
                 progress(c0.steps_per_epoch)
-            if live is not None and not publish(epoch + 1):
+            if publish is not None and not publish(z_all[epoch + 1], epoch + 1):
                 done = epoch + 1
                 break
-    E, z_all, loss, anchors = done, z_all[:done + 1], loss[:done + 1], anchors[:done]
+    return _group_runs(configs, z_all[:done + 1], loss[:done + 1], anchors[:done])
+
+
+def _stacked_weights(configs: Sequence[B1Config]) -> dict[str, torch.Tensor]:
+    """Every config's initial weights stacked: W1 (S, H, 4) with b1 as its last column, W2 (S, D, H), b2 (S, D, 1)."""
+    w = [init_weights(c) for c in configs]
+    return {"W1": torch.stack([torch.cat([v["W1"], v["b1"][:, None]], dim=1) for v in w]),  # (S, H, 4)
+            "W2": torch.stack([v["W2"] for v in w]), "b2": torch.stack([v["b2"] for v in w]).unsqueeze(2)}
+
+
+def _epoch_trainer(p: dict[str, torch.Tensor], flat: torch.Tensor, anchors: torch.Tensor, partners: torch.Tensor,
+                   neg_lr: torch.Tensor, c0: B1Config) -> Callable[[int], list[torch.Tensor]]:
+    """-> train(epoch): that epoch's SGD steps on p, returning each step's <z, ∂L/∂z> (`_step`). A batch of the
+    whole dataset takes `_full_batch_step`, which sends each sample through the network once."""
+    if c0.batch_size == c0.n_samples:
+        all_x = _with_ones(flat)
+        # partner_of[e, s, 0, m]: the partner of sample m when m is the anchor (anchors: a permutation).
+        partner_of = torch.empty(c0.epochs, len(flat), 1, flat.shape[1], dtype=torch.long)
+        partner_of.scatter_(3, anchors[:, 0].unsqueeze(2), partners[:, 0].unsqueeze(2))
+        return lambda epoch: [_full_batch_step(p, all_x, partner_of[epoch], neg_lr)]
+    flat1 = torch.cat([flat, torch.ones(len(flat), flat.shape[1], 1)], dim=2)  # (S, M, 4)
+    batch_idx = torch.cat([anchors, partners], dim=-1)  # (E, steps, S, 2B)
+    rows = torch.arange(len(flat)).view(-1, 1)
+
+    def train(epoch: int) -> list[torch.Tensor]:
+        # One gather per epoch: (steps, S, 4, 2B)
+        batches = flat1[rows, batch_idx[epoch]].transpose(-1, -2).contiguous()
+        return [_step(p, batches[step], neg_lr) for step in range(c0.steps_per_epoch)]
+    return train
+
+
+class _LiveView:
+    """A live run's view, published after every epoch: the augmented points' features and the norms of both
+    centers (`center_norm_aug`, the paper's s, and `center_norm` of the dataset points)."""
+
+    def __init__(self, live: LiveControl, n_points: int):
+        self.live, self.n_points = live, n_points
+        self.seen: list[int] = []
+        self.snaps: list[torch.Tensor] = []
+        self.logs: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, z: torch.Tensor, epoch: int) -> bool:
+        """z: (S, N + N·A, D) the epoch's snapshot. Waits the run's turn; False: stopped from the page."""
+        n = self.n_points
+        self.snaps.append(z[:, n:].clone())
+        self.logs.append({"center_norm_aug": z[:, n:].mean(1).norm(dim=-1),
+                          "center_norm": z[:, :n].mean(1).norm(dim=-1)})
+        self.seen.append(epoch)  # last: a reader takes as many entries as there are epochs
+        self.live.publish(self.seen, self.snaps, self.logs)
+        return self.live.wait_turn(epoch) is not None
+
+
+def _group_runs(configs: Sequence[B1Config], z_all: torch.Tensor, loss: torch.Tensor,
+                anchors: torch.Tensor) -> list[B1Run]:
+    """The runs of the epochs trained: z_all (E+1, S, N + N·A, D) snapshots, loss (E+1, S) (its epoch 0 filled
+    in here), anchors (E, steps, S, B) the batches' anchors."""
+    c0 = configs[0]
+    E, S, N, A, D = len(anchors), len(configs), c0.n_points, c0.n_aug, c0.dim
     z, z_aug = z_all[:, :, :N], z_all[:, :, N:]
     loss[0] = _pair_loss(z_aug[0], c0)
     # The blue center: epoch e uses the source points of the last batch of epoch e (epoch 0: the first one).

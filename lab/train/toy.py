@@ -430,100 +430,104 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
     optimizer's fields or a method's `seed_knobs`, those go in as per-seed tensors, and a seed whose loss
     turns non-finite is reset to zeros and reported as NaN from then on while the others train on
     (each run gets its own `diverged`). Configs that share the strict key train exactly as before."""
-    c0 = configs[0]
-    seeds = [s for c in configs for s in c.seed_list]
-    datas = [make_toy(c.dataset, c.data_seed, c.n_train, c.n_test) for c in configs for _ in c.seed_list]
-    xs_train = torch.stack([d.x_train for d in datas])
-    xs_test = torch.stack([d.x_test for d in datas])
-    ys_train = torch.stack([d.y_train for d in datas])
-    ys_test = torch.stack([d.y_test for d in datas])
-    k = len(seeds)
-    torch.manual_seed(seeds[0])
-    model = _build_switchable(c0, seeds, datas[0].in_dim, may_switch_on=live is not None)
-    per_seed = len({_stack_key(c) for c in configs}) > 1
-    if per_seed:
-        knobs = {name: _per_seed(configs, lambda c, name=name: getattr(c.method_config, name))
-                 for name in type(model).seed_knobs}
-        model.set_seed_knobs({n: v for n, v in knobs.items() if torch.is_tensor(v)})
-        lr, momentum, decay = (_per_seed(configs, lambda c, f=f: getattr(c, f)) for f in SEED_TRAIN_FIELDS)
-        opt = _FlatSGD(model.param_groups(lr), momentum, decay)
-    else:
-        opt = _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
-    dead = torch.zeros(k, dtype=torch.bool)
-    dead_at: dict[int, int] = {}
-    step_by_hand = fused_step(model) if use_fused else None
-    batches = _Batches(xs_train, ys_train, seeds, c0.steps_per_epoch, c0.batch_size)
-    # A change's epoch is read too: the curves show the state it acted on.
-    eval_at = set(evenly_spaced(c0.epochs, c0.max_evals)) | {ch.epoch for ch in c0.changes if ch.epoch > 0}
-    steps = c0.steps_per_epoch
-    if per_seed and c0.changes:
-        raise ValueError("settings with per-seed knob values (a sweep's cells) cannot also change knobs mid-run")
-    train_now = {f: getattr(c0, f) for f in SEED_TRAIN_FIELDS}
+    return _StackedProgram(configs, use_fused, live).train(progress)
 
-    def apply_changes(epoch: int, extra: Sequence[Change] = ()) -> None:
-        todo = [ch for ch in c0.changes if ch.epoch == epoch] + list(extra)
-        if not todo:
-            return
-        knobs = {ch.knob: ch.value for ch in todo if ch.knob not in train_now}
-        train_now.update({ch.knob: ch.value for ch in todo if ch.knob in train_now})
-        if knobs:
-            model.change_knobs(knobs)
-        opt.set_hyper(model.param_groups(train_now["lr"]), train_now["sgd_momentum"], train_now["weight_decay"])
-    probe = _positive_probes(ys_train)
-    arrow_points = _arrow_points(ys_train)
-    ones = torch.ones(k)  # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
-    snaps, logs, epochs, diverged, arrows = [], [], [], None, []
-    start = time.perf_counter()
 
-    def record(epoch: int, loss: torch.Tensor) -> None:
-        z, m = _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe, arrow_points, arrows)
-        m["loss"] = loss
-        if dead.any():
-            z[dead] = float("nan")
-            for v in list(m.values()) + list(arrows[-1].values()):
-                v[dead] = float("nan")
-        snaps.append(z), logs.append(m), epochs.append(epoch)
+class _StackedProgram:
+    """The seeds of `configs` as one model, its optimizer and batches, and what training records: the
+    evaluated epochs' features and metrics (`_record`), and for a live run every epoch's features and ‖s‖."""
 
-    # A live view gets every epoch, but only what it draws (the features, ‖s‖): the full evaluation (probes,
-    # kNN, pull) stays at the plain run's epochs, which keeps a live run the plain one, and half the cost.
-    seen, seen_z, seen_logs = [], [], []
+    def __init__(self, configs: Sequence[ToyConfig], use_fused: bool = True, live: LiveControl | None = None):
+        self.configs, self.c0, self.live = configs, configs[0], live
+        c0 = self.c0
+        self.seeds = [s for c in configs for s in c.seed_list]
+        self.datas = [make_toy(c.dataset, c.data_seed, c.n_train, c.n_test) for c in configs for _ in c.seed_list]
+        self.xs_train, self.xs_test, self.ys_train, self.ys_test = (
+            torch.stack([getattr(d, name) for d in self.datas]) for name in ("x_train", "x_test", "y_train", "y_test"))
+        self.k = len(self.seeds)
+        torch.manual_seed(self.seeds[0])
+        self.model = _build_switchable(c0, self.seeds, self.datas[0].in_dim, may_switch_on=live is not None)
+        self.per_seed = len({_stack_key(c) for c in configs}) > 1
+        if self.per_seed:
+            self._set_seed_knobs()
+        self.opt = self._optimizer()
+        self.dead = torch.zeros(self.k, dtype=torch.bool)  # seeds whose loss turned non-finite (per-seed stacks)
+        self.dead_at: dict[int, int] = {}
+        self.step_by_hand = fused_step(self.model) if use_fused else None
+        self.batches = _Batches(self.xs_train, self.ys_train, self.seeds, c0.steps_per_epoch, c0.batch_size)
+        # A change's epoch is read too: the curves show the state it acted on.
+        self.eval_at = set(evenly_spaced(c0.epochs, c0.max_evals)) | {ch.epoch for ch in c0.changes if ch.epoch > 0}
+        if self.per_seed and c0.changes:
+            raise ValueError("settings with per-seed knob values (a sweep's cells) cannot also change knobs mid-run")
+        self.train_now = {f: getattr(c0, f) for f in SEED_TRAIN_FIELDS}
+        self.probe = _positive_probes(self.ys_train)
+        self.arrow_points = _arrow_points(self.ys_train)
+        # backward of Σ_k loss_k without the sum op: each seed gets its own loss's gradient
+        self.ones = torch.ones(self.k)
+        self.snaps, self.logs, self.epochs, self.arrows = [], [], [], []  # per evaluated epoch (`_record`)
+        self.diverged: str | None = None
+        # A live view gets every epoch, but only what it draws (the features, ‖s‖): the full evaluation (probes,
+        # kNN, pull) stays at the plain run's epochs, which keeps a live run the plain one, and half the cost.
+        self.seen, self.seen_z, self.seen_logs = [], [], []
+        self.shown_loss = None  # the loss of the epoch on show
 
-    def show(epoch: int) -> None:
-        if epochs and epochs[-1] == epoch:
-            z = snaps[-1]
-        else:
-            model.eval()
-            z = model.embed(xs_train)
-            model.train()
-            z[dead] = float("nan")
-        # The epoch last: a reader takes as many entries as there are epochs (`LiveControl.latest`).
-        seen_z.append(z), seen_logs.append({"center_norm": geo.center_norm(z)}), seen.append(epoch)
-        live.publish(seen, seen_z, seen_logs)
+    def _set_seed_knobs(self) -> None:
+        knobs = {name: _per_seed(self.configs, lambda c, name=name: getattr(c.method_config, name))
+                 for name in type(self.model).seed_knobs}
+        self.model.set_seed_knobs({n: v for n, v in knobs.items() if torch.is_tensor(v)})
 
-    def take_changes(epoch: int, changes: Sequence[Change]) -> None:
-        if changes and epochs[-1] != epoch:  # the curves show the state a change acted on, as a plain run's do
-            record(epoch, seen_loss[0])
-        apply_changes(epoch, changes)
-    seen_loss: list = [None]  # the loss of the epoch on show
+    def _optimizer(self) -> _FlatSGD:
+        c0, model = self.c0, self.model
+        if not self.per_seed:
+            return _FlatSGD(model.param_groups(c0.lr), c0.sgd_momentum, c0.weight_decay)
+        lr, momentum, decay = (_per_seed(self.configs, lambda c, f=f: getattr(c, f)) for f in SEED_TRAIN_FIELDS)
+        return _FlatSGD(model.param_groups(lr), momentum, decay)
 
-    with torch.no_grad():
-        # Peek at the loss before training without moving any state (DINO's center, BN statistics).
-        saved = [t.clone() for t in model.buffers()]
-        first_loss = model.loss(*batches.first())[0]
-        for t, old in zip(model.buffers(), saved):
-            t.copy_(old)
-    record(0, first_loss)
-    apply_changes(0)
-    more: list | None = []
-    if live is not None:
-        seen_loss[0] = first_loss
-        show(0)  # the first frame: the untrained model
-        more = live.wait_turn(0)
-        take_changes(0, more or ())
-    last_epoch = 0 if live is not None and more is None else c0.epochs
-    for epoch in range(1, last_epoch + 1):
-        views = batches.epoch_joined() if step_by_hand else batches.epoch()
-        epoch_loss = torch.zeros(k)
+    def train(self, progress: Callable[[int, int], None] | None) -> list[ToyRun]:
+        """Every epoch (a live run: until stopped from the page) -> one run per config."""
+        c0, live = self.c0, self.live
+        start = time.perf_counter()
+        first_loss = self._loss_before_training()
+        self._record(0, first_loss)
+        self._apply_changes(0)
+        more: list | None = []
+        if live is not None:
+            more = self._turn(0, first_loss)  # the first frame: the untrained model
+            self._take_changes(0, more or ())
+        last_epoch = 0 if live is not None and more is None else c0.epochs
+        for epoch in range(1, last_epoch + 1):
+            epoch_loss = self._train_epoch(epoch)
+            if self._stops_on_divergence(epoch, epoch_loss):
+                break
+            if epoch in self.eval_at:
+                self._record(epoch, epoch_loss)
+            if progress:
+                progress(epoch, c0.epochs)
+            self._apply_changes(epoch)
+            if live is not None:
+                more = self._turn(epoch, epoch_loss)
+                if more is None:  # stopped from the page: the run ends with the epoch it got to
+                    if self.epochs[-1] != epoch:
+                        self._record(epoch, epoch_loss)
+                    break
+                self._take_changes(epoch, more)
+        return self._runs(time.perf_counter() - start)
+
+    def _loss_before_training(self) -> torch.Tensor:
+        model = self.model
+        with torch.no_grad():
+            # Peek at the loss before training without moving any state (DINO's center, BN statistics).
+            saved = [t.clone() for t in model.buffers()]
+            first_loss = model.loss(*self.batches.first())[0]
+            for t, old in zip(model.buffers(), saved):
+                t.copy_(old)
+        return first_loss
+
+    def _train_epoch(self, epoch: int) -> torch.Tensor:
+        """One epoch of SGD steps -> (K,) the mean loss of each seed's steps."""
+        model, opt, steps, step_by_hand = self.model, self.opt, self.c0.steps_per_epoch, self.step_by_hand
+        views = self.batches.epoch_joined() if step_by_hand else self.batches.epoch()
+        epoch_loss = torch.zeros(self.k)
         for step in range(steps):
             if step_by_hand:
                 with torch.no_grad():
@@ -531,60 +535,107 @@ def _train_stack(configs: Sequence[ToyConfig], progress: Callable[[int, int], No
             else:
                 loss, _ = model.loss(views[0, step], views[1, step])
                 opt.zero_grad()
-                loss.backward(ones)
+                loss.backward(self.ones)
             opt.step()
-            model.after_step((epoch - 1 + (step + 1) / steps) / c0.epochs)
+            model.after_step((epoch - 1 + (step + 1) / steps) / self.c0.epochs)
             epoch_loss += loss.detach()
         epoch_loss /= steps
+        return epoch_loss
+
+    def _stops_on_divergence(self, epoch: int, epoch_loss: torch.Tensor) -> bool:
+        """A non-finite loss ends a plain program (`diverged` names the seeds); in a per-seed stack it marks its
+        seeds dead, which train on as zeros and read as NaN. True: the program ends here."""
+        dead = self.dead
         if not torch.isfinite(epoch_loss[~dead]).all():
-            if not per_seed:
-                bad = [seeds[i] for i in range(k) if not torch.isfinite(epoch_loss[i])]
-                diverged = f"training diverged at epoch {epoch}: the loss became NaN or infinite (seeds {bad})"
-                break
+            if not self.per_seed:
+                bad = [self.seeds[i] for i in range(self.k) if not torch.isfinite(epoch_loss[i])]
+                self.diverged = f"training diverged at epoch {epoch}: the loss became NaN or infinite (seeds {bad})"
+                return True
             newly = ~torch.isfinite(epoch_loss) & ~dead
-            dead_at.update({int(i): epoch for i in newly.nonzero().flatten()})
+            self.dead_at.update({int(i): epoch for i in newly.nonzero().flatten()})
             dead |= newly
             if dead.all():
-                break
+                return True
         if dead.any():  # every epoch: a zeroed seed may still pick up NaN from a method's state
-            opt.reset_seeds(dead.nonzero().flatten())
+            self.opt.reset_seeds(dead.nonzero().flatten())
             with torch.no_grad():
-                for t in list(model.parameters()) + list(model.buffers()):
+                for t in list(self.model.parameters()) + list(self.model.buffers()):
                     t[dead] = 0
             epoch_loss[dead] = float("nan")
-        if epoch in eval_at:
-            record(epoch, epoch_loss)
-        if progress:
-            progress(epoch, c0.epochs)
-        apply_changes(epoch)
-        if live is not None:
-            seen_loss[0] = epoch_loss
-            show(epoch)
-            more = live.wait_turn(epoch)
-            if more is None:  # stopped from the page: the run ends with the epoch it got to
-                if epochs[-1] != epoch:
-                    record(epoch, epoch_loss)
-                break
-            take_changes(epoch, more)
-    seconds = time.perf_counter() - start
-    z = torch.stack(snaps)
-    metrics = {key: torch.stack([m[key] for m in logs]) for key in logs[0]}
-    common = torch.stack([a["common"] for a in arrows])
-    residual = torch.stack([a["residual"] for a in arrows])
-    runs, at = [], 0
-    for c in configs:
-        sl = slice(at, at + c.seeds)
-        if per_seed:
-            bad = {seeds[i]: dead_at[i] for i in range(at, at + c.seeds) if i in dead_at}
-            diverged = (f"training diverged at epoch {min(bad.values())}: the loss became NaN or infinite "
-                        f"(seeds {sorted(bad)})") if bad else None
-        if live is not None and live.applied:  # the run's config holds the changes made from the page
-            c = replace(c, changes=tuple(c.changes) + tuple(live.applied))
-        runs.append(ToyRun(c, datas[at], list(epochs), z[:, sl], {kk: v[:, sl] for kk, v in metrics.items()},
-                           seconds, diverged,
-                           {"points": arrow_points[sl], "common": common[:, sl], "residual": residual[:, sl]}))
-        at += c.seeds
-    return runs
+        return False
+
+    def _apply_changes(self, epoch: int, extra: Sequence[Change] = ()) -> None:
+        """The config's changes at `epoch` and `extra` (asked for from a live page): knobs to the model, training
+        fields to the optimizer."""
+        todo = [ch for ch in self.c0.changes if ch.epoch == epoch] + list(extra)
+        if not todo:
+            return
+        train_now = self.train_now
+        knobs = {ch.knob: ch.value for ch in todo if ch.knob not in train_now}
+        train_now.update({ch.knob: ch.value for ch in todo if ch.knob in train_now})
+        if knobs:
+            self.model.change_knobs(knobs)
+        self.opt.set_hyper(self.model.param_groups(train_now["lr"]), train_now["sgd_momentum"],
+                           train_now["weight_decay"])
+
+    def _record(self, epoch: int, loss: torch.Tensor) -> None:
+        """The full evaluation of `epoch` (`_evaluate`), a dead seed's readings NaN."""
+        dead = self.dead
+        z, m = _evaluate(self.model, self.xs_train, self.xs_test, self.ys_train, self.ys_test, self.probe,
+                         self.arrow_points, self.arrows)
+        m["loss"] = loss
+        if dead.any():
+            z[dead] = float("nan")
+            for v in list(m.values()) + list(self.arrows[-1].values()):
+                v[dead] = float("nan")
+        self.snaps.append(z), self.logs.append(m), self.epochs.append(epoch)
+
+    def _turn(self, epoch: int, loss: torch.Tensor) -> list[Change] | None:
+        """A live run's turn after `epoch`: show it, wait -> the changes asked for since (None: stop)."""
+        self.shown_loss = loss
+        self._show(epoch)
+        return self.live.wait_turn(epoch)
+
+    def _show(self, epoch: int) -> None:
+        if self.epochs and self.epochs[-1] == epoch:
+            z = self.snaps[-1]
+        else:
+            self.model.eval()
+            z = self.model.embed(self.xs_train)
+            self.model.train()
+            z[self.dead] = float("nan")
+        # The epoch last: a reader takes as many entries as there are epochs (`LiveControl.latest`).
+        self.seen_z.append(z), self.seen_logs.append({"center_norm": geo.center_norm(z)}), self.seen.append(epoch)
+        self.live.publish(self.seen, self.seen_z, self.seen_logs)
+
+    def _take_changes(self, epoch: int, changes: Sequence[Change]) -> None:
+        if changes and self.epochs[-1] != epoch:  # the curves show the state a change acted on, as a plain run's do
+            self._record(epoch, self.shown_loss)
+        self._apply_changes(epoch, changes)
+
+    def _runs(self, seconds: float) -> list[ToyRun]:
+        """One run per config: its seeds' slice of everything recorded."""
+        z = torch.stack(self.snaps)
+        metrics = {key: torch.stack([m[key] for m in self.logs]) for key in self.logs[0]}
+        common = torch.stack([a["common"] for a in self.arrows])
+        residual = torch.stack([a["residual"] for a in self.arrows])
+        runs, at = [], 0
+        for c in self.configs:
+            sl = slice(at, at + c.seeds)
+            diverged = self._seed_divergence(at, c.seeds) if self.per_seed else self.diverged
+            if self.live is not None and self.live.applied:  # the run's config holds the changes made from the page
+                c = replace(c, changes=tuple(c.changes) + tuple(self.live.applied))
+            arrows = {"points": self.arrow_points[sl], "common": common[:, sl], "residual": residual[:, sl]}
+            runs.append(ToyRun(c, self.datas[at], list(self.epochs), z[:, sl],
+                               {kk: v[:, sl] for kk, v in metrics.items()}, seconds, diverged, arrows))
+            at += c.seeds
+        return runs
+
+    def _seed_divergence(self, at: int, seeds: int) -> str | None:
+        """`diverged` of the config whose seeds are at at, at + 1, ... in a per-seed stack."""
+        bad = {self.seeds[i]: self.dead_at[i] for i in range(at, at + seeds) if i in self.dead_at}
+        return (f"training diverged at epoch {min(bad.values())}: the loss became NaN or infinite "
+                f"(seeds {sorted(bad)})") if bad else None
 
 
 def _toy_change_check(config: ToyConfig):
