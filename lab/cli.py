@@ -81,21 +81,25 @@ def _add_b1(sub: argparse._SubParsersAction) -> None:
 
 def _add_toy(sub: argparse._SubParsersAction) -> None:
     toy = sub.add_parser("toy", help="train one SSL method on toy data over several seeds (method playground)")
-    toy.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
+    _toy_run_flags(toy, "a method knob or a training setting (batch_size, epochs, lr, dim, ...); repeatable")
     toy.add_argument("--dataset", required=True, help="one of: " + ", ".join(_dataset_names()))
-    toy.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="a method knob or a training setting (batch_size, epochs, lr, dim, ...); repeatable")
     toy.add_argument("--seeds", type=int, help="number of seeds trained together (default 5)")
-    toy.add_argument("--epochs", type=int, help="training epochs (default 250)")
     toy.add_argument("--at", action="append", default=[], metavar="EPOCH:KNOB=VALUE",
                      help="change a knob mid-run, after EPOCH epochs (e.g. --at 120:stop_grad=false); repeatable")
-    toy.add_argument("--out", required=True, type=Path, help="output JSON file")
+
+
+def _toy_run_flags(p: argparse.ArgumentParser, set_help: str) -> None:
+    """The flags a toy run and a sweep share: the method, its fixed settings, the epochs, the output file."""
+    p.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--epochs", type=int, help="training epochs (default 250)")
+    p.add_argument("--out", required=True, type=Path, help="output JSON file")
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep = sub.add_parser("sweep", help="a grid of two knobs (or one knob and the seed) of one method, up to 8 x 8, "
                                          "as few stacked programs as the maths allows (phase diagram)")
-    sweep.add_argument("--method", required=True, help="one of: " + ", ".join(_method_names()))
+    _toy_run_flags(sweep, "a fixed method knob or training setting for every cell; repeatable")
     sweep.add_argument("--x", required=True, metavar="KNOB=LO:HI:N",
                        help="the x axis: N <= 8 values from LO to HI (or KNOB=V1,V2,...; a switch: KNOB=false,true); "
                             "lr, sgd_momentum, weight_decay or one of the method's knobs")
@@ -104,10 +108,6 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--log-y", action="store_true", help="log-spaced y values (LO > 0)")
     sweep.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1, range 1-16)")
     sweep.add_argument("--dataset", default="blobs", help="one of: " + ", ".join(_dataset_names()) + " (default blobs)")
-    sweep.add_argument("--epochs", type=int, help="training epochs (default 250)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="a fixed method knob or training setting for every cell; repeatable")
-    sweep.add_argument("--out", required=True, type=Path, help="output JSON file")
 
 
 def _add_claims(sub: argparse._SubParsersAction) -> None:
