@@ -471,7 +471,8 @@ def test_a_run_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path):
                                       "python": str(stubborn), "train_argv": [], "nproc_per_node": 1,
                                       "stop_grace_s": 1.0, "cwd": str(tmp_path)})
     _start_local([path])
-    wait_for(lambda: "started" in (path / "stdout.log").read_text(), HANG_S)
+    # the wrapper writes pid.json as it starts the child, which may print before that on a busy machine
+    wait_for(lambda: "started" in (path / "stdout.log").read_text() and read_json(path / "pid.json"), HANG_S)
     child = read_json(path / "pid.json")["child"]
     sleeper = identity(descendants(child["pid"])[0])
     info = stop("stubborn", tmp_path / "root", wait=HANG_S)
