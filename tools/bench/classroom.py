@@ -36,9 +36,10 @@ PAGE = "Method_playground"
 LESSON = "method=simsiam&dataset=moons&seeds=3&lesson=1"
 SETTING = "method=simsiam&dataset=moons&seeds=3"
 LIVE_TOGGLE = "pg_live"  # the sidebar's "Train live" (its widget id ends with the key; on by default)
-# (a knob, its new value): learning rates go to the running model, the rest start a new run.
-MOVES = (("lr", "0.03"), ("lr", "0.1"), ("lr", "0.01"), ("lr", "0.2"), ("epochs", "200"), ("epochs", "300"),
-         ("batch_size", "50"), ("batch_size", "150"), ("seeds", "2"), ("seeds", "4"))
+# (a knob, its new value): learning rates go to the running model, the rest start a new run. Interleaved, so
+# that the first few movers already cover every kind.
+MOVES = (("lr", "0.03"), ("epochs", "200"), ("lr", "0.1"), ("batch_size", "50"), ("lr", "0.01"), ("seeds", "2"),
+         ("lr", "0.2"), ("epochs", "300"), ("batch_size", "150"), ("seeds", "4"))
 
 
 @dataclass
