@@ -85,6 +85,17 @@ def test_the_cli_takes_a_schedule_of_changes(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "epoch must be in [0, 7]" in bad.stderr
 
 
+def test_a_switch_given_as_text_can_be_turned_on_mid_run(tmp_path):
+    """`--set predictor=false` reaches the trainer as the text "false" (as a link's does): the run must still be
+    built with the predictor switched off, not without it, so that `--at 3:predictor=true` can turn it on."""
+    out = tmp_path / "run.json"
+    done = subprocess.run([sys.executable, "-m", "lab", "toy", "--method", "simsiam", "--dataset", "blobs",
+                           "--set", "predictor=false", "--at", "3:predictor=true", "--seeds", "1", "--epochs", "6",
+                           "--out", str(out)], capture_output=True, text=True, timeout=HANG_S)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "Predictor on at epoch 3" in done.stdout
+
+
 def test_the_playground_link_holds_the_changes(root):
     at = AppTest.from_file(str(root / "views/playground.py"), default_timeout=HANG_S)
     at.query_params.update({"live": "false", "method": "simsiam", "dataset": "moons", "epochs": "20", "seeds": "2",

@@ -414,8 +414,9 @@ def _build_switchable(c: ToyConfig, seeds: Sequence[int], in_dim: int, may_switc
     mid-run (a live run, or a change in `c.changes`), it is built with the module and the switch then
     turned off: the module is built last from its own generators and is unused while off, so the run is
     the same as one built without it until the switch goes on."""
-    params = dict(c.params)
-    off = {k: False for k in method_class(c.method).toggled_modules if params.get(k) is False}
+    params, knobs = dict(c.params), c.method_config
+    # read off the parsed config: a link or the CLI gives "false" as text
+    off = {k: False for k in method_class(c.method).toggled_modules if getattr(knobs, k) is False}
     if not may_switch_on and not any(ch.knob in off and ch.value is True for ch in c.changes):
         off = {}
     model = build_method(c.method, params | {k: True for k in off}, seeds, in_dim, c.dim, c.hidden)
