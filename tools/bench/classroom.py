@@ -17,7 +17,6 @@ The server's memory (RSS with children) is read at the start and after each part
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import threading
@@ -30,6 +29,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
+from lab.core.clitools import OneLineParser
 from tools.bench.ui import streamlit_server
 
 PAGE = "Method_playground"
@@ -258,7 +258,7 @@ def bench_class(clients: int = 20, movers: int = 10, window_s: float = 5.0) -> d
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench.classroom", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m tools.bench.classroom", description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20, help="sessions on the lesson link")
     parser.add_argument("--movers", type=int, default=10, help=f"of them, how many move a knob (1-{len(MOVES)})")
     args = parser.parse_args(argv)

@@ -15,7 +15,6 @@ Playwright; the server and the browser are stopped on the way out, whatever happ
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import os
@@ -27,6 +26,8 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from lab.core.clitools import OneLineParser
 
 CHROMIUM = Path(os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,7 +308,7 @@ def _bench_memory(minutes: float, sample_s: float) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench.ui", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m tools.bench.ui", description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, help="instead of the timings, the server's memory over this many "
                                                       "minutes of live training (issue #13 asks for 10)")
     args = parser.parse_args(argv)
