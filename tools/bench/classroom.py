@@ -119,6 +119,8 @@ class Session:
                 if not msg.metadata.run.fragment_ids:
                     self._fragments.clear()  # a full run sets up its fragments afresh
                     self.metrics = []
+        elif kind == "page_info_changed":  # the page wrote its URL (st.query_params): a browser's address follows
+            self.query = msg.page_info_changed.query_string
         elif kind == "navigation":  # the page st.navigation picked for our page_name
             self.page_hash = msg.navigation.page_script_hash or self.page_hash
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
@@ -231,13 +233,14 @@ def move_knobs(url: str, movers: int, hang_s: float) -> dict:
 
 def run_class(url: str, pid: int, clients: int = 20, movers: int = 10, window_s: float = 5.0,
               hang_s: float = 600.0) -> dict:
-    if not 1 <= movers <= len(MOVES):
-        raise ValueError(f"movers must be in [1, {len(MOVES)}], got {movers}")
+    if not 0 <= movers <= len(MOVES):
+        raise ValueError(f"movers must be in [0, {len(MOVES)}], got {movers}")
     rss = {"start": rss_mb(pid)}
     lesson = open_lesson(url, clients, window_s, hang_s)
     rss["after (a)"] = rss_mb(pid)
-    knobs = move_knobs(url, movers, hang_s)
-    rss["after (b)"] = rss_mb(pid)
+    knobs = move_knobs(url, movers, hang_s) if movers else None  # 0: the lesson link only
+    if movers:
+        rss["after (b)"] = rss_mb(pid)
     return {"lesson": lesson, "knobs": knobs, "rss_mb": rss}
 
 
