@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from lab.train.b1 import B1Config, live_b1, train_b1
 from lab.train.changes import Change, movable_differences
 from lab.train.toy import live_toy, toy_config, train_toys
-from waits import HANG_S
+from waits import HANG_S, watch_until_done
 
 
 def wait_for(cond, timeout=HANG_S):
@@ -34,6 +34,28 @@ def test_the_first_frame_is_the_untrained_model_and_pause_holds_it():
     live.control.stop()
     live.thread.join(HANG_S)
     assert live.done and live.run.epochs == [0, 1] and live.error is None
+
+
+def test_a_run_nobody_reads_holds_resumes_when_read_and_stops_when_left_for_good():
+    live = live_toy(toy_config("simsiam", "blobs", {"seeds": 1, "epochs": 300}), playing=True,
+                    epochs_per_second=None, idle_hold_s=0.05)
+    assert live.control.wait_first(HANG_S) and live.control.epoch >= 0
+    wait_for(lambda: live.control.held)  # nobody reads it: it holds, at the start of an epoch
+    at = live.control.epoch
+    time.sleep(0.3)
+    assert live.control.held and live.control.epoch == at, "held: nothing trains"
+    wait_for(lambda: live.control.latest() and live.control.epoch > at)  # read again: it trains on
+    live.thread.join(HANG_S)  # left for IDLE_STOP_TIMES x idle_hold_s (6 s): it stops, its thread ends
+    assert live.done and live.error is None and live.run.epochs[-1] < 300
+
+
+def test_a_runs_stop_token_stops_it_when_dropped_as_a_closed_sessions_state_is():
+    live = live_toy(toy_config("simsiam", "blobs", {"seeds": 1, "epochs": 300}), playing=False)
+    token = live.stop_token()
+    assert live.control.wait_first(HANG_S)
+    del token
+    live.thread.join(HANG_S)
+    assert live.done and live.run.epochs == [0], "paused at epoch 0, then stopped when its token went"
 
 
 def test_a_change_asked_for_mid_run_acts_from_the_next_epoch_and_the_run_equals_a_plain_one_with_it():
@@ -92,7 +114,7 @@ def test_the_playground_trains_live_pauses_takes_a_knob_and_links_it(root):
     at.toggle(key="pg_simsiam_stop_grad").set_value(False).run()
     assert at.session_state["pg_live_run"] is live, "a knob that can change mid-run does not restart the run"
     at.button(key="pg_live_play").click().run()  # play on
-    live.thread.join(HANG_S)
+    watch_until_done(live)
     at.run()
     assert not at.exception
     (change,) = live.run.config.changes
@@ -117,7 +139,7 @@ def test_collapse_on_the_circle_trains_live_and_a_new_setting_starts_a_new_run(r
     live.thread.join(HANG_S)
     assert live.done and live.run.epochs[-1] < 60, "the old run stopped where it was"
     new = at.session_state["b1_live"]
-    new.thread.join(HANG_S)
+    watch_until_done(new)
     at.run()
     assert not at.exception and new.run.epochs[-1] == 60
     assert any(c.proto.id.endswith("b1_animation") for c in at.get("plotly_chart")), "the replay once it has ended"

@@ -122,11 +122,8 @@ def live_session(config: B1Config):
     live = st.session_state.get("b1_live")
     if live is not None and live.config == config:
         return live
-    if live is not None:
-        live.control.stop()
-    live = live_b1(config, playing=True, epochs_per_second=ui.live_speed("b1_"))
-    st.session_state.b1_live = live
-    return live
+    return ui.keep_live("b1_live", live_b1(config, playing=True, epochs_per_second=ui.live_speed("b1_"),
+                                           idle_hold_s=ui.LIVE_IDLE_HOLD_S))
 
 
 def live_panel(live) -> None:

@@ -95,10 +95,9 @@ def live_session(config):
                 return None
             st.session_state.pg_live_seen = config
             return live
-        live.control.stop()
-    live = live_toy(config, playing=True, epochs_per_second=ui.live_speed("pg_"))
-    st.session_state.pg_live_run, st.session_state.pg_live_seen = live, config
-    return live
+    live = live_toy(config, playing=True, epochs_per_second=ui.live_speed("pg_"), idle_hold_s=ui.LIVE_IDLE_HOLD_S)
+    st.session_state.pg_live_seen = config
+    return ui.keep_live("pg_live_run", live)
 
 
 def write_live_url(live, values, extras) -> None:
@@ -193,7 +192,7 @@ def setting(locked: set, lesson: bool):
 
 def shared_run(config, values):
     """A lesson link: the class watches one run train (`ui.shared_live`), then its replay."""
-    live = ui.shared_live(config, lambda: live_toy(config, playing=True,
+    live = ui.shared_live(config, lambda: live_toy(config, playing=True, idle_hold_s=ui.LIVE_IDLE_HOLD_S,
                                                    epochs_per_second=ui.LIVE_SPEEDS[ui.LIVE_SPEED_DEFAULT]))
     if not live.done:
         live_panel(live, values["show"], shared=True)

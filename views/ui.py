@@ -619,6 +619,25 @@ LIVE_TICK_S = 0.1
 SHARED_TICK_S = 0.5
 
 
+# A run no page has read for this long holds (a closed or long-hidden tab; a hidden one still reads once a
+# second), and resumes when one reads it again: the server's cores go to the runs someone watches.
+LIVE_IDLE_HOLD_S = 5.0
+# A new run publishes the untrained model's features within milliseconds: the rerun that started it waits this
+# long at most for them, so that the first picture comes with that rerun, not one fragment tick later.
+LIVE_FIRST_WAIT_S = 0.5
+
+
+def keep_live(key: str, live) -> Any:
+    """This session's live run under st.session_state[key] (the one there before is stopped), with a token that
+    stops it when the session ends, its first frame waited for (LIVE_FIRST_WAIT_S at most). Returns live."""
+    old = st.session_state.get(key)
+    if old is not None and old is not live:
+        old.control.stop()
+    st.session_state[key], st.session_state[f"{key}_token"] = live, live.stop_token()
+    live.control.wait_first(LIVE_FIRST_WAIT_S)
+    return live
+
+
 def live_speed(prefix: str) -> float | None:
     return LIVE_SPEEDS[st.session_state.get(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)]
 

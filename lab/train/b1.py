@@ -414,10 +414,12 @@ def train_b1(configs: Sequence[B1Config], progress: Callable[[int, int], None] |
     return runs  # type: ignore[return-value]
 
 
-def live_b1(config: B1Config, playing: bool = True, epochs_per_second: float | None = None) -> LiveTraining:
+def live_b1(config: B1Config, playing: bool = True, epochs_per_second: float | None = None,
+            idle_hold_s: float | None = None) -> LiveTraining:
     """`config` trained live (`lab.train.live`), one epoch at a time: the view gets the augmented points'
     features (N·A, D) of every epoch and ‖s‖ (`center_norm_aug`, the paper's s, and `center_norm`). No knob
-    changes mid-run: every B.1 knob changes the data or the schedule, so a change starts a new run."""
+    changes mid-run: every B.1 knob changes the data or the schedule, so a change starts a new run. Held
+    while nobody has read it for idle_hold_s (`LiveControl`)."""
     def train(c: B1Config, control: LiveControl) -> B1Run:
         return _train_group([c], None, live=control)[0]
-    return LiveTraining(config, train, playing, epochs_per_second)
+    return LiveTraining(config, train, playing, epochs_per_second, idle_hold_s=idle_hold_s)

@@ -18,6 +18,8 @@ import torch
 
 from lab.train.changes import Change
 
+IDLE_STOP_TIMES = 120  # a run held this many idle_hold_s in a row stops
+
 # check(change, changes applied so far) -> the change with its value parsed; a one-line ValueError if bad.
 Check = Callable[[Change, Sequence[Change]], Change]
 
@@ -32,7 +34,7 @@ class LiveControl:
     """
 
     def __init__(self, config, playing: bool = True, epochs_per_second: float | None = None,
-                 check: Check | None = None):
+                 check: Check | None = None, idle_hold_s: float | None = None):
         self.config, self._check = config, check
         self._cond = threading.Condition()
         self.playing, self.steps_left, self.stopped = playing, 0, False
@@ -42,6 +44,12 @@ class LiveControl:
         self.epoch = -1  # the last epoch published
         self._views: tuple[list, list, list] = ([], [], [])
         self._last_turn = time.perf_counter()
+        # A page reads the run several times a second while a tab shows it (a hidden tab: once a second). A run
+        # nobody has read for idle_hold_s holds until someone does (and stops after IDLE_STOP_TIMES of that): on a
+        # 2-core server a closed tab's run would otherwise train on at the cost of every open one. None: never
+        # held (a notebook, a test).
+        self.idle_hold_s, self._last_read = idle_hold_s, time.monotonic()
+        self.held = False  # the trainer is waiting for someone to read the run
 
     # -- the trainer's side
     def publish(self, epochs: list, snaps: list, logs: list) -> None:
@@ -52,8 +60,12 @@ class LiveControl:
 
     def wait_turn(self, epoch: int) -> list[Change] | None:
         with self._cond:
-            while not self.stopped and not self.playing and self.steps_left == 0:
-                self._cond.wait(0.5)
+            while not self.stopped:
+                self.held = self._unwatched()
+                if not self.held and (self.playing or self.steps_left):
+                    break
+                self._cond.wait(0.25)
+            self.held = False
             if self.stopped:
                 return None
             if not self.playing:
@@ -70,7 +82,22 @@ class LiveControl:
             self.applied.extend(changes)
         return changes
 
+    def _unwatched(self) -> bool:
+        if self.idle_hold_s is None or not self.playing:
+            return False
+        idle = time.monotonic() - self._last_read
+        if idle > IDLE_STOP_TIMES * self.idle_hold_s:
+            self.stopped = True  # nobody came back (a lesson link's run the class has left): free the thread
+        return idle > self.idle_hold_s
+
     # -- the page's side
+    def wait_first(self, timeout: float) -> bool:
+        """Wait at most `timeout` s for the first epoch to be published (the untrained model's features, a few
+        ms after the start): a page that started a run shows that frame in the same rerun instead of a
+        placeholder and one fragment tick later. True if it came."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.epoch >= 0 or self.stopped, timeout) and self.epoch >= 0
+
     def play(self) -> None:
         with self._cond:
             self.playing = True
@@ -114,6 +141,7 @@ class LiveControl:
     def latest(self) -> tuple[list[int], torch.Tensor | None, dict[str, torch.Tensor]]:
         """(epochs so far, the newest features (K, N, D), each metric's values so far (T, K))."""
         with self._cond:
+            self._last_read = time.monotonic()
             epochs, snaps, logs = self._views
             n = self._complete()
             epochs, z, logs = list(epochs[:n]), (snaps[n - 1] if n else None), list(logs[:n])
@@ -124,6 +152,7 @@ class LiveControl:
         """(epoch, features (N, D) of one seed) of the last `most` recorded epochs after `epoch`, oldest
         first: what a live view has not been sent yet."""
         with self._cond:
+            self._last_read = time.monotonic()
             epochs, snaps, _ = self._views
             n = self._complete()
             first = n
@@ -138,8 +167,9 @@ class LiveTraining:
     (finished or stopped), `error` (one line) if it failed."""
 
     def __init__(self, config, train: Callable[[Any, LiveControl], Any], playing: bool = True,
-                 epochs_per_second: float | None = None, check: Check | None = None):
-        self.control = LiveControl(config, playing, epochs_per_second, check)
+                 epochs_per_second: float | None = None, check: Check | None = None,
+                 idle_hold_s: float | None = None):
+        self.control = LiveControl(config, playing, epochs_per_second, check, idle_hold_s)
         self.config, self.run, self.error = config, None, None
         self.id = uuid.uuid4().hex[:12]  # names this run to a live view, which starts afresh on a new one
         self._train_fn = train
@@ -161,6 +191,18 @@ class LiveTraining:
     @property
     def done(self) -> bool:
         return not self.thread.is_alive()
+
+    def stop_token(self) -> "StopToken":
+        return StopToken(self.control)
+
+
+class StopToken:
+    """Stops a run when the last reference to it goes. A page keeps one in its browser session's state beside
+    the run: Streamlit drops a session's state a while after its tab closed (server.disconnectedSessionTTL),
+    and a run left paused there would otherwise wait in its thread, model and frames held, for ever."""
+
+    def __init__(self, control: LiveControl):
+        weakref.finalize(self, control.stop)
 
 
 _LIVE: "weakref.WeakSet[LiveTraining]" = weakref.WeakSet()

@@ -649,10 +649,12 @@ def _toy_change_check(config: ToyConfig):
     return check
 
 
-def live_toy(config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None) -> LiveTraining:
-    """`config` trained live (`lab.train.live`): every epoch evaluated and published, knobs changeable."""
+def live_toy(config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None,
+             idle_hold_s: float | None = None) -> LiveTraining:
+    """`config` trained live (`lab.train.live`): every epoch evaluated and published, knobs changeable;
+    held while nobody has read it for idle_hold_s (`LiveControl`)."""
     return LiveTraining(config, lambda c, control: _train_stack([c], None, live=control)[0], playing,
-                        epochs_per_second, check=_toy_change_check(config))
+                        epochs_per_second, check=_toy_change_check(config), idle_hold_s=idle_hold_s)
 
 
 def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:

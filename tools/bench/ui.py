@@ -138,10 +138,11 @@ def wait_seen(page, test, timeout_s: float = 60.0) -> tuple[float, str]:
 
 
 def measure_method(page, url: str, method: str, dim: int = 3) -> dict:
-    big = []  # when (time.monotonic, seen from here) a message large enough to hold a live frame came in
+    big = []  # (time.monotonic seen from here, payload) of each message large enough to hold a live frame
 
     def on_socket(ws):
-        ws.on("framereceived", lambda payload: big.append(time.monotonic()) if len(payload) > BIG_MESSAGE else None)
+        ws.on("framereceived",
+              lambda payload: big.append((time.monotonic(), payload)) if len(payload) > BIG_MESSAGE else None)
 
     page.on("websocket", on_socket)
     page.add_init_script(f"({FIRST_FRAME_JS})({FRAME_JS!r})")
@@ -149,14 +150,14 @@ def measure_method(page, url: str, method: str, dim: int = 3) -> dict:
     page.goto(f"{url}/Method_playground?method={method}&seeds=1&dim={dim}")
     page.wait_for_function("() => window.__lab_first !== null", timeout=TIMEOUT_MS)
     open_ms = page.evaluate("() => window.__lab_first")
-    came = [t for t in big if t >= t_open]
+    came = [t for t, _ in big if t >= t_open]
     open_socket_ms = 1000 * (came[0] - t_open) if came else float("nan")
     side = page.locator('[data-testid="stSidebar"]')
     watch(page)
     # Updates a second while playing: distinct epoch titles over the window.
     t_window = time.monotonic()
     page.wait_for_timeout(int(1000 * WINDOW_S))
-    sent = [t for t in big if t >= t_window]
+    sent = [t for t, _ in big if t >= t_window]
     sent_per_s = (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else 0.0
     shown = seen(page)
     epochs = [epoch_of(t)[0] for _, t in shown]
@@ -171,9 +172,15 @@ def measure_method(page, url: str, method: str, dim: int = 3) -> dict:
     t_press = time.monotonic()
     page.keyboard.press("ArrowRight")
     knob_ms, title = wait_seen(page, lambda e, n: n != n_epochs)
-    came = [t for t in big if t >= t_press]
-    socket_ms = 1000 * (came[0] - t_press) if came else float("nan")
     new_n = epoch_of(title)[1]
+    # The new run's first frame on the socket: the old run's frames keep coming until the rerun replaces it.
+    marker = f'"epochs": {new_n},'
+    came = [t for t, payload in big if t >= t_press and marker in (
+        payload if isinstance(payload, str) else payload.decode("utf-8", "replace"))]
+    socket_ms = 1000 * (came[0] - t_press) if came else float("nan")
+    # Paused before the page closes: a closed tab's run trains on until it holds (LIVE_IDLE_HOLD_S unread), and
+    # the next method's figures are of one page on the server, as a user sees it.
+    page.locator(".st-key-pg_live_play button").click()
     return {"method": method, "dim": dim, "open_ms": open_ms, "open_socket_ms": open_socket_ms, "updates_per_s": ups,
             "epochs_seen": max(epochs) - min(epochs), "knob_ms": knob_ms, "socket_ms": socket_ms,
             "sent_per_s": sent_per_s, "new_epochs": new_n, "old_epochs": n_epochs}
