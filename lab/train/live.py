@@ -8,6 +8,7 @@ calls play, pause, step, stop, change and reads `latest` / `frames_since`. Nothi
 from __future__ import annotations
 
 import atexit
+import collections
 import threading
 import time
 import uuid
@@ -19,6 +20,37 @@ import torch
 from lab.train.changes import Change
 
 IDLE_STOP_TIMES = 120  # a run held this many idle_hold_s in a row stops
+
+
+class FairTurn:
+    """A lock handed over first come, first served (a plain threading.Lock lets the thread that releases it take
+    it straight back, which would starve the other runs of one trained as fast as it can)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._queue: collections.deque = collections.deque()
+        self._busy = False
+
+    def acquire(self) -> None:
+        me = object()
+        with self._cond:
+            self._queue.append(me)
+            self._cond.wait_for(lambda: not self._busy and self._queue[0] is me)
+            self._queue.popleft()
+            self._busy = True
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
+# One live run computes at a time in this process; the others wait their turn asleep. Why: a toy epoch is
+# mostly Python (tiny tensors), so every training thread competes for the one GIL with the server's event loop
+# and script threads. Ten live sessions on 2 busy cores kept the event loop waiting in Thread.start for each
+# new script thread (py-spy) and no session got a frame for over a minute; with one trainer at a time the
+# runs share the same compute and the server keeps its turn.
+WORK_TURN = FairTurn()
 
 # check(change, changes applied so far) -> the change with its value parsed; a one-line ValueError if bad.
 Check = Callable[[Change, Sequence[Change]], Change]
@@ -50,6 +82,7 @@ class LiveControl:
         # held (a notebook, a test).
         self.idle_hold_s, self._last_read = idle_hold_s, time.monotonic()
         self.held = False  # the trainer is waiting for someone to read the run
+        self._working = False  # the trainer holds WORK_TURN
 
     # -- the trainer's side
     def publish(self, epochs: list, snaps: list, logs: list) -> None:
@@ -59,6 +92,9 @@ class LiveControl:
             self._cond.notify_all()
 
     def wait_turn(self, epoch: int) -> list[Change] | None:
+        """After `epoch` is published: wait while paused, held or ahead of the pace, then for WORK_TURN (held
+        until the next call or `end_work_turn`) -> the changes asked for since, or None: stop."""
+        self.end_work_turn()
         with self._cond:
             while not self.stopped:
                 self.held = self._unwatched()
@@ -77,10 +113,20 @@ class LiveControl:
             if wait > 0:
                 time.sleep(wait)
         self._last_turn = time.perf_counter()
+        self._take_work_turn()
         changes = [Change(epoch, knob, value) for knob, value in todo]
         with self._cond:
             self.applied.extend(changes)
         return changes
+
+    def _take_work_turn(self) -> None:
+        WORK_TURN.acquire()
+        self._working = True
+
+    def end_work_turn(self) -> None:
+        if self._working:
+            self._working = False
+            WORK_TURN.release()
 
     def _unwatched(self) -> bool:
         if self.idle_hold_s is None or not self.playing:
@@ -185,6 +231,7 @@ class LiveTraining:
         except Exception as e:  # shown on the page as one line; the thread must not die silently
             self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         finally:
+            self.control.end_work_turn()
             torch.set_num_threads(threads)
             self.control.stop()
 
