@@ -19,7 +19,9 @@ import sys
 from typing import Sequence
 
 from lab.core.collapse import collapse_kind, phrase
-from lab.runs.core import EXTERNAL
+from lab.runs.core import (EXTERNAL, demo_data, demo_train_args, get_run, launch, launch_preset, list_runs, log_tail,
+                           resume, stop)
+from lab.runs.slurm import SlurmError, SlurmSpec
 
 EXIT_BAD_INPUT = 2
 
@@ -52,12 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     la.add_argument("--json", action="store_true", help="print the launched runs as JSON")
     sl = la.add_argument_group("SLURM")
     sl.add_argument("--slurm", action="store_true", help="submit as a SLURM batch job")
-    sl.add_argument("--nodes", type=int, default=1)
+    spec = SlurmSpec()  # the defaults, declared once there
+    sl.add_argument("--nodes", type=int, default=spec.nodes)
     sl.add_argument("--gpus-per-node", type=int, help="default: --gpus if > 1, else 0 (a CPU job)")
-    sl.add_argument("--cpus-per-task", type=int, default=2)
-    sl.add_argument("--mem-gb", type=int, default=4)
-    sl.add_argument("--time-min", type=int, default=60)
-    sl.add_argument("--partition")
+    sl.add_argument("--cpus-per-task", type=int, default=spec.cpus_per_task)
+    sl.add_argument("--mem-gb", type=int, default=spec.mem_gb)
+    sl.add_argument("--time-min", type=int, default=spec.time_min)
+    sl.add_argument("--partition", default=spec.partition)
     ls = sub.add_parser("list", parents=[root], help="all runs, newest first")
     ls.add_argument("--json", action="store_true", help="a JSON array of the runs")
     sh = sub.add_parser("show", parents=[root], help="status, progress, last metrics and the log tail of a run")
@@ -81,9 +84,7 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def _slurm_spec(args: argparse.Namespace):
-    from lab.runs import SlurmSpec
-
+def _slurm_spec(args: argparse.Namespace) -> SlurmSpec | None:
     if not args.slurm:
         return None
     gpn = args.gpus_per_node if args.gpus_per_node is not None else (args.gpus if args.gpus > 1 else 0)
@@ -106,8 +107,6 @@ def _where(info) -> str:
 
 
 def cmd_launch(args: argparse.Namespace, train_args: list[str]) -> int:
-    from lab.runs import demo_data, demo_train_args, launch, launch_preset
-
     if args.demo:
         train_args = demo_train_args(demo_data(args.root)) + train_args
         if args.device == "auto":
@@ -127,8 +126,6 @@ def cmd_launch(args: argparse.Namespace, train_args: list[str]) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from lab.runs import list_runs
-
     runs = list_runs(args.root)
     if args.json:
         print(json.dumps([r.to_json() for r in runs], indent=1))
@@ -149,8 +146,6 @@ def _fmt(value) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lab.runs import get_run, log_tail
-
     info = get_run(args.name, args.root)
     if args.json:
         print(json.dumps({**info.to_json(), "log_tail": log_tail(info.path, args.lines)}, indent=1))
@@ -176,8 +171,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from lab.runs import stop
-
     info = stop(args.name, args.root, wait=args.wait, kill=args.kill)
     why = f" ({info.message.splitlines()[0]})" if info.message else ""
     print(f"{info.name}: {info.status}, {_progress(info)}{why}")
@@ -185,16 +178,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from lab.runs import resume
-
     info = resume(args.name, args.root)
     print(f"resumed {info.name}: {info.status} ({_where(info)}), from epoch {info.epoch}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from lab.runs import SlurmError
-
     ours, train_args = _split(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(ours)
