@@ -25,6 +25,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import psutil
+from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
@@ -136,6 +137,8 @@ class Session:
             self.metrics.append(el.metric.body)
         elif what == "exception":
             self.errors.append(el.exception.message.splitlines()[0] if el.exception.message else "exception")
+        elif what == "alert" and el.alert.format == Alert.ERROR:  # st.error: e.g. a knob change the page refused
+            self.errors.append(f"st.error: {el.alert.body.splitlines()[0] if el.alert.body else ''}")
         elif what in ("checkbox",) and el.checkbox.id:
             self.widget_ids[el.checkbox.id.rsplit("-", 1)[-1]] = el.checkbox.id
 
