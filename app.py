@@ -1,8 +1,9 @@
 """Collapse Lab: `streamlit run app.py`. The navigation: Home and the lab's pages (`views/`), each a function."""
 import streamlit as st
 
-from views import home, nav
+from views import home, nav, streamlit_fix
 
+streamlit_fix.install()  # before any page: a fragment's timer must not cut off a page's rerun (the module says how)
 st.set_page_config(page_title="Collapse Lab", layout="wide")
 links = nav.lab_pages()
 
