@@ -40,43 +40,46 @@ def session(loop, state, runner):
     return SimpleNamespace(_event_loop=loop, _state=state, _scriptrunner=runner)
 
 
+@pytest.fixture
+def loop():
+    """The session's event loop; `drain(loop)` runs what is queued on it, in order."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def drain(loop) -> None:
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
 def test_the_fix_is_installed_on_this_streamlit():
     assert streamlit_fix.install() and getattr(AppSession, streamlit_fix._MARK)
 
 
-def test_a_fragment_rerun_waits_for_the_finished_runs_queued_events(created):
-    loop, order = asyncio.new_event_loop(), []
-    try:
-        old = Runner(takes=False)  # its script has ended: it refuses reruns
-        s = session(loop, AppSessionState.APP_IS_RUNNING, old)
+def test_a_fragment_rerun_waits_for_the_finished_runs_queued_events(created, loop):
+    order = []
+    s = session(loop, AppSessionState.APP_IS_RUNNING, Runner(takes=False))  # its script has ended: it refuses
 
-        def finish_event():  # what AppSession does with the old runner's SCRIPT_STOPPED_WITH_SUCCESS
-            order.append("finished")
-            s._state = AppSessionState.APP_NOT_RUNNING
+    def finish_event():  # what AppSession does with the old runner's SCRIPT_STOPPED_WITH_SUCCESS
+        order.append("finished")
+        s._state = AppSessionState.APP_NOT_RUNNING
 
-        loop.call_soon(finish_event)  # queued by the old runner before it refused the rerun
-        AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
-        assert created == [], "no new runner while the old run's events wait"
-        loop.call_soon(loop.stop)
-        loop.run_forever()
-        order.extend("created" for _ in created)
-        assert order == ["finished", "created"], order
-        assert created[0][1].fragment_id == "frag"
-    finally:
-        loop.close()
+    loop.call_soon(finish_event)  # queued by the old runner before it refused the rerun
+    AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
+    assert created == [], "no new runner while the old run's events wait"
+    drain(loop)
+    order.extend("created" for _ in created)
+    assert order == ["finished", "created"], order
+    assert created[0][1].fragment_id == "frag"
 
 
-def test_a_runner_started_meanwhile_takes_the_fragment_rerun(created):
-    loop = asyncio.new_event_loop()
-    try:
-        s = session(loop, AppSessionState.APP_IS_RUNNING, Runner(takes=False))
-        AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
-        s._state, s._scriptrunner = AppSessionState.APP_IS_RUNNING, Runner(takes=True)  # a full rerun started
-        loop.call_soon(loop.stop)
-        loop.run_forever()
-        assert created == [] and [d.fragment_id for d in s._scriptrunner.asked] == ["frag"]
-    finally:
-        loop.close()
+def test_a_runner_started_meanwhile_takes_the_fragment_rerun(created, loop):
+    s = session(loop, AppSessionState.APP_IS_RUNNING, Runner(takes=False))
+    AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
+    s._state, s._scriptrunner = AppSessionState.APP_IS_RUNNING, Runner(takes=True)  # a full rerun started
+    drain(loop)
+    assert created == [] and [d.fragment_id for d in s._scriptrunner.asked] == ["frag"]
 
 
 @pytest.mark.parametrize("state, runner, data", [
@@ -84,24 +87,14 @@ def test_a_runner_started_meanwhile_takes_the_fragment_rerun(created):
     (AppSessionState.APP_NOT_RUNNING, Runner(False), RerunData(fragment_id="frag")),  # the old run's events are in
     (AppSessionState.APP_IS_RUNNING, None, RerunData(fragment_id="frag")),  # no runner to wait for
 ], ids=["full-rerun", "events-handled", "no-runner"])
-def test_other_runs_start_at_once(created, state, runner, data):
-    loop = asyncio.new_event_loop()
-    try:
-        s = session(loop, state, runner)
-        AppSession._create_scriptrunner(s, data)
-        assert [c[1] for c in created] == [data]
-    finally:
-        loop.close()
+def test_other_runs_start_at_once(created, loop, state, runner, data):
+    AppSession._create_scriptrunner(session(loop, state, runner), data)
+    assert [c[1] for c in created] == [data]
 
 
-def test_a_session_shutting_down_starts_no_runner(created):
-    loop = asyncio.new_event_loop()
-    try:
-        s = session(loop, AppSessionState.APP_IS_RUNNING, Runner(takes=False))
-        AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
-        s._state = AppSessionState.SHUTDOWN_REQUESTED
-        loop.call_soon(loop.stop)
-        loop.run_forever()
-        assert created == []
-    finally:
-        loop.close()
+def test_a_session_shutting_down_starts_no_runner(created, loop):
+    s = session(loop, AppSessionState.APP_IS_RUNNING, Runner(takes=False))
+    AppSession._create_scriptrunner(s, RerunData(fragment_id="frag"))
+    s._state = AppSessionState.SHUTDOWN_REQUESTED
+    drain(loop)
+    assert created == []
