@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lab.core import collapse
+from lab.core import collapse, geometry, metrics
 from lab.engine.train import EPOCH_KEYS
 from lab.methods import METHOD_NAMES, build_method, method_class
 from lab.render import runs as view
@@ -85,3 +85,65 @@ def test_banner_and_table_name_the_kind():
     info = {"name": "r", "status": "running", "epoch": 2, "epochs": 5, "last_epoch_metrics": rows[-1]}
     assert view.table_rows([info])[0]["collapse"] == "dimensional"
     assert view.collapse_warnings({"r": rows[:1]}, 0.9) == []
+
+
+# ------------------------------------------------------------------ any embedding, read on the sphere
+
+def _embedding(case: str, n: int = 1000, d: int = 512) -> torch.Tensor:
+    """Synthetic embeddings (N, D), float64, seeded: each one a kind of (no) collapse."""
+    g = torch.Generator().manual_seed(0)
+    gauss = torch.randn(n, d, generator=g, dtype=torch.float64)
+    point = torch.zeros(d, dtype=torch.float64)
+    point[0] = 1.0
+    if case == "healthy":  # spread evenly over the sphere
+        return gauss
+    if case == "one point":
+        return point.expand(n, d).clone()
+    if case == "one point + far outliers":  # 98 % at one point; 2 % elsewhere with 100x the norm
+        y = point.expand(n, d).clone()
+        y[: n // 50] = 100 * gauss[: n // 50]
+        return y
+    if case == "most at one point, a few opposite":  # 92 % at one point, 8 % at its antipode
+        y = point.expand(n, d).clone()
+        y[: 2 * n // 25] = -point
+        return y
+    if case == "rank-2 subspace":
+        return gauss[:, :2] @ torch.randn(2, d, generator=g, dtype=torch.float64)
+    if case == "five prototypes":  # every sample at one of five points
+        return torch.randn(5, d, generator=g, dtype=torch.float64)[torch.arange(n) % 5]
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case, kind, signs", [
+    ("healthy", None, []),
+    ("one point", collapse.COMPLETE, ["center_norm", "center_share", "effective_rank"]),
+    # The far samples count as one sample each on the sphere: ‖s‖ ≈ 0.98, the share 0.98, few directions.
+    ("one point + far outliers", collapse.COMPLETE, ["center_norm", "center_share"]),
+    # ‖s‖ = 0.92 − 0.08 = 0.84 reads healthy; the share of samples near s reads 0.92 (and one direction is left).
+    ("most at one point, a few opposite", collapse.COMPLETE, ["center_share", "effective_rank"]),
+    ("rank-2 subspace", collapse.DIMENSIONAL, ["effective_rank"]),
+    ("five prototypes", collapse.DIMENSIONAL, ["effective_rank"]),
+])
+def test_an_embedding_is_named_by_its_readings_on_the_sphere(case, kind, signs):
+    readings = metrics.embedding_readings(_embedding(case))
+    held = collapse.collapse_signs(collapse.EMBEDDING, readings, n_classes=C)
+    assert [s["metric"] for s in held] == signs, (case, readings)
+    assert collapse.collapse_kind(held) == kind, (case, readings)
+
+
+def test_the_readings_of_the_outlier_case():
+    """98 % of the samples at one point, 2 % far away (99.5 % of the squared norm): on the sphere ‖s‖ is within
+    2 × 2 % of 1, the share near s is the point's 98 % (the outliers tilt s by at most 0.02 / 0.98, so the point's
+    cosine to it stays above 0.9997) and the rank is that of the 20 outliers' directions, far below D."""
+    r = metrics.embedding_readings(_embedding("one point + far outliers"))
+    assert r["center_norm"] >= 1 - 2 * 0.02 and r["center_share"] == pytest.approx(0.98)
+    assert r["effective_rank"] <= 21 < r["effective_rank_max"] / 10
+    healthy = metrics.embedding_readings(_embedding("healthy"))
+    # N(0, I) on the sphere: ‖s‖ ~ 1/√N, each cosine to s ~ 1/√D (none near 0.9), the rank near D (N = 2D samples).
+    assert healthy["center_norm"] < 5 / math.sqrt(1000) and healthy["center_share"] == 0.0
+    assert healthy["effective_rank"] > 0.8 * 512
+
+
+def test_center_cosines_average_to_the_center_norm():
+    z = geometry.normalize(torch.randn(3, 200, 5, dtype=torch.float64) + torch.tensor([1.0, 0, 0, 0, 0]))
+    assert torch.allclose(geometry.center_cosines(z).mean(-1), geometry.center_norm(z), atol=1e-12)

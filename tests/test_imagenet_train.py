@@ -25,6 +25,7 @@ from lab.data.fake import write_fake_imagefolder
 from lab.engine.loop import _Stop
 from lab.engine.train import EPOCH_KEYS, TrainConfig, read_metrics, train, trim_metrics
 from lab.methods import METHOD_NAMES
+from lab.methods.dino import DINO
 from waits import HANG_S
 
 TINY = dict(batch_size=8, image_size=32, load_size=40, device="cpu", workers=0, max_steps_per_epoch=2, epochs=1,
@@ -120,6 +121,21 @@ def test_collapse_guard_stops_the_run(data, tmp_path):
     again = train(TrainConfig(data=str(data), method="simsiam", out=str(tmp_path),
                               **{**TINY, "epochs": 3, "knn_every": 0}, collapse_threshold=0.0, collapse_patience=1))
     assert again["status"] == "collapsed" and len(epochs_of(tmp_path)) == 2
+
+
+def test_a_resumed_dino_run_goes_on_at_its_progress(data, tmp_path, monkeypatch):
+    """DINO's teacher temperature follows the training progress, which the weights do not hold: a run stopped
+    after its first step resumes with the temperature of step 2, not the warmup's start (issue 21)."""
+    seen = []
+    resume_at = DINO.resume_at
+    monkeypatch.setattr(DINO, "resume_at", lambda self, p: (seen.append(p), resume_at(self, p))[1])
+    cfg = TrainConfig(data=str(data), method="dino", out=str(tmp_path), **{**TINY, "epochs": 2, "knn_every": 0})
+    with monkeypatch.context() as m:
+        m.setattr(_Stop, "agreed", lambda self, run, step, force=False: step == 1)
+        assert train(cfg)["status"] == "stopped"
+    result = train(cfg)
+    assert result["status"] == "finished" and result["step"] == 4
+    assert seen == [0.0, 1 / 4], seen  # 2 epochs × 2 steps: the second call goes on after step 1 of 4
 
 
 def test_resume_refuses_another_run_in_the_same_folder(data, tmp_path):

@@ -15,6 +15,7 @@ from lab.methods.base import negative_cosine, squared_distance
 from lab.methods.dino import dino_loss
 from lab.methods.simclr import info_nce
 from lab.methods.simplified import simplified_loss
+from lab.methods import swav as swav_module
 from lab.methods.swav import sinkhorn, swav_loss
 from lab.methods.triplet import triplet_loss
 from lab.train.toy import ToyConfig, toy_config, train_toy
@@ -640,6 +641,19 @@ def test_swav_queue_fills_from_its_start_then_joins_sinkhorn():
     assert not torch.allclose(model._codes(scores, 0), sinkhorn(scores, 0.05, 3))
 
 
+def test_swav_splits_its_queue_over_the_ranks(monkeypatch):
+    """SwAV's main_swav.py keeps queue_length // world_size per rank, so the global Sinkhorn sees queue_length
+    past features whatever the world size (issue 21: each rank once kept all of them, W × the queue)."""
+    monkeypatch.setattr(swav_module, "world_size", lambda: 4)
+    model = _swav(queue_size=12)
+    assert model.queue.shape == (2, 2, 3, 3)
+    x1, x2 = torch.randn(2, 5, 2), torch.randn(2, 5, 2)
+    model.loss(x1, x2)
+    assert int(model.queue_filled[0]) == 3  # this rank's share is full after one batch of 5
+    with pytest.raises(ValueError, match="queue_size must be 0 or at least the world size 4, got 3"):
+        _swav(queue_size=3)
+
+
 def test_swav_prototypes_get_no_gradient_while_frozen():
     model = _swav(prototype_freeze=0.1)
     x1, x2 = torch.randn(2, 6, 2), torch.randn(2, 6, 2)
@@ -657,6 +671,27 @@ def test_swav_progress_and_queue_survive_a_state_dict_round_trip():
     b = _swav(queue_size=4)
     b.load_state_dict(a.state_dict())
     assert float(b.progress[0]) == 0.3 and int(b.queue_filled[0]) == 4 and torch.equal(a.queue, b.queue)
+
+
+def test_dino_last_layer_gets_no_gradient_while_frozen():
+    """DINO's `freeze_last_layer`: the prototypes stay at their start for the first part of training, the rest of
+    the student learns."""
+    model = build_method("dino", {"n_prototypes": 8, "last_layer_freeze": 0.1}, [0], 2, 3)
+    x1, x2 = torch.randn(1, 6, 2), torch.randn(1, 6, 2)
+    model.loss(x1, x2)[0].sum().backward()
+    assert model.head.last.weight.grad is None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    model.after_step(0.1)
+    model.loss(x1, x2)[0].sum().backward()
+    assert model.head.last.weight.grad is not None and model.head.last.weight.grad.abs().sum() > 0
+
+
+def test_dino_resume_at_sets_the_teacher_temperature_schedule():
+    knobs = {"teacher_temperature": 0.04, "teacher_temperature_final": 0.07, "teacher_temperature_warmup": 0.5}
+    model = build_method("dino", knobs, [0], 2, 3)
+    assert model.teacher_temp == pytest.approx(0.04)
+    model.resume_at(0.25)
+    assert model.teacher_temp == pytest.approx(0.055)  # halfway through the warmup
 
 
 def test_dino_per_sample_teacher_entropy_tells_a_healthy_teacher_from_a_uniform_one():

@@ -33,6 +33,9 @@ X_AXIS = ui.Param("x", "Curves against", str, "epoch", "view", ("epoch", "step")
 # The charts under the animation: (metrics on one chart, caption). Method-specific ones only where present.
 CHARTS = (
     ("center_norm", "‖s‖ → 1 is collapse: every point maps to the same feature."),
+    ("center_share", "The share of points within 26° of the mean direction s/‖s‖ (cosine ≥ 0.9). ‖s‖ is the mean "
+                     "of the points' cosines to s, so a few points on the far side hold it down; they do not hold "
+                     "this down. 1: every point near one direction."),
     ("center_pull", "The loss's pull on the features (−∂L/∂z on the sphere), its mean over the points read along "
                     "s: positive = the loss pulls every feature toward s (the collapse direction), negative = it "
                     "pushes against s."),

@@ -15,6 +15,13 @@ The kinds:
 
 The bounds, chosen from the mechanism before any run was judged by them:
 - ‖s‖ ≥ the lab's one collapse threshold (`vocab.COLLAPSE_THRESHOLD`, 0.9; the guard's own where it has one).
+- the share of samples within arccos 0.9 ≈ 25.8° of the mean direction (cosine ≥ the threshold) ≥ the same
+  threshold: 90 % of them that close. ‖s‖ is the mean of those cosines, so a share f of samples on the far
+  side lowers it by up to 2f: 92 % at one point and 8 % opposite read ‖s‖ 0.84, healthy by ‖s‖ alone; the
+  share reads 0.92. Not the median cosine: a healthy Fashion-MNIST SimSiam seed read a median of 0.90 at an
+  epoch where ‖s‖ was 0.71 (half its views within 26°, the rest spread). Both readings sit on the sphere,
+  where no sample weighs more than another: a far sample of the raw output (one view with 99 % of the squared
+  norm) counts as one.
 - a constant collapse loss within 0.1 % (|loss − value| ≤ 0.001·max(1, |value|)): a mean cosine of 0.999
   between predictions and targets leaves no spread a batch could be told apart by.
 - effective rank below C − 1 for C classes: fewer directions than a linear read-out needs to separate the
@@ -84,10 +91,14 @@ class Sign:
 
 # What every method shows when all its samples meet: ‖s‖ → 1.
 CENTER = Sign(COMPLETE, "center_norm", "≥", THRESHOLD)
+# Nearly all samples near one direction, whatever the few others do.
+CONCENTRATED = Sign(COMPLETE, "center_share", "≥", THRESHOLD)
 # The pre-BN features in fewer directions than the classes need.
 RANK = Sign(DIMENSIONAL, "effective_rank", "<", N_CLASSES, offset=-1.0)
 # A loss whose collapsed value is one number, met.
 LOSS_AT_COLLAPSE = Sign(COMPLETE, "loss", "≈", "collapse_loss")
+# What any embedding can be read by, whatever trained it (`lab.core.metrics.embedding_readings`).
+EMBEDDING = (CENTER, CONCENTRATED, RANK)
 
 
 def collapse_signs(signature: Sequence[Sign], row: Mapping[str, object], threshold: float | None = None,

@@ -9,6 +9,9 @@ import math
 
 import torch
 
+from lab.core import geometry as geo
+from lab.core.vocab import COLLAPSE_THRESHOLD
+
 # The one kNN protocol of the lab (the toy trainer's knn_acc and the ImageNet engine's config.json).
 KNN_PROTOCOL = ("weighted kNN (InstDisc/DINO vote): each of the k nearest bank features by cosine similarity "
                 "(L2-normalised features) votes for its class with weight exp(sim/T); the largest vote wins")
@@ -103,3 +106,14 @@ def effective_rank(z: torch.Tensor) -> torch.Tensor:
     s = torch.linalg.svdvals(z - z.mean(1, keepdim=True))
     p = s / s.sum(-1, keepdim=True).clamp_min(1e-12)
     return torch.exp(-(p * p.clamp_min(1e-12).log()).sum(-1))
+
+
+def embedding_readings(y: torch.Tensor) -> dict[str, float]:
+    """The readings `lab.core.collapse.EMBEDDING` judges, of any embedding: each sample put on the unit sphere
+    first (the sphere the loss sees, where no sample weighs more than another), then ‖s‖, the share of samples
+    within arccos(COLLAPSE_THRESHOLD) of the mean direction and the effective rank of the centered features, out
+    of D. y: (N, D) -> dict of floats."""
+    z = geo.normalize(y.double()).unsqueeze(0)
+    return {"center_norm": float(geo.center_norm(z)),
+            "center_share": float(geo.center_share(z, COLLAPSE_THRESHOLD)),
+            "effective_rank": float(effective_rank(z)), "effective_rank_max": float(y.shape[-1])}

@@ -35,6 +35,9 @@ _Z = "the normalised projector output z"
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("center_norm", "‖s‖ center norm", "‖s‖ data", "collapse", True,
            _Z + " (real runs: before the projector's output BatchNorm, where it has one)"),
+    Metric("center_share", f"share within {math.degrees(math.acos(COLLAPSE_THRESHOLD)):.0f}° of s", "near s",
+           "collapse", True, _Z + " (where ‖s‖ is read): the share of views whose cosine to s/‖s‖ is at least the "
+           "collapse threshold. ‖s‖ is the mean of those cosines; a few views on the far side lower it, not this"),
     Metric("center_norm_aug", "‖s‖ of the augmented points (paper's s)", "‖s‖ aug", "collapse", True, _Z),
     Metric("batch_center_norm", "‖s‖ estimated from one mini-batch", "‖s‖ batch", "collapse", True, _Z),
     Metric("center_norm_pre_bn", "‖s‖ before BatchNorm", "‖s‖ pre-BN", "collapse", True,

@@ -78,6 +78,7 @@ def run_loop(run: Run) -> dict:
     recorder = view_recorder(run)
     run.ddp.train()
     step, guard, status, last = start["step"], start["guard"], "finished", None
+    run.model.resume_at(step / max(run.total_steps, 1))  # e.g. DINO's teacher temperature: not in the weights
     if start["step"] == 0 and not _has_epoch_zero(run):
         # Its own random streams: a run that finds epoch 0 already logged (killed before its first
         # checkpoint) trains exactly as one that has just read it.

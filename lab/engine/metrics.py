@@ -21,6 +21,7 @@ from lab.engine.run import Run
 from lab.core.collapse import collapse_kind, collapse_signs, phrase
 from lab.methods import method_class
 from lab.core.metrics import knn_accuracy
+from lab.core.vocab import COLLAPSE_THRESHOLD
 
 # What the engine's kNN votes on (the vote itself: `lab.core.metrics.KNN_PROTOCOL`); config.json records both.
 KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fashion-MNIST; model in eval mode), "
@@ -29,7 +30,7 @@ KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fash
                 "augmentation")
 KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train similarities
 # Every line of metrics.jsonl has "kind": "step" | "epoch" | "end". Keys of an epoch line:
-EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_norm_pre_bn",
+EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_share", "center_norm_pre_bn",
               "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_post_bn",
               "effective_rank_max",
               "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapse_signs",
@@ -106,7 +107,8 @@ class ViewRecorder:
     centered z) from the epoch's covariance (= lab.core.metrics.effective_rank over all views), and
     effective_rank_post_bn the same on `post` (Barlow Twins: of the standardised embedding); residual_norm is
     DESIGN §4's mean ‖z − s‖ over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank)
-    kept on the device, since s is known only at the epoch's end. center_norm_post_bn: ‖Σ post / n‖.
+    kept on the device, since s is known only at the epoch's end, and center_share the share of that sample's
+    views within arccos(COLLAPSE_THRESHOLD) of s/‖s‖ (`lab.core.geometry.center_share`). center_norm_post_bn: ‖Σ post / n‖.
     Nothing syncs until `epoch_values`.
     """
 
@@ -215,6 +217,18 @@ class ViewRecorder:
         total, n = all_sum(local).tolist()
         return total / n if n else float("nan")
 
+    def _center_share(self, s: torch.Tensor) -> float:
+        """The share of every rank's sample within arccos(COLLAPSE_THRESHOLD) of s/‖s‖ (a collective)."""
+        if self.sample:
+            cos = torch.cat(self.sample).double() @ (s / s.norm().clamp_min(1e-12))
+            local = torch.stack([(cos >= COLLAPSE_THRESHOLD).sum().double(), torch.tensor(float(cos.numel()),
+                                                                                        dtype=torch.float64,
+                                                                                        device=cos.device)])
+        else:
+            local = torch.zeros(2, dtype=torch.float64, device=self.device)
+        near, n = all_sum(local).tolist()
+        return near / n if n else float("nan")
+
     def epoch_values(self) -> dict[str, float]:
         """All-reduced over ranks (a collective)."""
         self._unflat(all_sum(self._flat()))
@@ -229,6 +243,7 @@ class ViewRecorder:
                 "center_norm_post_bn": float(post_mean.norm()),
                 "effective_rank_post_bn": effective_rank_of_covariance(post_cov),
                 "residual_norm": self._residual_norm(mean),
+                "center_share": self._center_share(mean),
                 "z_std": float((mean2 - mean.square()).clamp_min(0).sqrt().mean()),
                 "z_std_healthy": 1.0 / math.sqrt(d), "effective_rank": effective_rank_of_covariance(cov),
                 "effective_rank_max": float(d), "n_views": int(n)}

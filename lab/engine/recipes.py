@@ -89,10 +89,11 @@ RECIPES: dict[str, Recipe] = {
                    proj_hidden_bn=False, proj_act="gelu",
                    method_params={"n_prototypes": 4096, "teacher_momentum": 0.9995, "teacher_momentum_schedule": True,
                                   "temperature": 0.1, "teacher_temperature": 0.04, "teacher_temperature_final": 0.07,
-                                  "teacher_temperature_warmup": 50 / 400, "center_momentum": 0.9},
+                                  "teacher_temperature_warmup": 50 / 400, "center_momentum": 0.9,
+                                  "last_layer_freeze": 1 / 400},
                    source=_YAML + "dino.yaml (lars lr 0.3 wd 1e-6, 2x64 batch, head 2048-2048-256 no BN GELU, "
                    "4096 prototypes, tau 0.9995->1.0) and solo/methods/dino.py (student T 0.1, teacher T "
-                   "0.04->0.07 over 50 epochs); no last-layer freeze" + _COMMON),
+                   "0.04->0.07 over 50 epochs, last layer frozen for the first epoch)" + _COMMON),
     "swav": Recipe(optimizer="lars", lr=0.6, weight_decay=1e-6, batch_size=256, proj_dims=(2048, 128),
                    method_params={"n_prototypes": 3000, "epsilon": 0.05, "sinkhorn_iters": 3, "temperature": 0.1,
                                   "queue_size": 3840, "queue_start": 50 / 400, "prototype_freeze": 2 / 400},

@@ -57,8 +57,10 @@ def write_config(run: Run) -> None:
                               "center_norm_post_bn": "the same after the projector's output BatchNorm and the "
                                                      "loss's own normalisation (Barlow: standardised per "
                                                      "dimension over each rank's batch); train mode",
-                              "effective_rank": "exp(entropy of the normalised singular values) of the centered "
-                                                "pre-BN views of the epoch, 1 … effective_rank_max = D",
+                              "center_share": "the share of the residual_norm sample's views within arccos 0.9 "
+                                              "(25.8°) of the epoch's mean direction s/‖s‖ (pre-BN, on the sphere)",
+                              "effective_rank": "exp(entropy of the normalised singular values) of the centered, "
+                                                "L2-normalised pre-BN views of the epoch, 1 … effective_rank_max = D",
                               "effective_rank_post_bn": "the same of the post-BN views (what the loss is given)",
                               "epoch 0": "the untrained model on up to 64 training batches of epoch 0's order"},
            "n_classes": len(run.loader.classes),

@@ -14,7 +14,7 @@ from torch import nn
 
 from lab.core import geometry as geo
 from lab.core.checks import knob
-from lab.core.collapse import CENTER, RANK, Sign
+from lab.core.collapse import CENTER, CONCENTRATED, RANK, Sign
 from lab.core.nn import SeedLinear, seed_generators, seed_mlp
 from lab.core.seeds import TOY_HEADS, TOY_WEIGHTS
 
@@ -102,7 +102,7 @@ class Method(nn.Module):
     label: ClassVar[str]  # what a page calls it
     Config: ClassVar[type]
     collapse_loss: ClassVar[str | None] = None
-    signature: ClassVar[tuple[Sign, ...]] = (CENTER, RANK)
+    signature: ClassVar[tuple[Sign, ...]] = (CENTER, CONCENTRATED, RANK)
     # The Config fields that `fused_head` honours; None: no hand-written step (`lab.methods.fused`).
     fused_knobs: ClassVar[tuple[str, ...] | None] = None
     # The Config fields (floats) whose value may differ between the seeds of one stacked program (a sweep's
@@ -213,6 +213,10 @@ class Method(nn.Module):
 
     def after_step(self, progress: float) -> None:
         """Called after every optimizer step with training progress in [0, 1] (EMA teachers, ...)."""
+
+    def resume_at(self, progress: float) -> None:
+        """Training goes on at `progress` in [0, 1] (a resumed run, before its first step): what a method keeps
+        of the schedule between steps is set from it, not from the weights (DINO's teacher temperature)."""
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> torch.Tensor:

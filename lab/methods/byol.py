@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from lab.core.checks import check_knobs, knob
-from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.collapse import CENTER, CONCENTRATED, LOSS_AT_COLLAPSE, RANK
 from lab.core.pull import NOT_ALONG
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
                               predictor_knob, register)
@@ -44,7 +44,7 @@ class BYOL(Method):
     toggled_modules = {"predictor": "predictor"}  # off mid-run: unused; on: only where the run was built with it
     label = "BYOL"
     collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
-    signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
+    signature = (CENTER, CONCENTRATED, LOSS_AT_COLLAPSE, RANK)
     seed_knobs = ("momentum",)  # only the EMA reads it (`lab.core.nn.ema_update` takes a (K,) tensor)
 
     @classmethod

@@ -29,7 +29,7 @@ from torch import nn
 
 from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
-from lab.core.collapse import CENTER, COMPLETE, RANK, UNIFORM, Sign
+from lab.core.collapse import CENTER, CONCENTRATED, COMPLETE, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_sum, is_dist, world_size
 from lab.core.pull import ALONG, NOT_ALONG
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
@@ -59,6 +59,11 @@ class DINOConfig:
                                             scale="imagenet")
     teacher_temperature_warmup: float = knob(0.0, "Teacher temperature warmup (fraction of training)",
                                              range=(0.0, 1.0), scale="imagenet")
+    # DINO's main_dino.py and solo-learn keep the last layer (the prototypes) fixed for the first epoch
+    # (`freeze_last_layer` 1): a fraction of training here, as SwAV's prototype freeze.
+    last_layer_freeze: float = knob(0.0, "Last-layer freeze", "The fraction of training during which the "
+                                    "prototypes (the head's last layer) get no gradient.",
+                                    stops=(0.0, 0.0025, 0.01, 0.1), range=(0.0, 1.0), scale="imagenet")
 
     def __post_init__(self):
         check_knobs(self)
@@ -71,8 +76,10 @@ class DINOHead(nn.Module):
         super().__init__()
         self.last = SeedLinear(gens, dim, n_prototypes, bias=False)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(geo.normalize(y), geo.normalize(self.last.weight.transpose(1, 2)).transpose(1, 2))
+    def forward(self, y: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """frozen: the prototypes take no gradient (DINO's last-layer freeze)."""
+        w = self.last.weight.detach() if frozen else self.last.weight
+        return torch.bmm(geo.normalize(y), geo.normalize(w.transpose(1, 2)).transpose(1, 2))
 
 
 def teacher_batch_mean(t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
@@ -100,7 +107,7 @@ class DINO(Method):
     Config = DINOConfig
     structural_knobs = ("n_prototypes",)  # layers or optimizer groups: fixed for a run
     collapse_loss = "0 with one prototype taking all (teacher entropy 0), ln K if uniform"
-    signature = (CENTER, Sign(COMPLETE, "teacher_entropy", "≤", "teacher_entropy_max", 0.05),
+    signature = (CENTER, CONCENTRATED, Sign(COMPLETE, "teacher_entropy", "≤", "teacher_entropy_max", 0.05),
                  Sign(UNIFORM, "teacher_sample_entropy", "≥", "teacher_entropy_max", 0.95), RANK)
 
     @classmethod
@@ -136,7 +143,8 @@ class DINO(Method):
         return self.teacher["head"](self.teacher["encoder"](x)[1])
 
     def loss(self, x1, x2):
-        s1, s2 = self.head(self.encoder(x1)[1]), self.head(self.encoder(x2)[1])
+        frozen = self.progress < self.cfg.last_layer_freeze
+        s1, s2 = self.head(self.encoder(x1)[1], frozen), self.head(self.encoder(x2)[1], frozen)
         with torch.no_grad():
             t1, t2 = self._teacher_logits(x1), self._teacher_logits(x2)
         c, ts, tt = self.center, self.cfg.temperature, self.teacher_temp
@@ -145,6 +153,9 @@ class DINO(Method):
             with torch.no_grad():
                 self.center.lerp_(teacher_batch_mean(t1, t2), 1.0 - self.cfg.center_momentum)
         return loss, {}
+
+    def resume_at(self, progress):
+        self.progress = progress
 
     def after_step(self, progress):
         self.progress = progress

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lab.core.checks import check_knobs, knob
-from lab.core.collapse import CENTER, LOSS_AT_COLLAPSE, RANK
+from lab.core.collapse import CENTER, CONCENTRATED, LOSS_AT_COLLAPSE, RANK
 from lab.core.pull import ALONG, EQ4_PULL, NOT_ALONG
 from lab.methods import fused
 from lab.methods.base import (Method, negative_cosine, online_predictions, predictor_head, predictor_hidden_knob,
@@ -42,7 +42,7 @@ class SimSiam(Method):
     structural_knobs = ("predictor_hidden", "predictor_fixed_lr")  # layers or optimizer groups: fixed for a run
     toggled_modules = {"predictor": "predictor"}  # off mid-run: unused; on: only where the run was built with it
     collapse_loss = "-1"
-    signature = (CENTER, LOSS_AT_COLLAPSE, RANK)
+    signature = (CENTER, CONCENTRATED, LOSS_AT_COLLAPSE, RANK)
 
     def __init__(self, cfg, seeds, in_dim, dim, hidden=64, **kw):
         super().__init__(cfg, seeds, in_dim, dim, hidden, **kw)

@@ -20,7 +20,7 @@ from torch import nn
 
 from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
-from lab.core.collapse import CENTER, RANK, UNIFORM, Sign
+from lab.core.collapse import CENTER, CONCENTRATED, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
 from lab.core.pull import NOT_ALONG
 from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
@@ -93,7 +93,7 @@ class SwAV(Method):
     Config = SwAVConfig
     structural_knobs = ("n_prototypes", "fixed_prototypes", "queue_size")  # layers or optimizer groups: fixed for a run
     collapse_loss = "ln P (codes spread evenly, features carry no information)"
-    signature = (CENTER, Sign(UNIFORM, "code_sample_entropy", "≥", "code_entropy_max", 0.95), RANK)
+    signature = (CENTER, CONCENTRATED, Sign(UNIFORM, "code_sample_entropy", "≥", "code_entropy_max", 0.95), RANK)
 
     @classmethod
     def collapse_value(cls, cfg, dim, batch):
@@ -112,7 +112,12 @@ class SwAV(Method):
         self.prototypes = nn.Parameter(geo.normalize(start.transpose(1, 2)).transpose(1, 2),
                                        requires_grad=not cfg.fixed_prototypes)
         # Past normalised features per view (newest first) and how many are filled: state, so checkpointed.
-        self.register_buffer("queue", torch.zeros(self.k, 2, cfg.queue_size, dim))
+        # Each rank keeps its share, queue_size // world (SwAV's main_swav.py): the Sinkhorn over all ranks
+        # then sees queue_size past features per view, as one process does.
+        self.queue_len = cfg.queue_size // world_size()
+        if cfg.queue_size and not self.queue_len:
+            raise ValueError(f"queue_size must be 0 or at least the world size {world_size()}, got {cfg.queue_size}")
+        self.register_buffer("queue", torch.zeros(self.k, 2, self.queue_len, dim))
         self.register_buffer("queue_filled", torch.zeros(self.k, dtype=torch.long))  # per seed, all alike
         # The fraction of training done, as the last after_step saw it: a buffer, so a resumed run goes on
         # with the freeze and the queue where it stopped.
@@ -132,17 +137,17 @@ class SwAV(Method):
     def _codes(self, scores: torch.Tensor, view: int) -> torch.Tensor:
         """Sinkhorn codes of a batch's scores (K, B, P), over the batch and, once full, the view's queue."""
         c = self.cfg
-        if not c.queue_size or int(self.queue_filled[0]) < c.queue_size:
+        if not self.queue_len or int(self.queue_filled[0]) < self.queue_len:
             return sinkhorn(scores, c.epsilon, c.sinkhorn_iters)
         queued = torch.bmm(self.queue[:, view], self.prototypes.detach())
         return sinkhorn(torch.cat([scores, queued], dim=1), c.epsilon, c.sinkhorn_iters)[:, :scores.shape[1]]
 
     @torch.no_grad()
     def _enqueue(self, z1: torch.Tensor, z2: torch.Tensor) -> None:
-        """Push this batch's features (K, B, D) in front of each view's queue, dropping the oldest."""
-        new = torch.stack([z1, z2], dim=1)[:, :, : self.cfg.queue_size]
-        self.queue.copy_(torch.cat([new, self.queue], dim=2)[:, :, : self.cfg.queue_size])
-        self.queue_filled.fill_(min(self.cfg.queue_size, int(self.queue_filled[0]) + new.shape[2]))
+        """Push this rank's batch features (K, B, D) in front of each view's queue, dropping the oldest."""
+        new = torch.stack([z1, z2], dim=1)[:, :, : self.queue_len]
+        self.queue.copy_(torch.cat([new, self.queue], dim=2)[:, :, : self.queue_len])
+        self.queue_filled.fill_(min(self.queue_len, int(self.queue_filled[0]) + new.shape[2]))
 
     def extra_metrics(self, x):
         """code_entropy: entropy of the batch-mean prediction softmax(z·c / τ) over the P prototypes;

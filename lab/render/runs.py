@@ -32,11 +32,13 @@ from lab.render import style
 Rows = Sequence[Mapping[str, Any]]
 
 X_AXES = {"epoch": "epoch", "step": "optimizer step"}
-# The Runs page's charts, those a selected run logs: ‖s‖ where collapse can show and after the BatchNorm that
-# hides it, the effective rank before and after it (dimensional collapse), the per-sample entropies of DINO
-# and SwAV (uniform collapse), then kNN, the loss, the lr and the speed.
-LIVE_METRICS = ("center_norm", "center_norm_post_bn", "effective_rank", "effective_rank_post_bn",
-                "teacher_sample_entropy", "code_sample_entropy", "knn_acc", "loss", "lr", "images_per_s")
+# The Runs page's charts, those a selected run logs: ‖s‖ where collapse can show, its robust twin (the share of
+# views near the mean direction) and ‖s‖ after the BatchNorm that hides it, the effective rank before and after
+# it (dimensional collapse), the per-sample entropies of DINO and SwAV (uniform collapse), then kNN, the loss,
+# the lr and the speed.
+LIVE_METRICS = ("center_norm", "center_share", "center_norm_post_bn", "effective_rank",
+                "effective_rank_post_bn", "teacher_sample_entropy", "code_sample_entropy", "knn_acc", "loss", "lr",
+                "images_per_s")
 CENTER_METRICS = ("center_norm", "center_norm_pre_bn", "center_norm_post_bn", "batch_center_norm")
 DEFAULT_THRESHOLD = vocab.COLLAPSE_THRESHOLD
 # Okabe-Ito: told apart by colour-blind readers too; the toy pages' arrow green/blue/red stay reserved.

@@ -17,6 +17,7 @@ from lab.core import metrics as M
 from lab.core import pull as P
 from lab.core.checks import check_knobs, check_range, knob, parse_text
 from lab.core.seeds import PROBE_SEED, TOY_BATCHES, generator
+from lab.core.vocab import COLLAPSE_THRESHOLD
 from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
@@ -355,6 +356,7 @@ def _evaluate(model, xs_train, xs_test, ys_train, ys_test, probe, arrows_at: tor
     pos = z[torch.arange(len(z)).view(-1, 1), probe]  # the partners are training points: already embedded
     out = {
         "center_norm": geo.center_norm(z),
+        "center_share": geo.center_share(z, COLLAPSE_THRESHOLD),
         "residual_norm": geo.residual_norm(z),
         "z_std": geo.z_std(z),
         "knn_acc": M.knn_accuracy(z, ys_train, zt, ys_test),
