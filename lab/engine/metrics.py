@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from lab.data.augment import eval_transform
 from lab.data.folder import epoch_batches
 from lab.engine.run import Run
+from lab.core import geometry as geo
 from lab.core.collapse import collapse_kind, collapse_signs, phrase
 from lab.methods import method_class
 from lab.core.metrics import knn_accuracy
@@ -30,7 +31,8 @@ KNN_FEATURES = ("backbone features h (8 × width: 512-d at ImageNet, 128 at Fash
                 "augmentation")
 KNN_CHUNK = 1024  # val images per pass: memory stays at KNN_CHUNK × N_train similarities
 # Every line of metrics.jsonl has "kind": "step" | "epoch" | "end". Keys of an epoch line:
-EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_share", "center_norm_pre_bn",
+EPOCH_KEYS = ("kind", "epoch", "step", "loss", "collapse_loss", "center_norm", "center_share",
+              "center_norm_pre_bn",
               "center_norm_post_bn", "residual_norm", "z_std", "z_std_healthy", "effective_rank", "effective_rank_post_bn",
               "effective_rank_max",
               "knn_acc", "lr", "images_per_s", "epoch_seconds", "n_corrupt", "collapse_signs",
@@ -108,7 +110,8 @@ class ViewRecorder:
     effective_rank_post_bn the same on `post` (Barlow Twins: of the standardised embedding); residual_norm is
     DESIGN §4's mean ‖z − s‖ over a sample of the views (every SAMPLE_EVERY-th, at most SAMPLE_MAX per rank)
     kept on the device, since s is known only at the epoch's end, and center_share the share of that sample's
-    views within arccos(COLLAPSE_THRESHOLD) of s/‖s‖ (`lab.core.geometry.center_share`). center_norm_post_bn: ‖Σ post / n‖.
+    views within arccos(COLLAPSE_THRESHOLD) of s/‖s‖ (`lab.core.geometry.center_share`). center_norm_post_bn:
+    ‖Σ post / n‖.
     Nothing syncs until `epoch_values`.
     """
 
@@ -220,10 +223,9 @@ class ViewRecorder:
     def _center_share(self, s: torch.Tensor) -> float:
         """The share of every rank's sample within arccos(COLLAPSE_THRESHOLD) of s/‖s‖ (a collective)."""
         if self.sample:
-            cos = torch.cat(self.sample).double() @ (s / s.norm().clamp_min(1e-12))
-            local = torch.stack([(cos >= COLLAPSE_THRESHOLD).sum().double(), torch.tensor(float(cos.numel()),
-                                                                                        dtype=torch.float64,
-                                                                                        device=cos.device)])
+            near = geo.center_cosines(torch.cat(self.sample).double(), s) >= COLLAPSE_THRESHOLD
+            local = torch.stack([near.sum().double(), torch.tensor(float(near.numel()), dtype=torch.float64,
+                                                                     device=near.device)])
         else:
             local = torch.zeros(2, dtype=torch.float64, device=self.device)
         near, n = all_sum(local).tolist()
