@@ -1,3 +1,4 @@
+import re
 import json
 from pathlib import Path
 
@@ -21,13 +22,22 @@ def test_claims_page_shows_the_shipped_results_at_once_with_seed_counts(monkeypa
     monkeypatch.setattr(C, "run_claims", _no_training)
     at = AppTest.from_file(PAGE, default_timeout=HANG_S).run()
     assert not at.exception
-    verdicts = [m.value for m in (*at.success, *at.error, *at.warning)]
+    verdicts = [m.value for m in (*at.success, *at.error, *at.warning, *at.info) if m.value.startswith("**")]
     assert len(verdicts) == len(shipped["results"]) == len(C.CLAIMS)
     for r in shipped["results"]:
         (text,) = [v for v in verdicts if f"— {r['statement']} *(" in v]
         assert text.startswith(f"**{r['verdict']}**")
         for ds, d in r["datasets"].items():
             assert f"{ds} {d['held']} of {d['n']} seeds" in text
+    # Each claim's control arm beside its verdict, per data set, with its health in every seed.
+    controls = [m.value for m in at.markdown if "Control *" in m.value]
+    with_control = [(r, ds) for r in shipped["results"] for ds in r["datasets"] if C.CONTROLS[r["claim"]]]
+    assert len(controls) == len(with_control)
+    for r, ds in with_control:
+        health = r["datasets"][ds]["control_health"]
+        sick = sum(not h["healthy"] for h in health.values())
+        assert any(c.startswith(f"**{ds}** — Control *{C.CONTROLS[r['claim']]}*: healthy in "
+                                f"{len(health) - sick} of {len(health)} seeds") for c in controls), (r["claim"], ds)
     assert f"commit {shipped['commit']}" in at.caption[0].value
     swept = [(c.key, ds) for c in C.CLAIMS if c.rule.sweep for ds in C.DATASETS]
     assert swept and all(C.read_claim_sweep(key, ds) for key, ds in swept), "python -m lab claims --sweeps assets/sweeps"
@@ -58,9 +68,12 @@ def test_claims_page_reruns_on_request_then_goes_back_to_the_shipped_results():
     at.button(key="claims_run").click().run()
     assert not at.exception
     assert "this session's run: 2 seeds, 50 epochs" in at.info[0].value
-    verdicts = [m.value for m in (*at.success, *at.error, *at.warning)]
-    assert len(verdicts) == 2 and all(v.split("**")[1] in ("held", "did not hold", "mixed") for v in verdicts)
-    assert all(" of 2 seeds" in v for v in verdicts)
+    verdicts = [m.value for m in (*at.success, *at.error, *at.warning, *at.info) if m.value.startswith("**")]
+    assert len(verdicts) == 2
+    assert all(v.split("**")[1] in ("held", "did not hold", "mixed", "untestable") for v in verdicts)
+    for v in verdicts:  # each data set's seeds: judged, or untestable where the control collapsed
+        counts = re.findall(r"(\d+) of (\d+) seeds(?: \((\d+) untestable\))?", v)
+        assert len(counts) == 2 and all(int(n) + int(u or 0) == 2 for _, n, u in counts), v
     assert len(at.table) == 4  # two claims × two datasets, in the expanders
     assert any("simplified" in str(t.value) for t in at.table)
     at.button(key="claims_clear").click().run()

@@ -77,8 +77,12 @@ def test_the_results_contract_holds_every_seed_and_the_counts(tmp_path):
     for r, result in zip(data["results"], results):
         assert r["verdict"] == result.verdict and r["rule"] and r["metrics"]
         for ds, d in r["datasets"].items():
-            assert d["n"] == 3 and 0 <= d["held"] <= 3 and len(d["per_seed_held"]) == 3
+            # Every seed is judged, or untestable because its control collapsed, never both.
+            assert d["n"] + len(d["untestable"]) == 3 and 0 <= d["held"] <= d["n"] == len(d["per_seed_held"])
             assert d["held"] == sum(d["per_seed_held"].values())
+            assert d["control"] == claim(r["claim"]).rule.control and set(d["control_health"]) == {"0", "1", "2"}
+            for seed, health in d["control_health"].items():
+                assert health["healthy"] is (seed not in d["untestable"]) and health["why"]
             for label, per in d["per_seed"].items():
                 assert list(per) == ["0", "1", "2"]
                 finals = [v["center_norm"] for v in per.values()]
@@ -88,7 +92,7 @@ def test_the_results_contract_holds_every_seed_and_the_counts(tmp_path):
                 assert d["numbers"][label]["above"] == above and d["numbers"][label]["seeds"] == 3
                 assert abs(d["numbers"][label]["center_norm"] - sum(finals) / 3) < 1e-6
             # The verdict follows the per-seed rule on exactly these numbers.
-            for seed, ok in d["per_seed_held"].items():
+            for seed, ok in d["per_seed_held"].items():  # (testable seeds only)
                 one = {label: SeedNumbers(**per[seed]) for label, per in d["per_seed"].items()}
                 assert claim(r["claim"]).check(one)[0] is ok
     (tmp_path / "claims.json").write_text(json.dumps(data))
@@ -142,7 +146,7 @@ def test_the_docs_claims_table_is_the_shipped_results():
     assert C.claims_markdown(shipped) in doc
     for r in shipped["results"]:  # and the shipped verdicts follow the rule on the shipped per-seed values
         for d in r["datasets"].values():
-            for seed, ok in d["per_seed_held"].items():
+            for seed, ok in d["per_seed_held"].items():  # (testable seeds only)
                 one = {label: SeedNumbers(**per[seed]) for label, per in d["per_seed"].items()}
                 assert claim(r["claim"]).check(one)[0] is ok, (r["claim"], seed)
             held = sum(d["per_seed_held"].values())

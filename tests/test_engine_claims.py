@@ -216,6 +216,7 @@ def test_real_images_page_shows_each_claim_with_its_counts(b5_root, tmp_path, mo
         w.value for w in at.success) + " ".join(w.value for w in at.info)
     assert "mixed** (2 of 3 seeds)" in text and "no finished seed yet" in text
     assert "a check of ours" in text
+    assert "Control *simsiam*: healthy in 3 of 3 seeds." in text  # each claim's control beside its verdict
     assert any("disagrees with the paper" in c.value for c in at.caption)
 
 

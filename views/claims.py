@@ -7,11 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from lab.claims import (CLAIMS, COLLAPSED, TOY_RESULTS, VERDICT_RULE, read_claim_sweep, read_toy_results, run_claims,
-                        toy_results_json)
-from lab.render.claims import READ_ON, claim_seeds_figure, sweep_strip_figure, variant_rows
+from lab.claims import (CLAIMS, COLLAPSED, CONTROLS, TOY_RESULTS, VERDICT_RULE, read_claim_sweep, read_toy_results,
+                        run_claims, toy_results_json)
+from lab.render.claims import READ_ON, claim_seeds_figure, control_text, sweep_strip_figure, variant_rows
 
-VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning}
+VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning, "untestable": st.info}
 SWEPT = {c.key: c.rule.sweep for c in CLAIMS if c.rule.sweep}
 
 
@@ -41,12 +41,18 @@ def rerun(keys: tuple[str, ...], seeds: int, epochs: int | None) -> dict:
 
 def show_results(data: dict, keys: list[str]) -> None:
     for r in (r for r in data["results"] if r["claim"] in keys):
-        counts = ", ".join(f"{ds} {d['held']} of {d['n']} seeds" for ds, d in r["datasets"].items())
+        counts = ", ".join(f"{ds} {d['held']} of {d['n']} seeds"
+                           + (f" ({len(d['untestable'])} untestable)" if d.get("untestable") else "")
+                           for ds, d in r["datasets"].items())
         ours = " *(a check of ours, not the paper's)*" if not r.get("from_paper", True) else ""
         VERDICT_STYLE.get(r["verdict"], st.info)(
             f"**{r['verdict']}** ({counts}) — {r['statement']} *({r['source']})*{ours}")
+        for ds, d in r["datasets"].items():
+            st.markdown(f"**{ds}** — " + control_text(d.get("control", CONTROLS.get(r["claim"])),
+                                                       d.get("control_health")))
         st.caption(f"Rule: {r['rule']}. Dots: each seed's final value, green where the claim held in that "
-                   f"seed, red where it did not; bars: the mean. ‖s‖ is the {READ_ON}.")
+                   f"seed, red where it did not, grey where its control collapsed (untestable); bars: the mean. "
+                   f"‖s‖ is the {READ_ON}.")
         st.plotly_chart(claim_seeds_figure(r, threshold=data.get("threshold", COLLAPSED)), key=f"claims_{r['claim']}")
         declared = SWEPT.get(r["claim"])
         if declared:
@@ -59,7 +65,7 @@ def show_results(data: dict, keys: list[str]) -> None:
                     col.plotly_chart(sweep_strip_figure(sweep, log=declared[1]), key=f"claims_sweep_{r['claim']}_{ds}")
         with st.expander("Numbers per data set"):
             for ds, d in r["datasets"].items():
-                st.markdown(f"**{ds}**: {d['verdict']}, held in {d['held']} of {d['n']} seeds")
+                st.markdown(f"**{ds}**: {d['verdict']}, held in {d['held']} of {d['n']} testable seeds")
                 st.table(variant_rows(d, data.get("threshold", COLLAPSED)))
 
 

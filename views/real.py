@@ -12,9 +12,11 @@ import streamlit as st
 
 from lab.claims import ENGINE_RESULTS, TOY_RESULTS, engine_curves, read_engine_results
 from lab.core.experiments import experiment
+from lab.render.claims import control_text
 from lab.render.runs import engine_claim_chart
 
-VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning, "no runs": st.info}
+VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning, "no runs": st.info,
+                 "untestable": st.info}
 MAKE = ("python -m lab.engine.train --preset all --run --data /usr/share/datasets/fashion-mnist --out "
         "runs/fmnist --workers 0 && python -m lab claims --runs runs/fmnist --out assets/fmnist/claims.json")
 
@@ -43,13 +45,22 @@ def toy_verdicts(path: str, mtime: float) -> dict[str, str]:
         return {}
 
 
+def _control(claim: dict) -> str | None:
+    """The claim's control arm: as its results say, else as the registry declares it (older results)."""
+    if "control" in claim:
+        return claim["control"]
+    return next((c.control for c in experiment(claim["experiment"]).engine_claims if c.key == claim["key"]), None)
+
+
 def _seed_table(claim: dict) -> list[dict]:
     rows = []
     for seed, variants in claim["numbers"].items():
         held = claim["per_seed"].get(seed)
+        state = ("untestable" if seed in claim.get("untestable", {}) else
+                 "—" if held is None else "yes" if held else "no")
         for label, n in variants.items():
             start = n.get("start_center_norm")
-            rows.append({"seed": seed, "claim held": "—" if held is None else ("yes" if held else "no"),
+            rows.append({"seed": seed, "claim held": state,
                          "variant": label,
                          "‖s‖ pre-BN (untrained → end)": (f"{start:.3f} → " if start is not None else "")
                          + f"{n['center_norm']:.3f}",
@@ -86,12 +97,16 @@ def page() -> None:
     toy = toy_verdicts(str(TOY_RESULTS), _mtime(TOY_RESULTS))
     shown: set[str] = set()
     for claim in results["claims"]:
-        count = f"{claim['held']} of {claim['n']} seeds" if claim["n"] else "no finished seed yet"
+        count = (f"{claim['held']} of {claim['n']} seeds" if claim["n"] else
+                 "no testable seed" if claim.get("untestable") else "no finished seed yet")
+        if claim.get("untestable"):
+            count += f", {len(claim['untestable'])} untestable"
         ours = " — *a check of ours, not the paper's*" if not claim["from_paper"] else ""
         VERDICT_STYLE.get(claim["verdict"], st.info)(
             f"**{claim['verdict']}** ({count}) — {claim['statement']} *({claim['figure']}, {claim['source']})*{ours}")
         left, right = st.columns([2, 1])
-        left.markdown(f"**The paper:** {claim['paper']}  \n**Rule, per seed:** {claim['rule']}")
+        left.markdown(f"**The paper:** {claim['paper']}  \n**Rule, per seed:** {claim['rule']}  \n"
+                      + control_text(_control(claim), claim.get("health")))
         twin = claim.get("toy")
         right.markdown("**On the toy:** " + (toy.get(twin, f"claim `{twin}`: no shipped toy result")
                                              if twin else "no toy twin (an ImageNet-scale experiment only)"))

@@ -13,6 +13,7 @@ from lab.core.experiments import EXPERIMENTS
 from lab.core.runlog import read_jsonl
 from lab.core.vocab import COLLAPSE_THRESHOLD
 from lab.engine.presets import ALL, FMNIST_WHY, preset_runs
+from lab.methods import method_class
 
 
 
@@ -41,6 +42,17 @@ def run_numbers(rows: Sequence[Mapping], n_classes: int) -> X.RunNumbers | None:
         effective_rank_max=last.get("effective_rank_max", float("nan")), knn_acc=knn, n_classes=n_classes,
         epoch=last["epoch"], start_center_norm=first["center_norm"] if untrained else None,
         start_knn_acc=first.get("knn_acc") if untrained else None)
+
+
+def run_health(rows: Sequence[Mapping], method: str, n_classes: int) -> X.Health | None:
+    """A run's health as a claim's control (`lab.core.experiments.control_health`): its last epoch line (with
+    the last kNN read) by its method's collapse signature, ‖s‖ against epoch 0's. None without a trained epoch."""
+    epochs = [r for r in rows if r.get("kind") == "epoch"]
+    if not epochs or epochs[-1].get("epoch", 0) < 1:
+        return None
+    knn = next((r["knn_acc"] for r in reversed(epochs) if r.get("knn_acc") is not None), None)
+    start = epochs[0]["center_norm"] if epochs[0].get("epoch") == 0 else None
+    return X.control_health(method_class(method).signature, {**epochs[-1], "knn_acc": knn}, n_classes, start)
 
 
 def _finished(rows: Sequence[Mapping]) -> bool:
@@ -79,22 +91,27 @@ def judge_engine_runs(root: str | Path) -> dict:
     Each claim: its experiment, statement, rule, verdict, seed counts, and per seed each variant's numbers."""
     runs, unfinished = {}, []
     by_variant: dict[tuple[str, str], dict[int, X.RunNumbers]] = {}
+    health: dict[tuple[str, str], dict[int, X.Health]] = {}
     for run in find_preset_runs(root):
         entry, rows = run["entry"], run["rows"]
         name = entry["name"]
         if not _finished(rows):
             unfinished.append(name)
             continue
-        numbers = run_numbers(rows, run["config"].get("n_classes", N_CLASSES[run["scale"]]))
+        n_classes = run["config"].get("n_classes", N_CLASSES[run["scale"]])
+        numbers = run_numbers(rows, n_classes)
         if numbers is None:
             unfinished.append(name)
             continue
         runs[name] = {"preset": entry["preset"], "variant": entry["variant"], "seed": entry["seed"],
                       "method": entry["method"], "set": entry["set"], "scale": run["scale"],
                       "final": _asdict(numbers), "curves": _curves(rows),
+                      "health": run_health(rows, entry["method"], n_classes).to_json(),
                       "seconds": sum(r.get("epoch_seconds", 0) + r.get("knn_seconds", 0)
                                      for r in rows if r.get("kind") == "epoch")}
         by_variant.setdefault((entry["preset"], entry["variant"]), {})[entry["seed"]] = numbers
+        health.setdefault((entry["preset"], entry["variant"]), {})[entry["seed"]] = run_health(
+            rows, entry["method"], n_classes)
     claims = []
     for experiment, claim in X.engine_claims():
         labels = tuple(v.label for v in experiment.variants_at("imagenet"))
@@ -102,12 +119,15 @@ def judge_engine_runs(root: str | Path) -> dict:
         for label in labels:
             for seed, numbers in by_variant.get((experiment.preset, label), {}).items():
                 seeds.setdefault(seed, {})[label] = numbers
-        verdict = X.engine_verdict(claim, seeds, claim.reads or labels)
+        control = health.get((experiment.preset, claim.control), {}) if claim.control else None
+        verdict = X.engine_verdict(claim, seeds, claim.reads or labels, control)
         claims.append({"key": claim.key, "experiment": experiment.key, "figure": experiment.figure,
                        "title": experiment.title, "preset": experiment.preset, "statement": claim.statement,
                        "paper": experiment.statement, "source": experiment.source, "rule": claim.rule_text,
                        "from_paper": claim.from_paper, "toy": X.toy_twin(claim), **verdict,
-                       "per_seed": {str(k): v for k, v in verdict["per_seed"].items()},
+                       "control": claim.control, "per_seed": {str(k): v for k, v in verdict["per_seed"].items()},
+                       "untestable": {str(k): v for k, v in verdict["untestable"].items()},
+                       "health": {str(k): v for k, v in verdict["health"].items()},
                        "numbers": {str(seed): {label: _asdict(n) for label, n in runs_.items()
                                                if label in (claim.reads or labels)}
                                    for seed, runs_ in sorted(seeds.items())}})
@@ -126,13 +146,18 @@ def engine_table(results: Mapping) -> str:
     lines = [f"engine claims on {results['root']} ({results['made']}, {results['machine']}, commit "
              f"{results['commit']})"]
     for c in results["claims"]:
-        count = f"{c['held']} of {c['n']} seeds" if c["n"] else "no complete seed"
+        skipped = f", {len(c['untestable'])} untestable" if c.get("untestable") else ""
+        count = (f"{c['held']} of {c['n']} seeds" if c["n"] else "no testable seed") + skipped
         ours = "" if c["from_paper"] else " [a check of ours]"
         lines.append(f"[{c['verdict']}: {count}] {c['statement']} ({c['figure']}){ours}")
         lines.append(f"    rule, per seed: {c['rule']}")
         for seed, variants in c["numbers"].items():
             held = c["per_seed"].get(seed)
-            lines.append(f"    seed {seed}: {'held' if held else 'did not hold' if held is not None else 'incomplete'}")
+            state = ("held" if held else "did not hold" if held is not None else
+                     "untestable" if seed in c.get("untestable", {}) else "incomplete")
+            control = c.get("health", {}).get(seed)
+            why = f"; control {c['control']}: {control['why']}" if control else ""
+            lines.append(f"    seed {seed}: {state}{why}")
             for label, n in variants.items():
                 start = n["start_center_norm"]
                 lines.append(f"        {label:28s} ‖s‖ {n['center_norm']:.3f}"

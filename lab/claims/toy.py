@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Sequence
 from lab.claims.shipped import SWEEPS, TOY_RESULTS, provenance
 from lab.core import experiments as X
 from lab.core.vocab import COLLAPSE_THRESHOLD
+from lab.data.toy import N_CLASSES
+from lab.methods import method_class
 from lab.train.sweep import run_sweep
 from lab.train.toy import ToyConfig, ToyCurves, ToyRun, curves_of, train_toys
 
@@ -70,9 +72,11 @@ class Claim:
         """The rule on one seed's numbers, {variant label: SeedNumbers}."""
         return bool(self.rule.rule(numbers)), self.rule.rule_text
 
-    def judge(self, seeds: Mapping[int, Mapping[str, SeedNumbers]]) -> dict:
-        """Seed by seed (`lab.core.experiments.seed_verdict`): {"held", "n", "per_seed", "verdict"}."""
-        return X.seed_verdict(self.rule, seeds, self.labels)
+    def judge(self, seeds: Mapping[int, Mapping[str, SeedNumbers]],
+              health: Mapping[int, X.Health] | None = None) -> dict:
+        """Seed by seed (`lab.core.experiments.seed_verdict`), untestable where the control collapsed:
+        {"held", "n", "per_seed", "untestable", "health", "verdict"}."""
+        return X.seed_verdict(self.rule, seeds, self.labels, health)
 
 
 def _toy_claim(experiment: X.Experiment, claim: X.Claim) -> Claim:
@@ -82,22 +86,26 @@ def _toy_claim(experiment: X.Experiment, claim: X.Claim) -> Claim:
 
 CLAIMS: tuple[Claim, ...] = tuple(_toy_claim(e, c) for e, c in X.claims_at("toy"))
 CLAIM_KEYS = tuple(c.key for c in CLAIMS)
+CONTROLS = {c.key: c.rule.control for c in CLAIMS}  # claim -> its control arm's label (None: no control)
 
 
 @dataclass(frozen=True)
 class DatasetVerdict:
-    verdict: str  # "held" (every seed) | "did not hold" (none) | "mixed"
+    verdict: str  # "held" (every testable seed) | "did not hold" (none) | "mixed" | "untestable"
     held: int  # seeds the claim held in
-    n: int
+    n: int  # testable seeds: complete, with a healthy control
     per_seed: dict[int, bool]
     test: str  # the rule in words
+    untestable: dict[int, str] = field(default_factory=dict)  # seed -> why its control is unhealthy
+    health: dict[int, dict] = field(default_factory=dict)  # seed -> the control's health (`X.Health.to_json`)
 
     @property
     def ok(self) -> bool:
         return self.verdict == "held"
 
     def count(self) -> str:
-        return f"{self.held} of {self.n} seeds"
+        skipped = f", {len(self.untestable)} untestable" if self.untestable else ""
+        return f"{self.held} of {self.n} seeds{skipped}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,19 @@ def summarize(run: ToyRun) -> Numbers:
     c, k = run.metrics["center_norm"][-1], run.metrics["knn_acc"][-1]
     return Numbers(c.mean().item(), c.std(unbiased=False).item(), k.mean().item(), k.std(unbiased=False).item(),
                    run.diverged, int((c > COLLAPSED).sum()), len(c))
+
+
+def control_health(run: ToyRun) -> dict[int, X.Health]:
+    """Each seed's health as a claim's control (`lab.core.experiments.control_health`): its final readings by
+    its method's collapse signature, ‖s‖ against the untrained model's (the first evaluated epoch, 0)."""
+    signature = method_class(run.config.method).signature
+    start = run.metrics["center_norm"][0] if run.epochs and run.epochs[0] == 0 else None
+    out = {}
+    for i, seed in enumerate(run.config.seed_list):
+        readings = {name: float(values[-1][i].detach()) for name, values in run.metrics.items()
+                    if values.dim() == 2 and values.shape[1] > i} | {"effective_rank_max": run.z.shape[-1]}
+        out[seed] = X.control_health(signature, readings, N_CLASSES, None if start is None else float(start[i]))
+    return out
 
 
 def seed_numbers(run: ToyRun) -> dict[int, SeedNumbers]:
@@ -166,8 +187,10 @@ def judge(claims: Sequence[Claim], runs: Mapping[tuple[str, str, tuple], ToyRun]
             for label, per in seeds[ds].items():
                 for seed, n in per.items():
                     by_seed.setdefault(seed, {})[label] = n
-            v = claim.judge(by_seed)
-            per_dataset[ds] = DatasetVerdict(v["verdict"], v["held"], v["n"], v["per_seed"], claim.rule.rule_text)
+            control = claim.rule.control
+            v = claim.judge(by_seed, control_health(these[control]) if control else None)
+            per_dataset[ds] = DatasetVerdict(v["verdict"], v["held"], v["n"], v["per_seed"], claim.rule.rule_text,
+                                             v["untestable"], v["health"])
         verdict = X.combined_verdict([d.verdict for d in per_dataset.values()])
         results.append(Result(claim, verdict, per_dataset, numbers, seeds, curves))
     return results
@@ -181,6 +204,8 @@ def results_table(results: Sequence[Result]) -> str:
         lines.append(f"[{r.verdict}] {r.claim.statement} ({r.claim.source})")
         for ds, d in r.per_dataset.items():
             lines.append(f"    {ds}: {d.verdict}, in {d.count()} — test: {d.test}")
+            for seed, why in d.untestable.items():
+                lines.append(f"        seed {seed} untestable, its control {r.claim.rule.control}: {why}")
             for label, n in r.numbers[ds].items():
                 per = ", ".join(f"{v.center_norm:.2f}" for v in r.seeds[ds][label].values())
                 lines.append(f"        {label:18s} {n.text()}; per seed ‖s‖ {per}")
@@ -198,6 +223,8 @@ def toy_results_json(results: Sequence[Result], seeds: int, epochs: int | None) 
             datasets[ds] = {
                 "verdict": d.verdict, "held": d.held, "n": d.n, "test": d.test,
                 "per_seed_held": {str(k): v for k, v in d.per_seed.items()},
+                "control": r.claim.rule.control, "untestable": {str(k): v for k, v in d.untestable.items()},
+                "control_health": {str(k): v for k, v in d.health.items()},
                 "numbers": {label: asdict(n) for label, n in r.numbers[ds].items()},
                 "per_seed": {label: {str(seed): asdict(v) for seed, v in per.items()}
                              for label, per in r.seeds[ds].items()}}
@@ -230,9 +257,11 @@ def shipped_curves(data: Mapping, method: str, dataset: str, params: tuple, epoc
     return ToyCurves.from_json(config, curves)
 
 
-VERDICT_RULE = ("each claim is judged seed by seed; on a data set it held when it holds in every seed, did not "
-                "hold when in none, and is mixed otherwise; over the data sets it held when it held on both, did "
-                "not hold when on neither, and is mixed otherwise")
+VERDICT_RULE = ("each claim is judged seed by seed, in the seeds where its control arm (the standard method) is "
+                "healthy (a seed whose control collapsed is untestable: lab.core.experiments.control_health); on a "
+                "data set it held when it holds in every testable seed, did not hold when in none, and is mixed "
+                "otherwise, untestable when no seed is testable; over the data sets it held when it held on every "
+                "testable one, did not hold when on none, and is mixed otherwise")
 
 
 # The generated table sits between these markers in docs/claims.md: a reader sees which text is generated, and
@@ -259,7 +288,8 @@ def claims_markdown(data: Mapping) -> str:
             for label, n in d["numbers"].items():
                 knn = f", kNN {n['knn_acc']:.2f}" if "knn_acc" in r.get("metrics", ()) else ""
                 parts.append(f"{label} {n['center_norm']:.2f} ({n['above']}/{n['seeds']}){knn}")
-            cells.append(f"**{d['verdict']}** ({d['held']}/{d['n']}): " + "; ".join(parts))
+            skipped = f", {len(d['untestable'])} untestable" if d.get("untestable") else ""
+            cells.append(f"**{d['verdict']}** ({d['held']}/{d['n']}{skipped}): " + "; ".join(parts))
         ours = " *(ours)*" if not r.get("from_paper", True) else ""
         lines.append(f"| {r['statement']} ({r['source'].removeprefix('paper ')}){ours} | " + " | ".join(cells)
                      + f" | {r['verdict']} |")

@@ -25,7 +25,12 @@ The bounds, chosen from the mechanism before any run was judged by them:
 - a constant collapse loss within 0.1 % (|loss − value| ≤ 0.001·max(1, |value|)): a mean cosine of 0.999
   between predictions and targets leaves no spread a batch could be told apart by.
 - effective rank below C − 1 for C classes: fewer directions than a linear read-out needs to separate the
-  classes (the rule `lab.core.experiments` judges dimensional collapse by). Not judged where C is unknown.
+  classes (the rule `lab.core.experiments` judges dimensional collapse by). Not judged where C is unknown, nor
+  where the features have at most C dimensions (the toy: 2-D or 3-D features, 3 classes). The effective rank
+  is a soft count (exp of the spectrum's entropy): C clusters spanning C − 1 directions read C − 1 only if
+  they are spread exactly evenly, so with no dimensions to spare a healthy embedding reads just below the
+  bound (toy DINO and SwAV, clusters apart, ‖s‖ 0.85: 1.6–1.9). With D ≫ C (the engine: 64–2048 dimensions,
+  10 or 100 classes) a healthy embedding spreads well above C − 1 and a reading below it has lost directions.
 - per-sample entropy ≥ 0.95 ln K: each sample spread over about K^0.95 of the K prototypes, i.e. all of them.
 - batch-mean entropy ≤ 0.05 ln K (DINO's one-prototype collapse): the whole batch on K^0.05 ≈ 1–2 prototypes.
 """
@@ -42,6 +47,7 @@ KINDS = {COMPLETE: "every sample one point", DIMENSIONAL: "the features span a f
          UNIFORM: "every sample spread evenly over the prototypes"}
 # Context names a bound can refer to besides the epoch line's own keys.
 THRESHOLD, N_CLASSES = "threshold", "n_classes"
+RANK_MAX = "effective_rank_max"  # the features' dimension, where an epoch line gives it
 NEAR_TOLERANCE = 1e-3
 
 
@@ -73,6 +79,9 @@ class Sign:
         value, bound = _number(readings.get(self.metric)), self.bound(readings)
         if value is None or bound is None:
             return None
+        most, classes = _number(readings.get(RANK_MAX)), _number(readings.get(N_CLASSES))
+        if self.ref == N_CLASSES and most is not None and classes is not None and most <= classes:
+            return None  # no room above the bound (the toy: 3-D features, 3 classes): see the module's note
         if self.op == "≥":
             return value >= bound
         if self.op == "≤":

@@ -3,8 +3,8 @@ statement, and the rule of every verdict on it.
 
 Read by the toy pages (Compare's figures), the claims (`lab.claims`: toy runs judged by the rules here),
 the notebooks, the B.1 trainer's four settings, and the ImageNet presets and their figures
-(`lab.engine.presets`, `lab.render.runs`). Layer: base (imports only `lab.core.geometry` and `lab.core.vocab`):
-declarations and pure verdict rules over summaries, nothing that trains.
+(`lab.engine.presets`, `lab.render.runs`). Layer: base (imports only `lab.core.geometry`, `lab.core.vocab` and
+`lab.core.collapse`): declarations and pure verdict rules over summaries, nothing that trains.
 
 A variant runs at the scales it names: "toy" (the playground's trainer), "imagenet" (the engine; also
 any real-image run of the same preset), "b1" (the Appendix B.1 trainer, whose knobs are B1Config
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from lab.core import collapse as C
 from lab.core import geometry as geo
 from lab.core.vocab import COLLAPSE_THRESHOLD, first_epoch_above
 
@@ -51,6 +52,9 @@ class Claim:
     # A toy claim about a knob's direction is also shown over the knob's range, so that no chosen value decides
     # it: (the axis as `lab.train.sweep.parse_axis` reads it, log spacing), one knob and the seeds.
     sweep: tuple[str, bool] | None = None
+    # The control arm: the variant that runs the standard method. Where it collapsed in a seed the claim is
+    # untestable in that seed (`control_health`). None: a claim with no control (a method alone, B.1).
+    control: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,22 +253,90 @@ def _e_invariance(r) -> bool:
     return r["invariance"].collapsed
 
 
-def seed_verdict(claim: Claim, seeds: Mapping[int, Mapping[str, Any]], labels: tuple[str, ...]) -> dict[str, Any]:
-    """claim judged in each seed that has all its `labels`: {"held", "n", "per_seed": {seed: bool},
-    "verdict"}: "held" in every seed, "did not hold" in none, "mixed" otherwise, "no runs" without a
-    complete seed. The rule of toy and engine claims alike."""
-    per_seed = {seed: bool(claim.rule(runs)) for seed, runs in sorted(seeds.items())
-                if all(label in runs for label in labels)}
+# ----------------------------------------------------------------------------------------- control health
+# Controls first (issue 21): an ablation's verdict compares its arm with the standard method's, and that means
+# something only where the standard method did not collapse too. So before a seed's verdict is read, the
+# claim's control arm (`Claim.control`) is judged by its method's own collapse signature
+# (`lab.core.collapse`, each method module's `signature`) on its last readings, and a seed whose control is
+# unhealthy is *untestable*: it counts neither for nor against the claim. Written from the mechanism before
+# any run was judged by it:
+# - every sign of the method's signature (a loss at its collapsed value, DINO's and SwAV's per-sample entropy
+#   at ln K, Barlow's standardised rank) and of the readings any embedding is judged by (`collapse.EMBEDDING`:
+#   ‖s‖ and the share of views near the mean direction ≥ the threshold, the effective rank on the sphere below
+#   C − 1), since the claims judge every arm by ‖s‖ and a control must pass the test its ablation is held to
+#   (Barlow's own signature leaves ‖s‖ out); except that ‖s‖ is read against the untrained model's: a head can
+#   start above the threshold (DINO's on a ResNet: 0.87–0.95), so ‖s‖ counts only where training raised it;
+# - a kNN accuracy below the floor a representation that learned something clears: 5 × chance (as the engine
+#   rules), at most halfway from chance to 1 (the toy's 3 classes: 0.67).
+
+
+@dataclass(frozen=True)
+class Health:
+    healthy: bool
+    why: str  # the readings that decided it, in words
+
+    def to_json(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, "why": self.why}
+
+
+def knn_floor(n_classes: int) -> float:
+    chance = 1.0 / n_classes
+    return min(KNN_CHANCE_FACTOR * chance, (1.0 + chance) / 2)
+
+
+def control_health(signature, readings: Mapping[str, Any], n_classes: int | None,
+                   start_center_norm: float | None = None) -> Health:
+    """A control arm's health from its last readings (an epoch line's keys: center_norm, center_share,
+    effective_rank, knn_acc, the method's own) by its method's `signature` (a tuple of `lab.core.collapse.Sign`).
+    start_center_norm: the untrained model's ‖s‖ (None: unknown, ‖s‖ read alone)."""
+    # The readings every arm is judged by (`collapse.EMBEDDING`: ‖s‖, the share near s, the rank) join the
+    # method's own signs: a control must pass the test its claim's ablation is held to.
+    signature = tuple(signature) + tuple(sign for sign in C.EMBEDDING if sign not in signature)
+    signs = [sign for sign in C.collapse_signs(signature, readings, n_classes=n_classes)
+             if not (sign["metric"] == "center_norm" and start_center_norm is not None
+                     and sign["value"] <= start_center_norm)]
+    problems = [C.phrase(sign) for sign in signs]
+    knn = readings.get("knn_acc")
+    if knn is not None and n_classes and knn < knn_floor(n_classes):
+        problems.append(f"kNN {knn:.3f} < {knn_floor(n_classes):.3f} (learned next to nothing)")
+    if problems:
+        return Health(False, "collapsed: " + "; ".join(problems))
+    start = "" if start_center_norm is None else f" (untrained {start_center_norm:.3f})"
+    shown = [f"‖s‖ {readings['center_norm']:.3f}{start}" if readings.get("center_norm") is not None else ""]
+    shown += [f"{name} {readings[key]:.3g}" for key, name in (("center_share", "share near s"),
+              ("effective_rank", "rank"), ("knn_acc", "kNN")) if readings.get(key) is not None]
+    return Health(True, "healthy: " + ", ".join(x for x in shown if x))
+
+
+def seed_verdict(claim: Claim, seeds: Mapping[int, Mapping[str, Any]], labels: tuple[str, ...],
+                 health: Mapping[int, Health] | None = None) -> dict[str, Any]:
+    """claim judged in each seed that has all its `labels` and a healthy control: {"held", "n", "per_seed":
+    {seed: bool}, "untestable": {seed: why}, "health": {seed: Health JSON}, "verdict"}: "held" in every
+    testable seed, "did not hold" in none, "mixed" otherwise, "untestable" where every complete seed's control
+    collapsed, "no runs" without a complete seed. health: the control's, by seed (`control_health`; None or a
+    seed missing: not judged, e.g. a claim without a control). The rule of toy and engine claims alike."""
+    health = health or {}
+    complete = {seed: runs for seed, runs in sorted(seeds.items()) if all(label in runs for label in labels)}
+    untestable = {seed: health[seed].why for seed in complete if seed in health and not health[seed].healthy}
+    per_seed = {seed: bool(claim.rule(runs)) for seed, runs in complete.items() if seed not in untestable}
     held, n = sum(per_seed.values()), len(per_seed)
-    verdict = "no runs" if n == 0 else "held" if held == n else "did not hold" if held == 0 else "mixed"
-    return {"held": held, "n": n, "per_seed": per_seed, "verdict": verdict}
+    if n == 0:
+        verdict = "untestable" if untestable else "no runs"
+    else:
+        verdict = "held" if held == n else "did not hold" if held == 0 else "mixed"
+    return {"held": held, "n": n, "per_seed": per_seed, "untestable": untestable,
+            "health": {seed: health[seed].to_json() for seed in complete if seed in health}, "verdict": verdict}
 
 
 engine_verdict = seed_verdict
 
 
 def combined_verdict(verdicts: list[str]) -> str:
-    """One claim over several data sets: held on all, did not hold on all, else mixed."""
+    """One claim over several data sets: held on all, did not hold on all, else mixed; a data set where it was
+    untestable (its control collapsed in every seed) says nothing either way; untestable on all: untestable."""
+    if verdicts and all(v == "untestable" for v in verdicts):
+        return "untestable"
+    verdicts = [v for v in verdicts if v != "untestable"]
     if verdicts and all(v == "held" for v in verdicts):
         return "held"
     if verdicts and all(v == "did not hold" for v in verdicts):
@@ -309,9 +381,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("no predictor", "simsiam", (("predictor", False),), ("toy",)),
          Variant("no stop-gradient", "simsiam", (("stop_grad", False),), ("toy",))),
         (Claim("fig4", "SimSiam without predictor or without stop-gradient collapses; standard SimSiam does not",
-               f"per seed: both ablations above {_T}; simsiam at least 0.2 lower", _fig4),
+               f"per seed: both ablations above {_T}; simsiam at least 0.2 lower", _fig4, control="simsiam"),
          Claim("fig4_knn", "... and the collapsed ablations classify clearly worse (kNN)",
-               "per seed: simsiam's kNN at least 0.15 above both ablations", _fig4_knn, metrics=("knn_acc",)))),
+               "per seed: simsiam's kNN at least 0.15 above both ablations", _fig4_knn, metrics=("knn_acc",),
+               control="simsiam"))),
     Experiment(
         "fig3", "Fig. 3", "Simplified vs SimSiam",
         "The simplified objective, invariance plus an explicit penalty on ‖s‖, does at least as well as SimSiam.",
@@ -319,19 +392,19 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         (Variant("simplified", "simplified", scales=("toy",)), Variant("simsiam", "simsiam", scales=("toy",))),
         (Claim("fig3", "the simplified objective does at least as well as SimSiam",
                "per seed: simplified ‖s‖ < 0.2 and kNN within 0.02 of simsiam's (or better)", _fig3,
-               metrics=("center_norm", "knn_acc")),)),
+               metrics=("center_norm", "knn_acc"), control="simsiam"),)),
     Experiment(
         "fig5", "Fig. 5", "Barlow Twins with and without the off-diagonal term",
         "Barlow Twins with λ = 0 (no off-diagonal term) and BatchNorm does not collapse; ‖s‖ before and after BN.",
         "paper §3.3, Fig. 5",
         (Variant("barlow", "barlow", run="barlow"), Variant("lam 0", "barlow", (("lam", 0.0),), run="barlow-lam0")),
         (Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse", f"per seed: lam 0 ‖s‖ ≤ {_T}",
-               lambda n: not _collapsed(n["lam 0"])),),
+               lambda n: not _collapsed(n["lam 0"]), control="barlow"),),
         preset="fig5-barlow", panels=("center_norm", "center_norm_post_bn", "effective_rank_post_bn", "knn_acc"),
         note="λ = 0 vs Barlow's 0.0051",
         engine_claims=(Claim("barlow_lam0", "Barlow Twins with λ = 0 and BatchNorm does not collapse",
                              f"lam 0: ‖s‖ ≤ {_T}, effective rank of the standardised embedding ≥ C − 1, and kNN ≥ "
-                             f"{KNN_CHANCE_FACTOR:g} × chance", _e_barlow_lam0),)),
+                             f"{KNN_CHANCE_FACTOR:g} × chance", _e_barlow_lam0, control="barlow"),)),
     Experiment(
         "fig6", "Fig. 6", "SwAV with fixed vs learned prototypes",
         "SwAV with prototypes fixed at their random start does not collapse; Sinkhorn's equipartition is what "
@@ -340,11 +413,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("fixed prototypes", "swav", (("fixed_prototypes", True),), run="swav-fixed"),
          Variant("no Sinkhorn", "swav", (("sinkhorn_iters", 0),), ("toy",))),
         (Claim("swav_fixed", "SwAV with fixed prototypes does not collapse; without Sinkhorn it does",
-               f"per seed: fixed prototypes ≤ {_T}, no Sinkhorn above it", _swav),),
+               f"per seed: fixed prototypes ≤ {_T}, no Sinkhorn above it", _swav, control="swav"),),
         preset="fig6-swav-fixed", note="fixed vs learnable prototypes",
         engine_claims=(Claim("swav_fixed", "SwAV with fixed prototypes does not collapse",
                              f"fixed prototypes: ‖s‖ ≤ {_T} and kNN ≥ {KNN_CHANCE_FACTOR:g} × chance",
-                             _e_swav_fixed),)),
+                             _e_swav_fixed, control="swav"),)),
     Experiment(
         "fig7", "Fig. 7", "BYOL EMA momentum sweep", "A lower BYOL momentum gives a larger center and a lower kNN.",
         "paper §2.4, §3.5, Fig. 7",
@@ -354,27 +427,27 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                                 (0.996, ("imagenet",)), (0.999, ("toy",)))),
         (Claim("byol_momentum", "a lower BYOL momentum gives a larger center",
                "per seed: ‖s‖ falls as the momentum rises (0.9 > 0.99 > 0.999)", _byol,
-               sweep=("momentum=0.5,0.8,0.9,0.95,0.98,0.99,0.995,0.999", False)),),
+               sweep=("momentum=0.5,0.8,0.9,0.95,0.98,0.99,0.995,0.999", False), control="momentum 0.99"),),
         preset="fig7-byol-momentum",
         note="the paper's text does not give Fig. 7's values: 0.5, 0.9, 0.99, 0.996 are ours (0.99 the paper's "
              "'typical value', 0.996 BYOL's) at ImageNet scale, 0.9, 0.99, 0.999 on the toy; constant ε (no cosine "
              "to 1), so each run keeps the ε it is named after",
         engine_claims=(Claim("byol_momentum", "a lower BYOL momentum gives a larger center",
                              f"rank correlation of momentum and final ‖s‖ ≤ {ORDER_RHO:g} (of four momenta, at most "
-                             "one neighbouring pair out of order)", _e_byol_order),)),
+                             "one neighbouring pair out of order)", _e_byol_order, control="momentum 0.99"),)),
     Experiment(
         "b4", "Fig. B.4", "DINO with and without centering", "DINO without centering collapses.",
         "paper B.2, Fig. B.4",
         (Variant("dino", "dino", run="dino"),
          Variant("no centering", "dino", (("centering", False),), run="dino-nocenter")),
         (Claim("dino_centering", "DINO without centering collapses", f"per seed: no centering above {_T}, dino not",
-               _first_collapses_second_not("no centering", "dino")),),
+               _first_collapses_second_not("no centering", "dino"), control="dino"),),
         preset="b4-dino-centering", note="centering on vs off",
         # The per-sample teacher entropy tells the two failures apart: ln K is the uniform one (centering
         # without enough sharpening), far below it with ‖s‖ = 1 every sample on one distribution.
         panels=("center_norm", "teacher_sample_entropy", "knn_acc"),
         engine_claims=(Claim("dino_centering", "DINO without centering collapses", f"no centering above {_T}, dino not",
-                             _e_collapses_other_not("no centering", "dino")),)),
+                             _e_collapses_other_not("no centering", "dino"), control="dino"),)),
     Experiment(
         "b5", "Fig. B.5", "SimSiam with and without the predictor",
         "SimSiam without the predictor collapses: its center is much larger.", "paper B.3, Fig. B.5",
@@ -389,11 +462,12 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         engine_claims=(Claim("simsiam_predictor", "SimSiam without the predictor collapses; with it, it does not",
                              f"no predictor above {_T} (before the output BN), simsiam not",
                              _e_collapses_other_not("no predictor", "simsiam"), toy="fig4",
-                             reads=("simsiam", "no predictor")),
+                             reads=("simsiam", "no predictor"), control="simsiam"),
                        Claim("simsiam_predictor_nobn", "... and the same without the projector's output BatchNorm",
                              f"no predictor, no output BN above {_T}, simsiam, no output BN not",
                              _e_collapses_other_not("no predictor, no output BN", "simsiam, no output BN"),
-                             from_paper=False, reads=("simsiam, no output BN", "no predictor, no output BN")))),
+                             from_paper=False, reads=("simsiam, no output BN", "no predictor, no output BN"),
+                             control="simsiam, no output BN"))),
     Experiment(
         "b6", "Fig. B.6", "SimSiam predictor learning rate 1 % … 100 %",
         "SimSiam with the predictor's learning rate at 1 % of the base collapses.", "paper B.4, Fig. B.6",
@@ -403,12 +477,13 @@ EXPERIMENTS: tuple[Experiment, ...] = (
          Variant("simsiam", "simsiam", scales=("toy",))),
         (Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
                f"per seed: predictor lr 1 % above {_T}, simsiam not",
-               _first_collapses_second_not("predictor lr 1 %", "simsiam"), sweep=("predictor_lr_scale=0.001:1:8", True)),),
+               _first_collapses_second_not("predictor lr 1 %", "simsiam"), sweep=("predictor_lr_scale=0.001:1:8", True),
+               control="simsiam"),),
         preset="b6-simsiam-predictor-lr", note="predictor lr 1 % … 100 % of the base lr; the text names 1 %, 10 % "
                                                "and 100 %",
         engine_claims=(Claim("simsiam_predictor_lr", "SimSiam with the predictor at 1 % of the learning rate collapses",
                              f"predictor lr 1 % above {_T}, simsiam (100 %) not",
-                             _e_collapses_other_not("predictor lr 1 %", "simsiam")),)),
+                             _e_collapses_other_not("predictor lr 1 %", "simsiam"), control="simsiam"),)),
     Experiment(
         "invariance", "§2.1", "The invariance loss alone",
         "Minimising only the distance between two views of an image has a trivial solution: every image on one "

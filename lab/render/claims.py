@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from lab.core import vocab
 
-HELD_COLOR, FAILED_COLOR, MEAN_COLOR = "#1a9850", "#d73027", "#333333"
+HELD_COLOR, FAILED_COLOR, MEAN_COLOR, UNTESTABLE_COLOR = "#1a9850", "#d73027", "#333333", "#aaaaaa"
 READ_ON = "final ‖s‖ of the normalised projector output (the features the loss acts on)"
 
 
@@ -28,12 +28,15 @@ def claim_seeds_figure(result: Mapping[str, Any], threshold: float = vocab.COLLA
     mean over seeds as a bar. ‖s‖ panels carry the collapse threshold."""
     datasets = list(result["datasets"])
     metrics = list(result.get("metrics") or ["center_norm"])
-    titles = [f"{ds}: {d['verdict']}, {d['held']} of {d['n']} seeds" for ds, d in result["datasets"].items()]
+    titles = [f"{ds}: {d['verdict']}, {d['held']} of {d['n']} seeds"
+              + (f" ({len(d['untestable'])} untestable)" if d.get("untestable") else "")
+              for ds, d in result["datasets"].items()]
     fig = make_subplots(rows=len(metrics), cols=len(datasets), shared_yaxes=True, vertical_spacing=0.12,
                         subplot_titles=titles + [""] * (len(datasets) * (len(metrics) - 1)))
     for col, ds in enumerate(datasets, start=1):
         d = result["datasets"][ds]
         held = {seed: ok for seed, ok in d.get("per_seed_held", {}).items()}
+        untestable = d.get("untestable", {})
         labels = list(d["per_seed"])
         for row, metric in enumerate(metrics, start=1):
             for x, label in enumerate(labels):
@@ -45,13 +48,15 @@ def claim_seeds_figure(result: Mapping[str, Any], threshold: float = vocab.COLLA
                                      showlegend=False), row=row, col=col)
                 for i, (seed, v) in enumerate(per.items()):
                     ok = held.get(seed)
-                    color = HELD_COLOR if ok else FAILED_COLOR if ok is not None else MEAN_COLOR
+                    color = (UNTESTABLE_COLOR if seed in untestable else HELD_COLOR if ok else
+                             FAILED_COLOR if ok is not None else MEAN_COLOR)
+                    state = ("untestable (its control collapsed)" if seed in untestable else
+                             "held" if ok else "did not hold" if ok is not None else "—")
                     fig.add_trace(go.Scatter(
                         x=[x + _jitter(i, len(per))], y=[v[metric]], mode="markers", showlegend=False,
                         marker=dict(size=9, color=color, line=dict(width=1, color="white")),
                         hovertemplate=(f"{label}, seed {seed}: {vocab.label(metric)} %{{y:.3f}}; claim "
-                                       f"{'held' if ok else 'did not hold' if ok is not None else '—'} in this seed"
-                                       "<extra></extra>")), row=row, col=col)
+                                       f"{state} in this seed<extra></extra>")), row=row, col=col)
             if metric == "center_norm":
                 fig.add_hline(y=threshold, line=dict(dash="dot", color=FAILED_COLOR, width=1), row=row, col=col)
             fig.update_xaxes(tickvals=list(range(len(labels))), ticktext=labels, row=row, col=col)
@@ -62,6 +67,21 @@ def claim_seeds_figure(result: Mapping[str, Any], threshold: float = vocab.COLLA
                       plot_bgcolor="white")
     fig.update_yaxes(gridcolor="#eee", zeroline=False)
     return fig
+
+
+def control_text(control: str | None, health: Mapping[str, Mapping[str, Any]] | None) -> str:
+    """One line on a claim's control arm (the standard method) from its per-seed health (`lab.core.experiments
+    .Health.to_json`, by seed): 'Control *simsiam*: healthy in 4 of 5 seeds; seed 1: collapsed: …'."""
+    if not control:
+        return "No control arm: the claim is about one method alone."
+    if not health:
+        return (f"Control *{control}*: its health was not recorded (results made before the control rule; "
+                "re-run them to see it).")
+    sick = {seed: h["why"] for seed, h in health.items() if not h["healthy"]}
+    line = f"Control *{control}*: healthy in {len(health) - len(sick)} of {len(health)} seeds"
+    if not sick:
+        return line + "."
+    return line + "; untestable where it collapsed: " + "; ".join(f"seed {seed}: {why}" for seed, why in sick.items())
 
 
 def variant_rows(dataset: Mapping[str, Any], threshold: float = vocab.COLLAPSE_THRESHOLD) -> list[dict]:
