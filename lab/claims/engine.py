@@ -26,13 +26,21 @@ CURVES = tuple(dict.fromkeys(("center_norm", "center_norm_post_bn", "effective_r
 N_CLASSES = {"fmnist": 10, "imagenet": 100}  # when a run's config.json does not say
 
 
-def run_numbers(rows: Sequence[Mapping], n_classes: int) -> X.RunNumbers | None:
-    """The numbers a verdict reads from one run's metrics.jsonl rows; None without a trained epoch."""
+def _trained_epochs(rows: Sequence[Mapping]) -> tuple[list[Mapping], float | None] | None:
+    """(a run's epoch lines, its last kNN read), or None without a trained epoch."""
     epochs = [r for r in rows if r.get("kind") == "epoch"]
     if not epochs or epochs[-1].get("epoch", 0) < 1:
         return None
+    return epochs, next((r["knn_acc"] for r in reversed(epochs) if r.get("knn_acc") is not None), None)
+
+
+def run_numbers(rows: Sequence[Mapping], n_classes: int) -> X.RunNumbers | None:
+    """The numbers a verdict reads from one run's metrics.jsonl rows; None without a trained epoch."""
+    trained = _trained_epochs(rows)
+    if trained is None:
+        return None
+    epochs, knn = trained
     last, first = epochs[-1], epochs[0]
-    knn = next((r["knn_acc"] for r in reversed(epochs) if r.get("knn_acc") is not None), None)
     pre = last.get("center_norm_pre_bn", last["center_norm"])
     rank = last.get("effective_rank", float("nan"))
     untrained = first.get("epoch") == 0
@@ -47,10 +55,10 @@ def run_numbers(rows: Sequence[Mapping], n_classes: int) -> X.RunNumbers | None:
 def run_health(rows: Sequence[Mapping], method: str, n_classes: int) -> X.Health | None:
     """A run's health as a claim's control (`lab.core.experiments.control_health`): its last epoch line (with
     the last kNN read) by its method's collapse signature, ‖s‖ against epoch 0's. None without a trained epoch."""
-    epochs = [r for r in rows if r.get("kind") == "epoch"]
-    if not epochs or epochs[-1].get("epoch", 0) < 1:
+    trained = _trained_epochs(rows)
+    if trained is None:
         return None
-    knn = next((r["knn_acc"] for r in reversed(epochs) if r.get("knn_acc") is not None), None)
+    epochs, knn = trained
     start = epochs[0]["center_norm"] if epochs[0].get("epoch") == 0 else None
     return X.control_health(method_class(method).signature, {**epochs[-1], "knn_acc": knn}, n_classes, start)
 
@@ -99,19 +107,18 @@ def judge_engine_runs(root: str | Path) -> dict:
             unfinished.append(name)
             continue
         n_classes = run["config"].get("n_classes", N_CLASSES[run["scale"]])
-        numbers = run_numbers(rows, n_classes)
+        numbers, health_ = run_numbers(rows, n_classes), run_health(rows, entry["method"], n_classes)
         if numbers is None:
             unfinished.append(name)
             continue
         runs[name] = {"preset": entry["preset"], "variant": entry["variant"], "seed": entry["seed"],
                       "method": entry["method"], "set": entry["set"], "scale": run["scale"],
                       "final": _asdict(numbers), "curves": _curves(rows),
-                      "health": run_health(rows, entry["method"], n_classes).to_json(),
+                      "health": health_.to_json(),
                       "seconds": sum(r.get("epoch_seconds", 0) + r.get("knn_seconds", 0)
                                      for r in rows if r.get("kind") == "epoch")}
         by_variant.setdefault((entry["preset"], entry["variant"]), {})[entry["seed"]] = numbers
-        health.setdefault((entry["preset"], entry["variant"]), {})[entry["seed"]] = run_health(
-            rows, entry["method"], n_classes)
+        health.setdefault((entry["preset"], entry["variant"]), {})[entry["seed"]] = health_
     claims = []
     for experiment, claim in X.engine_claims():
         labels = tuple(v.label for v in experiment.variants_at("imagenet"))
