@@ -4,6 +4,7 @@ control collapsed is untestable. Synthetic readings, each case named by its mech
 judges are checked on real (toy) and written (engine) runs in tests/test_claims.py and below."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -116,3 +117,25 @@ def test_the_pages_line_on_a_control_names_its_health_per_seed():
     assert control_text("simsiam", {"0": health["0"]}) == "Control *simsiam*: healthy in 1 of 1 seeds."
     assert "not recorded" in control_text("simsiam", None)  # results made before the rule
     assert "No control arm" in control_text(None, None)
+
+
+def test_results_made_before_the_rule_are_judged_by_it_on_what_they_recorded(tmp_path):
+    """The engine judge's own results with the control fields taken out (as the shipped results made before
+    the rule): `judge_controls` gives back the same verdicts, untestable seeds and health."""
+    from lab.claims.engine import judge_controls
+
+    root = tmp_path / "runs"
+    for run in preset_runs("b5-simsiam-predictor", "fmnist"):
+        base = run["name"].rsplit("-s", 1)[0]
+        center = 0.97 if base.startswith("simsiam-nopred") else (0.97 if run["seed"] == 1 else 0.4)
+        write_run(root / "b5-simsiam-predictor" / run["name"], run["method"], [0.55, 0.6, center])
+    made = judge_engine_runs(root)
+    old = json.loads(json.dumps(made))
+    for claim in old["claims"]:
+        for key in ("health", "untestable", "control"):
+            claim.pop(key)
+    again = judge_controls(old)
+    for before, after in zip(made["claims"], again["claims"]):
+        for key in ("verdict", "held", "n", "per_seed", "untestable", "health", "control"):
+            assert after[key] == before[key], (before["key"], key)
+    assert judge_controls(json.loads(json.dumps(made))) == made  # results with control health are left as they are

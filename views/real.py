@@ -106,7 +106,9 @@ def page() -> None:
             f"**{claim['verdict']}** ({count}) — {claim['statement']} *({claim['figure']}, {claim['source']})*{ours}")
         left, right = st.columns([2, 1])
         left.markdown(f"**The paper:** {claim['paper']}  \n**Rule, per seed:** {claim['rule']}  \n"
-                      + control_text(_control(claim), claim.get("health")))
+                      + control_text(_control(claim), claim.get("health"))
+                      + (f" *(Judged on {claim['health_from']}: they were made before the control rule.)*"
+                         if claim.get("health_from") else ""))
         twin = claim.get("toy")
         right.markdown("**On the toy:** " + (toy.get(twin, f"claim `{twin}`: no shipped toy result")
                                              if twin else "no toy twin (an ImageNet-scale experiment only)"))

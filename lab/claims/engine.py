@@ -182,9 +182,38 @@ def read_engine_results(path: str | Path = ENGINE_RESULTS) -> dict | None:
     they cannot be read."""
     try:
         data = json.loads(Path(path).read_text())
-        return data if isinstance(data.get("claims"), list) else None
-    except (OSError, ValueError, AttributeError):
+        return judge_controls(data) if isinstance(data.get("claims"), list) else None
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
+
+
+def judge_controls(results: dict) -> dict:
+    """Results made before the control rule, judged by it on what they recorded: each claim without control
+    health gets its control's health per seed (from the control run's final numbers and the last point of its
+    curves; readings the runs lack, such as the share near s, are not read) and its verdict again by
+    `seed_verdict`, with `health_from` saying so. Results that have it are returned as they are."""
+    fields = set(X.RunNumbers.__dataclass_fields__)
+    by_key = {c.key: (e, c) for e, c in X.engine_claims()}
+    for claim in results["claims"]:
+        if "health" in claim or claim["key"] not in by_key:
+            continue
+        experiment, rule = by_key[claim["key"]]
+        health = {}
+        for run in results.get("runs", {}).values():
+            if rule.control and run["preset"] == experiment.preset and run["variant"] == rule.control:
+                final = run["final"]
+                last = {k: v[-1] for k, v in run["curves"].items() if v and v[-1] is not None}
+                health[run["seed"]] = X.control_health(method_class(run["method"]).signature, {**last, **final},
+                                                       final["n_classes"], final.get("start_center_norm"))
+        seeds = {int(seed): {label: X.RunNumbers(**{k: v for k, v in n.items() if k in fields})
+                             for label, n in variants.items()} for seed, variants in claim["numbers"].items()}
+        labels = rule.reads or tuple(v.label for v in experiment.variants_at("imagenet"))
+        verdict = X.engine_verdict(rule, seeds, labels, health if rule.control else None)
+        claim.update(verdict, control=rule.control, health_from="the readings these runs recorded",
+                     per_seed={str(k): v for k, v in verdict["per_seed"].items()},
+                     untestable={str(k): v for k, v in verdict["untestable"].items()},
+                     health={str(k): v for k, v in verdict["health"].items()})
+    return results
 
 
 def engine_curves(results: Mapping, experiment_key: str) -> tuple[tuple[str, ...], dict[str, dict[int, dict]]]:
