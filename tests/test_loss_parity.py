@@ -1,6 +1,7 @@
 """Each method's pure loss against a reference written here from its paper's own equations or pseudo-code,
 loop by loop, in float64: the value and the gradients with respect to every input (as lightly's parity tests
-do). A first part of issue 21's parity suite: the losses (not yet the heads nor whole training steps).
+do). Issue 21's parity suite: the losses, each method's loss with the gradients of every parameter it reaches,
+DINO's head and the joint BatchNorm of both views (not yet whole training steps).
 
 - DINO, Algorithm 1: H(t, s) = −Σ_k softmax((t − C)/τ_t)_k · log softmax(s/τ_s)_k, averaged over the batch.
 - Barlow Twins, eq. 1: C_ij = Σ_b a_bi b_bj / B over standardised embeddings;
@@ -15,7 +16,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lab.engine.model import build_model
+from lab.engine.recipes import recipe
+from lab.methods import build_method
 from lab.methods.barlow import barlow_loss
+from lab.methods.base import encode_views
 from lab.methods.dino import dino_loss
 from lab.methods.simclr import info_nce
 from lab.methods.swav import sinkhorn
@@ -112,3 +117,134 @@ def test_swav_sinkhorn_is_algorithm_1(iters):
         assert torch.allclose(sinkhorn(scores.detach(), eps, iters)[k], expected, rtol=1e-10, atol=1e-12)
     codes = sinkhorn(scores.detach(), eps, iters)
     assert torch.allclose(codes.sum(-1), torch.ones(K, B))  # each sample's code sums to 1
+
+
+# ------------------------------------------------------------------ methods: loss and gradients of every parameter
+
+def _method(name, params, dim=D):
+    torch.manual_seed(0)
+    return build_method(name, params, [0, 1], 4, dim, hidden=8)
+
+
+def _views(seed=4):
+    return leaves((K, B, 4), (K, B, 4), seed=seed)
+
+
+def _cos(a, b):
+    return (a @ b) / (a.norm() * b.norm())
+
+
+def check_method(model, ref_fn, x1, x2, offset=0.0):
+    """model.loss(x1, x2) + offset against ref_fn(k) for each seed k: values and the gradient of every
+    parameter the loss reaches."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    lab = model.loss(x1, x2)[0] + offset
+    ref = torch.stack([ref_fn(k) for k in range(K)])
+    assert torch.allclose(lab, ref, rtol=1e-12, atol=1e-12), (lab, ref)
+    g_lab = torch.autograd.grad(lab.sum(), params, allow_unused=True)
+    g_ref = torch.autograd.grad(ref.sum(), params, allow_unused=True)
+    reached = 0
+    for a, b in zip(g_lab, g_ref):
+        assert (a is None) == (b is None)
+        if a is not None:
+            reached += 1
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert reached > 0
+
+
+@pytest.mark.parametrize("stop_grad", [True, False])
+def test_simsiam_loss_is_algorithm_1(stop_grad):
+    """SimSiam Algorithm 1: L = D(p1, z2)/2 + D(p2, z1)/2, D(p, z) = −cos(p, stopgrad(z)), the mean over the batch."""
+    model = _method("simsiam", {"stop_grad": stop_grad})
+    x1, x2 = _views()
+
+    def ref(k):
+        z1, z2 = model.encoder(x1)[1], model.encoder(x2)[1]
+        p1, p2 = model.predictor(z1), model.predictor(z2)
+        sg = (lambda t: t.detach()) if stop_grad else (lambda t: t)
+        return sum(-_cos(p1[k, b], sg(z2[k, b])) / 2 - _cos(p2[k, b], sg(z1[k, b])) / 2 for b in range(B)) / B
+
+    check_method(model, ref, x1, x2)
+
+
+def test_byol_loss_is_eq_2_at_the_recipe_scale():
+    """BYOL eq. 2 summed over both views (DeepMind's and solo-learn's code): Σ (2 − 2 cos(q_θ(z), z'_ξ)), the
+    mean over the batch. The recipe's scale 4 makes the lab's loss that minus the constant 4: same gradients."""
+    model = _method("byol", {"scale": 4.0})
+    with torch.no_grad():  # a target away from the online weights, as after some EMA steps
+        for p in model.target.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x1, x2 = _views(seed=5)
+
+    def ref(k):
+        p1, p2 = model.predictor(model.encoder(x1)[1]), model.predictor(model.encoder(x2)[1])
+        t1, t2 = model.target(x1)[1].detach(), model.target(x2)[1].detach()
+        return sum((2 - 2 * _cos(p1[k, b], t2[k, b])) + (2 - 2 * _cos(p2[k, b], t1[k, b])) for b in range(B)) / B
+
+    check_method(model, ref, x1, x2, offset=4.0)
+
+
+def test_dino_head_is_main_dinos_weight_normed_last_layer():
+    """DINOHead of main_dino.py: logits = weight_norm(Linear)(normalize(y)) with g = 1 (norm_last_layer):
+    each logit is cos(y, w_k). Values and gradients against that loop."""
+    model = _method("dino", {"n_prototypes": P})
+    (y,) = leaves((K, B, D), seed=6)
+    w = model.head.last.weight  # (K, D, P)
+    lab = model.head(y)
+    ref = torch.stack([torch.stack([torch.stack([_cos(y[k, b], w[k, :, j]) for j in range(P)])
+                                    for b in range(B)]) for k in range(K)])
+    assert torch.allclose(lab, ref, rtol=1e-12, atol=1e-12)
+    g_lab = torch.autograd.grad(lab.square().sum(), [y, w])
+    g_ref = torch.autograd.grad(ref.square().sum(), [y, w])
+    for a, b in zip(g_lab, g_ref):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    frozen = model.head(y, frozen=True)
+    assert torch.allclose(frozen, lab) and torch.autograd.grad(frozen.sum(), [w], allow_unused=True)[0] is None
+
+
+class _BNEncoder(torch.nn.Module):
+    """A stand-in encoder with a train-mode BatchNorm over each call's batch: x (K, N, d) -> (h, y)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        y = self.bn(x.reshape(-1, x.shape[-1])).view(x.shape)
+        return x, y
+
+
+def test_joint_views_take_batchnorm_statistics_over_both_views():
+    """joint_bn: one batch of 2N through the encoder (DINO's MultiCropWrapper, SwAV); off: view by view."""
+    x1, x2 = [x.detach() + shift for x, shift in zip(_views(seed=7), (0.0, 3.0))]
+    enc = _BNEncoder().double()
+    (_, j1), (_, j2) = encode_views(enc, x1, x2, joint=True)
+    both = torch.cat([x1, x2], dim=1).reshape(-1, 4)
+    expected = (both - both.mean(0)) / (both.var(0, unbiased=False) + enc.bn.eps).sqrt()
+    assert torch.allclose(torch.cat([j1, j2], dim=1).reshape(-1, 4), expected, atol=1e-12)
+    (_, s1), (_, s2) = encode_views(enc, x1, x2, joint=False)
+    assert torch.allclose(s1.reshape(-1, 4).mean(0), torch.zeros(4), atol=1e-12)  # each view centred alone
+    assert not torch.allclose(s1, j1, atol=1e-3)  # the views differ by a shift of 3: joint keeps it
+
+
+@pytest.mark.parametrize("scale", ["imagenet", "fmnist"])
+def test_recipes_declare_the_originals_loss_scale_and_batchnorm(scale):
+    """BYOL's loss at the originals' scale; the views through BatchNorm together where the originals do."""
+    assert recipe("byol", scale).method_params["scale"] == 4.0
+    for method in ("dino", "swav", "simclr"):
+        assert recipe(method, scale).method_params["joint_bn"] is True, method
+    for method in ("simsiam", "byol", "barlow"):
+        assert not recipe(method, scale).method_params.get("joint_bn", False), method
+
+
+def test_dino_engine_head_starts_as_dinohead():
+    """main_dino.py's DINOHead init: every Linear of the MLP trunc_normal(std 0.02), biases 0. The smallest
+    layer has 512 × 64 weights: their std is within 2 % of 0.02 but for a chance below 1e-6."""
+    model = build_model("dino", scale="fmnist")
+    linears = [m for m in model.encoder.projector if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for layer in linears:
+        w = layer.weight.detach()
+        # DINO's trunc_normal_ cuts at ±2 (absolute, as torch's): at std 0.02 a plain normal in effect
+        assert 0.018 < float(w.std()) < 0.022 and abs(float(w.mean())) < 0.002
+        assert layer.bias is not None and not layer.bias.detach().any()

@@ -36,6 +36,12 @@ def projector(rec: Recipe, in_dim: int | None = None) -> nn.Sequential:
     layers.append(nn.Linear(dims[-2], dims[-1], bias=not rec.proj_out_bn))
     if rec.proj_out_bn:
         layers.append(nn.BatchNorm1d(dims[-1], affine=False))
+    if rec.proj_init == "trunc_normal":  # DINOHead's _init_weights
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 

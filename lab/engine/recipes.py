@@ -39,6 +39,8 @@ class Recipe:
     proj_hidden_bn: bool = True  # BatchNorm1d after every hidden Linear
     proj_out_bn: bool = False  # a BatchNorm1d without affine after the last Linear (SimSiam)
     proj_act: str = "relu"  # "relu" | "gelu" (DINO's head)
+    # "default": PyTorch's nn.Linear init; "trunc_normal": weights trunc_normal(std 0.02), biases 0 (DINOHead's)
+    proj_init: str = "default"
     # The backbone: ResNet-18 with this stem and stage width, on images of in_channels channels.
     stem: str = "imagenet"
     width: int = 64
@@ -49,6 +51,8 @@ class Recipe:
             raise ValueError(f"optimizer must be sgd or lars, got {self.optimizer!r}")
         if self.proj_act not in ("relu", "gelu"):
             raise ValueError(f"proj_act must be relu or gelu, got {self.proj_act!r}")
+        if self.proj_init not in ("default", "trunc_normal"):
+            raise ValueError(f"proj_init must be default or trunc_normal, got {self.proj_init!r}")
         if not self.proj_dims:
             raise ValueError("proj_dims needs at least the output dimension")
         object.__setattr__(self, "method_params", MappingProxyType(dict(self.method_params)))
@@ -82,32 +86,37 @@ RECIPES: dict[str, Recipe] = {
                       source=_YAML + "simsiam.yaml (sgd lr 0.5 wd 1e-5, 2x128 batch, proj 2048-2048-2048 + BN, "
                       "pred hidden 512) and solo/methods/simsiam.py (predictor static lr)" + _COMMON),
     "byol": Recipe(optimizer="lars", lr=0.5, weight_decay=1e-6, batch_size=256, proj_dims=(4096, 256),
-                   method_params={"momentum": 0.99, "momentum_schedule": True, "predictor_hidden": 8192},
+                   method_params={"momentum": 0.99, "momentum_schedule": True, "predictor_hidden": 8192,
+                                  "scale": 4.0},
                    source=_YAML + "byol.yaml (lars lr 0.5 wd 1e-6, 2x128 batch, proj 4096->256, pred hidden 8192, "
-                   "tau 0.99->1.0 cosine)" + _COMMON),
+                   "tau 0.99->1.0 cosine; loss sum over views of 2 - 2cos: scale 4)" + _COMMON),
     "dino": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-6, batch_size=128, proj_dims=(2048, 2048, 256),
-                   proj_hidden_bn=False, proj_act="gelu",
+                   proj_hidden_bn=False, proj_act="gelu", proj_init="trunc_normal",
                    method_params={"n_prototypes": 4096, "teacher_momentum": 0.9995, "teacher_momentum_schedule": True,
                                   "temperature": 0.1, "teacher_temperature": 0.04, "teacher_temperature_final": 0.07,
                                   "teacher_temperature_warmup": 50 / 400, "center_momentum": 0.9,
-                                  "last_layer_freeze": 1 / 400},
+                                  "last_layer_freeze": 1 / 400, "joint_bn": True},
                    source=_YAML + "dino.yaml (lars lr 0.3 wd 1e-6, 2x64 batch, head 2048-2048-256 no BN GELU, "
                    "4096 prototypes, tau 0.9995->1.0) and solo/methods/dino.py (student T 0.1, teacher T "
-                   "0.04->0.07 over 50 epochs, last layer frozen for the first epoch)" + _COMMON),
+                   "0.04->0.07 over 50 epochs, last layer frozen for the first epoch); main_dino.py's DINOHead init "
+                   "(trunc_normal std 0.02, zero biases) and MultiCropWrapper (both views through BatchNorm together)"
+                   + _COMMON),
     "swav": Recipe(optimizer="lars", lr=0.6, weight_decay=1e-6, batch_size=256, proj_dims=(2048, 128),
                    method_params={"n_prototypes": 3000, "epsilon": 0.05, "sinkhorn_iters": 3, "temperature": 0.1,
-                                  "queue_size": 3840, "queue_start": 50 / 400, "prototype_freeze": 2 / 400},
+                                  "queue_size": 3840, "queue_start": 50 / 400, "prototype_freeze": 2 / 400,
+                                  "joint_bn": True},
                    source=_YAML + "swav.yaml (lars lr 0.6 wd 1e-6, 2x128 batch, proj 2048->128, 3000 prototypes, "
                    "T 0.1, queue 3840 from epoch 50, prototypes frozen for 2 epochs; eps 0.05, 3 Sinkhorn "
-                   "iterations: solo-learn defaults)" + _COMMON),
+                   "iterations: solo-learn defaults); main_swav.py puts the views through BatchNorm together"
+                   + _COMMON),
     "barlow": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4, batch_size=256, proj_dims=(2048, 2048, 2048),
                      method_params={"lam": 0.0051, "lam_per_d": False, "scale": 0.1},
                      source=_YAML + "barlow.yaml (lars lr 0.3 wd 1e-4, 2x128 batch, proj 2048-2048-2048, "
                      "scale_loss 0.1; lamb 0.0051: solo-learn default)" + _COMMON),
     "simclr": Recipe(optimizer="lars", lr=0.3, weight_decay=1e-4, batch_size=128, proj_dims=(4096, 512),
-                     proj_hidden_bn=False, method_params={"temperature": 0.2},
-                     source=_YAML + "simclr.yaml (lars lr 0.3 wd 1e-4, 2x64 batch, proj 4096->512 no BN, T 0.2)"
-                     + _COMMON),
+                     proj_hidden_bn=False, method_params={"temperature": 0.2, "joint_bn": True},
+                     source=_YAML + "simclr.yaml (lars lr 0.3 wd 1e-4, 2x64 batch, proj 4096->512 no BN, T 0.2); SimCLR's "
+                     "TensorFlow code puts the views through BatchNorm together" + _COMMON),
     "simplified": Recipe(**_SIMSIAM, method_params={"lam": -1.0},
                          source="simplified (paper §3.1, lam -1)" + _NO_RECIPE),
     "invariance": Recipe(**_SIMSIAM, source="invariance" + _NO_RECIPE),

@@ -76,6 +76,26 @@ def online_predictions(predictor: nn.Module | None, z1: torch.Tensor, z2: torch.
     return (predictor(z1), predictor(z2)) if predictor is not None else (z1, z2)
 
 
+def joint_bn_knob() -> Any:
+    """The `joint_bn` knob of the methods whose originals put both views through the encoder as one batch."""
+    return knob(False, "Views through BatchNorm together", "On: both views go through the encoder as one batch, "
+                "so its BatchNorm layers take their statistics over both (DINO's MultiCropWrapper, SwAV's "
+                "multi-crop forward, SimCLR's TensorFlow code). Off: view by view (SimSiam, BYOL, Barlow Twins "
+                "and solo-learn do so). The toy's encoder has no BatchNorm, so there it changes nothing.",
+                scale="imagenet")
+
+
+def encode_views(encoder: nn.Module, x1: torch.Tensor, x2: torch.Tensor, joint: bool):
+    """(h, y) of each view from `encoder`; joint: as one batch of 2N, so that BatchNorm sees both views.
+
+    x1, x2: (K, N, ...) -> ((h1, y1), (h2, y2)), each (K, N, F) and (K, N, D)."""
+    if not joint:
+        return encoder(x1), encoder(x2)
+    n = x1.shape[1]
+    h, y = encoder(torch.cat([x1, x2], dim=1))
+    return (h[:, :n], y[:, :n]), (h[:, n:], y[:, n:])
+
+
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """-cos(p, z) averaged over samples. p, z: (K, N, D) -> (K,). Collapse value: -1."""
     return -(geo.normalize(p) * geo.normalize(z)).sum(-1).mean(-1)

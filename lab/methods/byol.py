@@ -1,4 +1,7 @@
-"""BYOL (Grill et al., 2020): online encoder + predictor, EMA target, L = −½[cos(p1, t2) + cos(p2, t1)].
+"""BYOL (Grill et al., 2020): online encoder + predictor, EMA target, L = −½[cos(p1, t2) + cos(p2, t1)] × scale.
+
+BYOL's own loss (eq. 2, summed over both views as DeepMind's and solo-learn's code do) is Σ (2 − 2 cos) =
+4 × (−½ Σ cos) + 4: the ImageNet recipe sets scale 4, so its gradients are the originals'. The toy keeps 1.
 
 Defaults: momentum 0.99 (solo-learn's ImageNet-100 BYOL starts at 0.99; BYOL's own is 0.996),
 predictor on. The paper here (§2.4) argues the EMA keeps the center near its start: lower momentum,
@@ -31,6 +34,11 @@ class BYOLConfig:
     # off: `momentum` throughout.
     momentum_schedule: bool = knob(False, "Momentum schedule", "Cosine from ε to 1 over training (BYOL's recipe).",
                                    scale="imagenet")
+    # Under LARS the trust ratio cancels a constant factor on the weights' gradients but not on the biases' and
+    # BatchNorm's (excluded from it) nor against weight decay: so the factor is part of the recipe.
+    scale: float = knob(1.0, "Loss scale", "A constant factor on the loss; 4 makes it BYOL's Σ (2 − 2 cos) up to "
+                        "a constant (DeepMind's and solo-learn's).", range=(0.0, 1000.0), low_open=True,
+                        scale="imagenet")
 
     def __post_init__(self):
         check_knobs(self)
@@ -43,9 +51,13 @@ class BYOL(Method):
     structural_knobs = ("predictor_hidden",)  # layers or optimizer groups: fixed for a run
     toggled_modules = {"predictor": "predictor"}  # off mid-run: unused; on: only where the run was built with it
     label = "BYOL"
-    collapse_loss = "-1"  # the predictions meet their EMA targets: cos = 1
+    collapse_loss = "-1 × the loss scale"  # the predictions meet their EMA targets: cos = 1
     signature = (CENTER, CONCENTRATED, LOSS_AT_COLLAPSE, RANK)
     seed_knobs = ("momentum",)  # only the EMA reads it (`lab.core.nn.ema_update` takes a (K,) tensor)
+
+    @classmethod
+    def collapse_value(cls, cfg, dim, batch):
+        return -cfg.scale
 
     @classmethod
     def pull_prediction(cls, cfg):
@@ -65,7 +77,8 @@ class BYOL(Method):
         p1, p2 = online_predictions(self.active_predictor, z1, z2)
         with torch.no_grad():
             t1, t2 = self.target(x1)[1], self.target(x2)[1]
-        return 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1)), {}
+        loss = 0.5 * (negative_cosine(p1, t2) + negative_cosine(p2, t1))
+        return (loss if self.cfg.scale == 1.0 else loss * self.cfg.scale), {}
 
     def target_momentum(self, progress: float):
         m = self.knob_value("momentum")

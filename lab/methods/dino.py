@@ -32,7 +32,7 @@ from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, CONCENTRATED, COMPLETE, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_sum, is_dist, world_size
 from lab.core.pull import ALONG, NOT_ALONG
-from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
+from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, encode_views, joint_bn_knob, register
 from lab.core.nn import SeedLinear, ema_update
 from lab.core.schedules import cosine_to_one, linear_warmup
 
@@ -64,6 +64,7 @@ class DINOConfig:
     last_layer_freeze: float = knob(0.0, "Last-layer freeze", "The fraction of training during which the "
                                     "prototypes (the head's last layer) get no gradient.",
                                     stops=(0.0, 0.0025, 0.01, 0.1), range=(0.0, 1.0), scale="imagenet")
+    joint_bn: bool = joint_bn_knob()
 
     def __post_init__(self):
         check_knobs(self)
@@ -143,10 +144,12 @@ class DINO(Method):
         return self.teacher["head"](self.teacher["encoder"](x)[1])
 
     def loss(self, x1, x2):
-        frozen = self.progress < self.cfg.last_layer_freeze
-        s1, s2 = self.head(self.encoder(x1)[1], frozen), self.head(self.encoder(x2)[1], frozen)
+        frozen, joint = self.progress < self.cfg.last_layer_freeze, self.cfg.joint_bn
+        (_, y1), (_, y2) = encode_views(self.encoder, x1, x2, joint)
+        s1, s2 = self.head(y1, frozen), self.head(y2, frozen)
         with torch.no_grad():
-            t1, t2 = self._teacher_logits(x1), self._teacher_logits(x2)
+            (_, u1), (_, u2) = encode_views(self.teacher["encoder"], x1, x2, joint)
+            t1, t2 = self.teacher["head"](u1), self.teacher["head"](u2)
         c, ts, tt = self.center, self.cfg.temperature, self.teacher_temp
         loss = 0.5 * (dino_loss(s1, t2, c, ts, tt) + dino_loss(s2, t1, c, ts, tt))
         if self.cfg.centering:

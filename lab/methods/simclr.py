@@ -13,13 +13,14 @@ from lab.core import geometry as geo
 from lab.core.checks import check_knobs, knob
 from lab.core.dist import all_gather_cat, is_dist, rank, world_size
 from lab.core.pull import NOT_ALONG
-from lab.methods.base import Method, register
+from lab.methods.base import Method, encode_views, joint_bn_knob, register
 
 
 @dataclass(frozen=True)
 class SimCLRConfig:
     temperature: float = knob(0.2, "Temperature τ", stops=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0), range=(0.0, 10.0),
                               low_open=True)
+    joint_bn: bool = joint_bn_knob()
 
     def __post_init__(self):
         check_knobs(self)
@@ -71,4 +72,5 @@ class SimCLR(Method):
 
     def loss(self, x1, x2):
         nce = info_nce_global if is_dist() else info_nce
-        return nce(self.encoder(x1)[1], self.encoder(x2)[1], self.cfg.temperature), {}
+        (_, y1), (_, y2) = encode_views(self.encoder, x1, x2, self.cfg.joint_bn)
+        return nce(y1, y2, self.cfg.temperature), {}

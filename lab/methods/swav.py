@@ -23,7 +23,7 @@ from lab.core.checks import check_knobs, knob
 from lab.core.collapse import CENTER, CONCENTRATED, RANK, UNIFORM, Sign
 from lab.core.dist import all_reduce_max, all_reduce_sum, is_dist, world_size
 from lab.core.pull import NOT_ALONG
-from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, register
+from lab.methods.base import PROTOTYPE_STOPS, TEMPERATURE_STOPS, Method, encode_views, joint_bn_knob, register
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class SwAVConfig:
                               "once full, is used.", stops=(0.0, 0.125, 0.25, 0.5), range=(0.0, 1.0))
     prototype_freeze: float = knob(0.0, "Prototype freeze", "The fraction of training during which the "
                                    "prototypes get no gradient.", stops=(0.0, 0.005, 0.05, 0.2), range=(0.0, 1.0))
+    joint_bn: bool = joint_bn_knob()
 
     def __post_init__(self):
         check_knobs(self)
@@ -124,7 +125,8 @@ class SwAV(Method):
         self.register_buffer("progress", torch.zeros(self.k, dtype=torch.float64))
 
     def loss(self, x1, x2):
-        z1, z2 = geo.normalize(self.encoder(x1)[1]), geo.normalize(self.encoder(x2)[1])
+        (_, y1), (_, y2) = encode_views(self.encoder, x1, x2, self.cfg.joint_bn)
+        z1, z2 = geo.normalize(y1), geo.normalize(y2)
         progress = float(self.progress[0])
         frozen = progress < self.cfg.prototype_freeze
         prototypes = self.prototypes.detach() if frozen else self.prototypes
