@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_claims(sub)
     _add_b1_survey(sub)
+    _add_doctor(sub)
     # listed for --help; main() hands `runs ...` to lab.runs.cli, whose args after -- go to the engine
     sub.add_parser("runs", help="launch, list, show, stop and resume ImageNet runs (python -m lab runs --help)")
     return parser
@@ -141,6 +142,18 @@ def _add_b1_survey(sub: argparse._SubParsersAction) -> None:
     survey.add_argument("--shift", type=_csv_floats, default=DEFAULT_SHIFT)
     survey.add_argument("--out", type=Path, help="also write the counts as JSON here (the B.1 page reads "
                                                  "assets/b1_survey.json)")
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    doctor = sub.add_parser("doctor", help="check your own model: read an embedding file (.npy, .npz, .pt, "
+                                           ".safetensors) and name its collapse, if any, with the deciding numbers")
+    doctor.add_argument("path", type=Path, metavar="PATH", help="the embeddings, one row per sample: (N, D)")
+    doctor.add_argument("--labels", type=Path, metavar="FILE",
+                        help="the class of each row (.npy, .pt or .txt, one per line): kNN accuracy, and the rank "
+                             "judged against C - 1")
+    doctor.add_argument("--views", type=Path, metavar="FILE",
+                        help="the paired second view of each row, (N, D): alignment and uniformity")
+    doctor.add_argument("--json", type=Path, metavar="OUT", help="also write the readings and the signature here")
 
 
 def _method_names() -> list[str]:
@@ -315,6 +328,23 @@ def run_b1_survey(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor_cli(args: argparse.Namespace) -> int:
+    from lab.doctor import check, report_table
+
+    if args.json is not None and args.json.is_dir():
+        raise UsageError(f"--json {args.json} is a folder; give a file name like doctor.json")
+    try:
+        report = check(args.path, labels=args.labels, views=args.views)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(report_table(report, str(args.path)))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(args.json, {"source": str(args.path), "signature": report.signature, "why": report.why,
+                                       "readings": report.readings})
+    return 0
+
+
 def _progress(prefix: str):
     """A one-line progress bar on a terminal; silent when stderr is not one."""
     if not sys.stderr.isatty():
@@ -408,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return {"b1": run_b1, "b1-survey": run_b1_survey, "toy": run_toy, "claims": run_claims_cli,
-                "sweep": run_sweep_cli}[args.command](args)
+                "sweep": run_sweep_cli, "doctor": run_doctor_cli}[args.command](args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -19,7 +19,7 @@ LAYERS = (  # (layer, module prefixes), lowest first: the folders of lab/ (DESIG
     ("methods", ("lab.methods",)),
     ("data", ("lab.data",)),
     ("trainers and engine", ("lab.train", "lab.engine", "lab.imagenet")),  # lab.imagenet: the engine's old name
-    ("claims and runs", ("lab.claims", "lab.runs")),
+    ("claims and runs", ("lab.claims", "lab.runs", "lab.doctor")),
     ("render", ("lab.render",)),
     ("UI", ("views", "app")),
     ("entry points", ("lab.cli", "lab.__main__", "lab.bench", "lab")),
