@@ -146,14 +146,37 @@ def _add_b1_survey(sub: argparse._SubParsersAction) -> None:
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
     doctor = sub.add_parser("doctor", help="check your own model: read an embedding file (.npy, .npz, .pt, "
-                                           ".safetensors) and name its collapse, if any, with the deciding numbers")
-    doctor.add_argument("path", type=Path, metavar="PATH", help="the embeddings, one row per sample: (N, D)")
+                                           ".safetensors), or embed a checkpoint, and name its collapse, if any, "
+                                           "with the deciding numbers")
+    doctor.add_argument("path", type=Path, metavar="PATH",
+                        help="the embeddings, one row per sample: (N, D); or a checkpoint to embed: a run folder of "
+                             "python -m lab.engine.train (or its checkpoint.pt), or a ResNet-18/50 state dict in "
+                             "torchvision's key layout (solo-learn's and lightly's too)")
+    doctor.add_argument("other", type=Path, metavar="PATH2", nargs="?",
+                        help="a second model, read the same way and shown beside the first (e.g. epoch 0 and the "
+                             "end, or two methods)")
     doctor.add_argument("--labels", type=Path, metavar="FILE",
                         help="the class of each row (.npy, .pt or .txt, one per line): kNN accuracy, and the rank "
                              "judged against C - 1")
+    doctor.add_argument("--report", type=Path, metavar="OUT.html",
+                        help="also write a standalone HTML report: the readings beside references, the rows on the "
+                             "sphere (images on hover for checkpoints), the spectrum")
     doctor.add_argument("--views", type=Path, metavar="FILE",
                         help="the paired second view of each row, (N, D): alignment and uniformity")
     doctor.add_argument("--json", type=Path, metavar="OUT", help="also write the readings and the signature here")
+    doctor.add_argument("--data", type=Path, metavar="DIR",
+                        help="checkpoints: the images to embed, a folder of Fashion-MNIST's idx files (e.g. "
+                             "/usr/share/datasets/fashion-mnist) or an ImageFolder; default: a run's own --data")
+    doctor.add_argument("--arch", choices=("resnet18", "resnet50"),
+                        help="checkpoints: the ResNet of a state dict (default: read off its keys)")
+    doctor.add_argument("--features", choices=("backbone", "projector"),
+                        help="checkpoints: which features (default backbone, what kNN reads; projector: what the "
+                             "loss sees, lab runs only)")
+    doctor.add_argument("--limit", type=int, metavar="N",
+                        help="checkpoints: embed a seeded sample of N images (default: the whole split)")
+    doctor.add_argument("--split", choices=("test", "train"),
+                        help="checkpoints: the split to embed (default test: Fashion-MNIST's test split, an "
+                             "ImageFolder's val/ or test/)")
 
 
 def _method_names() -> list[str]:
@@ -329,20 +352,45 @@ def run_b1_survey(args: argparse.Namespace) -> int:
 
 
 def run_doctor_cli(args: argparse.Namespace) -> int:
-    from lab.doctor import check, report_table
+    from lab.doctor import check_and_project, report_table
 
-    if args.json is not None and args.json.is_dir():
-        raise UsageError(f"--json {args.json} is a folder; give a file name like doctor.json")
+    for flag, path, example in (("--json", args.json, "doctor.json"), ("--report", args.report, "report.html")):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{flag} {path} is a folder; give a file name like {example}")
+    paths = [args.path] + ([args.other] if args.other is not None else [])
+    options = dict(labels=args.labels, views=args.views, data=args.data, arch=args.arch, features=args.features,
+                   limit=args.limit, split=args.split, progress=_progress("embedding"))
     try:
-        report = check(args.path, labels=args.labels, views=args.views)
+        checked = [check_and_project(path, **options) for path in paths]
     except ValueError as e:
         raise UsageError(str(e)) from None
-    print(report_table(report, str(args.path)))
+    for path, (report, _, _) in zip(paths, checked):
+        print(report_table(report, str(path)))
     if args.json is not None:
+        docs = [{"source": str(path), "signature": report.signature, "why": report.why, "readings": report.readings}
+                for path, (report, _, _) in zip(paths, checked)]
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(args.json, {"source": str(args.path), "signature": report.signature, "why": report.why,
-                                       "readings": report.readings})
+        _write_json_atomic(args.json, docs[0] if len(docs) == 1 else docs)
+    if args.report is not None:
+        _write_doctor_report(args.report, paths, checked)
     return 0
+
+
+def _write_doctor_report(out: Path, paths: list[Path], checked: list) -> None:
+    from lab.doctor.references import lab_references, uniform_reference
+    from lab.render.doctor import report_html, thumbnails
+
+    names = [p.name if len(paths) == 1 else f"{'AB'[i]}: {p.name}" for i, p in enumerate(paths)]
+    first = checked[0][0].readings
+    refs = [("reference: uniform on the sphere at this D", uniform_reference(first["dim"], first["n"]))]
+    refs += [(f"reference: {r['name']}", r["readings"]) for r in lab_references()]
+    models = [(name, report, shown, None if emb.images is None else thumbnails(emb.images, shown.index))
+              for name, (report, shown, emb) in zip(names, checked)]
+    text = report_html(models, refs, f"made {time.strftime('%Y-%m-%d %H:%M')} by python -m lab doctor",
+                       checked[0][2].class_names)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_text_atomic(out, text)
+    print(f"report: {out}")
 
 
 def _progress(prefix: str):
@@ -359,6 +407,12 @@ def _progress(prefix: str):
         sys.stderr.flush()
 
     return show
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -37,11 +37,12 @@ def server(root, subprocess_env, tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def browser_page(width: int = 1500, height: int = 1100, **context_options):
+    """A page of Debian's chromium (Playwright), with the hang guard as its default timeout."""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM))
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
+        context = browser.new_context(viewport={"width": width, "height": height}, **context_options)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         try:
@@ -49,6 +50,12 @@ def page(server):
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page() as page:
+        yield page
 
 
 # What the page shows, read in the browser: the metric values and the ‖s‖ curves of the second
@@ -86,7 +93,8 @@ def test_home_to_circle_page_control_and_gif(page, server):
     sync_api.expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')).to_have_count(1)
     # st.navigation's menu: "Home" first (not the script's name), then every page, in order.
     nav = page.locator('[data-testid="stSidebarNav"] a')
-    names = ("Home", "Collapse on the circle", "Method playground", "Compare", "Sweep", "Claims", "Real images", "Runs")
+    names = ("Home", "Collapse on the circle", "Method playground", "Compare", "Sweep", "Claims", "Real images", "Runs",
+             "Check a model")
     sync_api.expect(nav).to_have_text([re.compile(f"{name}$") for name in names])  # after each icon's name
     page.get_by_role("link", name="Collapse on the circle (paper Appendix B.1)").click()
     sync_api.expect(page).to_have_url(f"{server}/Collapse_on_the_circle")

@@ -78,3 +78,8 @@ def page(links: Mapping[str, st.Page]) -> None:
                  icon=":material/monitoring:")
     st.caption("ResNet-18 with any method and ablation, here, under torchrun or on SLURM; live ‖s‖, kNN, loss and "
                "learning-rate charts from each run's metrics, and the paper's Figs. 5–7 and B.4–B.6 from its presets.")
+    st.page_link(links["check"], label="Check a model: has your own SSL model collapsed, and how?",
+                 icon=":material/stethoscope:")
+    st.caption("Any embedding file (.npy, .npz, .pt, .safetensors), a run of this lab, or a ResNet backbone from "
+               "torchvision, solo-learn or lightly: its collapse signature with the deciding numbers, beside "
+               "references, on the sphere, and an HTML report to download.")

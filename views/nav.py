@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from views import circle, claims, compare, playground, real, runs, sweep
+from views import check, circle, claims, compare, playground, real, runs, sweep
 
 # name -> (the page, its title, its URL path, its icon)
 PAGES = {
@@ -14,6 +14,7 @@ PAGES = {
     "claims": (claims.page, "Claims", "Claims", ":material/fact_check:"),
     "real": (real.page, "Real images", "Real_images", ":material/image:"),
     "runs": (runs.page, "Runs", "Runs", ":material/monitoring:"),
+    "check": (check.page, "Check a model", "Check_a_model", ":material/stethoscope:"),
 }
 
 

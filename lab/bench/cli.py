@@ -1,4 +1,4 @@
-"""`python -m lab.bench b1|toy|sweep|live|ui|class|imagenet|fmnist`: the lab's trainers (and GIF maker) against plain
+"""`python -m lab.bench b1|toy|sweep|live|ui|class|imagenet|fmnist|doctor`: the lab's trainers (and GIF maker) against plain
 implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
@@ -15,6 +15,8 @@ ui (issue #13): a real chromium on `streamlit run app.py`: knob change -> first 
 class (issue #13): 20 sessions on one lesson link (first live frame within 5 s, trained once), then 10 moving
 knobs (first frame within 2 s), through Streamlit's websocket protocol on `streamlit run app.py`
 (tools/bench/classroom.py).
+doctor (issue 22): `lab.doctor.check` on a memory-mapped 1 M × 2048 .npy in under a minute with bounded memory,
+against np.load + torch computing the same readings, each in a fresh process (time, peak memory; lab/bench/doctor.py).
 """
 from __future__ import annotations
 
@@ -279,7 +281,7 @@ def run_harness(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist"],
+    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist", "doctor"],
                         help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)
@@ -296,7 +298,18 @@ def main(argv=None) -> int:
     parser.add_argument("--movers", type=int, default=10, help="class: sessions that move a knob (1-10, default 10)")
     parser.add_argument("--minutes", type=float, help="ui: instead of the timings, the server's memory over this "
                                                       "many minutes of live training (issue #13 asks for 10)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="doctor: rows of the file (default 1,000,000)")
+    parser.add_argument("--dim", type=int, default=2048, help="doctor: dimensions of the file (default 2048)")
+    parser.add_argument("--file", help="doctor: the .npy to read (used as it is if there), else written there")
+    parser.add_argument("--keep", action="store_true", help="doctor: keep the file it wrote")
     args = parser.parse_args(argv)
+    if args.what == "doctor":
+        from lab.bench.doctor import bench_doctor
+
+        if args.rows < 2 or args.dim < 2:
+            print("error: --rows and --dim must be >= 2", file=sys.stderr)
+            return 2
+        return bench_doctor(args.rows, args.dim, args.file, args.keep)
     if args.what == "imagenet":
         return _imagenet(args)
     if args.what == "fmnist":

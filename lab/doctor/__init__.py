@@ -11,6 +11,7 @@ the unit sphere), streamed so that a memory-mapped file of a million rows needs 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any, Mapping
 
 from lab.core import collapse as C
 from lab.core.vocab import COLLAPSE_THRESHOLD, label
+from lab.doctor.embed import Progress, embed, is_checkpoint
 from lab.doctor.load import Embeddings, embeddings, load_embeddings, read_labels
 from lab.doctor.readings import CHUNK_ROWS, POINT_COSINE, readings
+from lab.doctor.project import SPHERE_SAMPLE, Projection, project
 
 HEALTHY, COMPLETE, DIMENSIONAL, PROTOTYPE = ("healthy", "complete collapse", "dimensional collapse",
                                              "prototype collapse")
@@ -36,6 +39,14 @@ RANK = C.Sign(C.DIMENSIONAL, "effective_rank", "<", RANK_BOUND)
 # such caps need 15.8, i.e. 16, to hold 90 % of it; 2-D spreads need far more. 12, three quarters of that, leaves
 # room for the chance of a 2,000-row sample.
 PROTOTYPE_POINTS_MAX = 12
+# Rows with no negative value (features after a ReLU, as a ResNet's pooled features are) all sit in one orthant,
+# so their mean direction is long even when they are healthy: rows uniform on the positive orthant read
+# ‖s‖ = E|g| / √E[g²] = √(2/π) ≈ 0.798 for any D (g normal). For them the complete-collapse bar is the lab's
+# 0.9 of the way from that floor to 1, ‖s‖ ≥ 0.980, and the share near s (its cap of 26° holds most healthy
+# non-negative rows) is not used. The lab's FMNIST SimSiam backbone reads 0.767 healthy and 0.985 without its
+# predictor (assets/doctor/references.json); one with a 10× predictor lr, healthy by kNN (0.742), reads 0.93.
+ORTHANT_CENTER = math.sqrt(2 / math.pi)
+NONNEGATIVE_CENTER = 1 - (1 - COLLAPSE_THRESHOLD) * (1 - ORTHANT_CENTER)
 ANGLE = math.degrees(math.acos(POINT_COSINE))
 
 
@@ -50,10 +61,44 @@ class DoctorReport:
 
 
 def check(path_or_array: Any, labels: Any = None, views: Any = None, *, chunk: int = CHUNK_ROWS,
-          seed: int = 0) -> DoctorReport:
-    """Diagnose an embedding. path_or_array: a path (.npy, .npz, .pt/.pth, .safetensors; `lab.doctor.load`), an
-    (N, D) numpy array or torch tensor, or `Embeddings`; labels: (N,) array or a .npy/.pt/.txt path; views:
-    (N, D) the paired second view of each row, an array or an embeddings path. Bad input: one-line ValueError."""
+          seed: int = 0, data: Any = None, arch: str | None = None, features: str | None = None,
+          limit: int | None = None, split: str | None = None, progress: Progress | None = None) -> DoctorReport:
+    """Diagnose an embedding (whatever `read` reads, with the same arguments). Bad input: one-line ValueError."""
+    emb = read(path_or_array, labels, views, seed=seed, data=data, arch=arch, features=features, limit=limit,
+               split=split, progress=progress)
+    found = readings(emb, chunk=chunk, seed=seed)
+    found[RANK_BOUND] = rank_bound(found)
+    signature, why = diagnose(found)
+    return DoctorReport(found, signature, why)
+
+
+def check_and_project(path_or_array: Any, labels: Any = None, views: Any = None, *, sample: int = SPHERE_SAMPLE,
+                      seed: int = 0, **options) -> tuple[DoctorReport, Projection, Embeddings]:
+    """`check` and the rows to draw on the sphere (`lab.doctor.project`), reading the embeddings (or embedding
+    the checkpoint) once: (report, projection, embeddings). options: `read`'s."""
+    emb = read(path_or_array, labels, views, seed=seed, **options)
+    return check(emb, seed=seed), project(emb, sample, seed), emb
+
+
+def read(path_or_array: Any, labels: Any = None, views: Any = None, *, seed: int = 0, data: Any = None,
+         arch: str | None = None, features: str | None = None, limit: int | None = None, split: str | None = None,
+         progress: Progress | None = None) -> Embeddings:
+    """The embeddings to diagnose. path_or_array: a path (.npy, .npz, .pt/.pth, .safetensors; `lab.doctor.load`),
+    an (N, D) numpy array or torch tensor, or `Embeddings`; labels: (N,) array or a .npy/.pt/.txt path; views:
+    (N, D) the paired second view of each row, an array or an embeddings path. Bad input: one-line ValueError.
+
+    Or a checkpoint (`lab.doctor.embed.is_checkpoint`: a lab run folder or checkpoint.pt, a ResNet state dict),
+    embedded first on `data` (a Fashion-MNIST or ImageFolder folder; a run's own by default) with `arch`,
+    `features`, `limit`, `split` and `progress` as `lab.doctor.embed.embed` takes them; labels then default to
+    the dataset's, and the images embedded come with them. Those options for anything else: ValueError."""
+    options = {"data": data, "arch": arch, "features": features, "limit": limit, "split": split}
+    if isinstance(path_or_array, (str, Path)) and is_checkpoint(path_or_array):
+        path_or_array = embed(path_or_array, labels=labels, progress=progress, seed=seed, **options)
+    elif any(v is not None for v in options.values()):
+        given = [k for k, v in options.items() if v is not None]
+        raise ValueError(f"{path_or_array if isinstance(path_or_array, (str, Path)) else 'an array'}: "
+                         f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for a checkpoint to embed (a run "
+                         "folder, checkpoint.pt or a ResNet state dict), not for embeddings")
     if isinstance(path_or_array, Embeddings):
         emb = path_or_array
     elif isinstance(path_or_array, (str, Path)):
@@ -62,11 +107,8 @@ def check(path_or_array: Any, labels: Any = None, views: Any = None, *, chunk: i
         emb = embeddings(path_or_array, labels)
     if views is not None:
         views = load_embeddings(views).z if isinstance(views, (str, Path)) else views
-        emb = embeddings(emb.z, emb.labels, views, emb.source)
-    found = readings(emb, chunk=chunk, seed=seed)
-    found[RANK_BOUND] = rank_bound(found)
-    signature, why = diagnose(found)
-    return DoctorReport(found, signature, why)
+        emb = dataclasses.replace(emb, views=embeddings(views).z)
+    return emb
 
 
 def rank_bound(r: Mapping[str, Any]) -> float | None:
@@ -82,7 +124,8 @@ def diagnose(r: Mapping[str, Any]) -> tuple[str, str]:
     """(signature, why) from readings r (`check`'s, with `effective_rank_bound`). The rule, in this order:
 
     - complete collapse: ‖s‖ ≥ 0.9 or the share within 26° of s ≥ 0.9 (`lab.core.collapse.CENTER`,
-      `CONCENTRATED`, at the lab's one threshold).
+      `CONCENTRATED`, at the lab's one threshold); for rows with no negative value (r["nonnegative"]),
+      ‖s‖ ≥ `NONNEGATIVE_CENTER` or all on 1 point (module note).
     - prototype collapse: 90 % of the sampled rows sit on at most `PROTOTYPE_POINTS_MAX` points (`points`).
     - dimensional collapse: effective rank < `rank_bound` (`RANK`).
     - healthy otherwise.
@@ -93,12 +136,10 @@ def diagnose(r: Mapping[str, Any]) -> tuple[str, str]:
     # also read a low rank, but within those directions the rows do not spread either: naming that "dimensional"
     # would hide it. Dimensional last: the rows spread, within too few directions.
     signs = C.collapse_signs((C.CENTER, C.CONCENTRATED, RANK), r)
-    complete = [s for s in signs if s["kind"] == C.COMPLETE]
     rank = f"effective rank {r['effective_rank']:.4g} of D = {r['dim']}"
+    complete, center = _complete(r, signs)
     if complete:
-        return COMPLETE, (" and ".join(_words(s) for s in complete) + f": the rows sit at one point ({rank}).")
-    center = (f"{label('center_norm')} {r['center_norm']:.4g} < {COLLAPSE_THRESHOLD:g} and "
-              f"{label('center_share')} {r['center_share']:.4g} < {COLLAPSE_THRESHOLD:g}")
+        return COMPLETE, f"{complete}: the rows sit at one point ({rank})."
     k = r.get("points")
     if k is not None and k <= PROTOTYPE_POINTS_MAX:
         return PROTOTYPE, (f"{COLLAPSE_THRESHOLD:.0%} of the sampled rows sit on {k} points (caps of {ANGLE:.1f}°; "
@@ -111,6 +152,24 @@ def diagnose(r: Mapping[str, Any]) -> tuple[str, str]:
     judged = (f"{rank} ≥ {r[RANK_BOUND]:g} ({_bound_reason(r)})" if r.get(RANK_BOUND) is not None
               else f"{rank} (not judged: D leaves no room above the bound)")
     return HEALTHY, f"no sign of collapse: {center}, {judged}, and the rows sit on no few points."
+
+
+def _complete(r: Mapping[str, Any], signs: list) -> tuple[str, str]:
+    """(the words of complete collapse, "" where there is none; the words of why not) for readings r."""
+    k = r.get("points")
+    if r.get("nonnegative"):
+        floor = (f"every value ≥ 0 (rows uniform on the positive orthant read ‖s‖ {ORTHANT_CENTER:.3f}, so the bar "
+                 f"is {NONNEGATIVE_CENTER:.3f}, {COLLAPSE_THRESHOLD:g} of the way from there to 1)")
+        if r["center_norm"] >= NONNEGATIVE_CENTER:
+            return f"{label('center_norm')} {r['center_norm']:.4g} ≥ {NONNEGATIVE_CENTER:.3f} with {floor}", ""
+        if k == 1:
+            return f"{COLLAPSE_THRESHOLD:.0%} of the sampled rows sit on 1 point with {floor}", ""
+        return "", f"{label('center_norm')} {r['center_norm']:.4g} < {NONNEGATIVE_CENTER:.3f} with {floor}"
+    held = [s for s in signs if s["kind"] == C.COMPLETE]
+    if held:
+        return " and ".join(_words(s) for s in held), ""
+    return "", (f"{label('center_norm')} {r['center_norm']:.4g} < {COLLAPSE_THRESHOLD:g} and "
+                f"{label('center_share')} {r['center_share']:.4g} < {COLLAPSE_THRESHOLD:g}")
 
 
 def _words(sign: Mapping[str, Any]) -> str:
@@ -147,6 +206,6 @@ def report_table(report: DoctorReport, source: str = "") -> str:
     return "\n".join(lines + [f"signature: {report.signature}: {report.why}"])
 
 
-__all__ = ["ANGLE", "COMPLETE", "DIMENSIONAL", "DoctorReport", "Embeddings", "HEALTHY", "PROTOTYPE",
-           "PROTOTYPE_POINTS_MAX", "RANK_FLOOR", "SIGNATURES", "check", "diagnose", "embeddings", "load_embeddings",
-           "rank_bound", "read_labels", "readings", "report_table"]
+__all__ = ["ANGLE", "COMPLETE", "NONNEGATIVE_CENTER", "ORTHANT_CENTER", "DIMENSIONAL", "DoctorReport", "Embeddings", "HEALTHY", "PROTOTYPE",
+           "PROTOTYPE_POINTS_MAX", "RANK_FLOOR", "SIGNATURES", "check", "check_and_project", "diagnose", "embed", "embeddings",
+           "is_checkpoint", "load_embeddings", "rank_bound", "read", "read_labels", "readings", "report_table"]

@@ -36,12 +36,16 @@ NUMBER_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what a row 
 class Embeddings:
     """z: (N, D) rows, one per sample (an np.ndarray, or an np.memmap for a .npy file: read in chunks, never
     whole); labels: (N,) the class of each row, or None; views: (N, D) the paired second view of each row, or
-    None; source: where they came from (a path, or "array"). Checked on creation (one-line ValueError)."""
+    None; source: where they came from (a path, or "array"); images: the images embedded, uint8 (N, H, W) or
+    (N, H, W, 3), for thumbnails (a checkpoint embedded by `lab.doctor.embed`), or None. Checked on creation
+    (one-line ValueError)."""
 
     z: Any
     labels: np.ndarray | None = None
     views: Any = None
     source: str = "array"
+    images: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None  # the name of class c at [c], where the labels are 0..C-1
 
     def __post_init__(self):
         _check_rows(self.z, self.source, "embeddings")
@@ -52,6 +56,10 @@ class Embeddings:
         if self.views is not None and tuple(self.views.shape) != (n, d):
             raise ValueError(f"{self.source}: views of shape {tuple(self.views.shape)}; expected the embeddings' "
                              f"shape ({n}, {d}), one paired view per row")
+        if self.images is not None and (self.images.dtype != np.uint8 or len(self.images) != n
+                                        or self.images.shape[3:] not in ((), (3,)) or self.images.ndim < 3):
+            raise ValueError(f"{self.source}: images of shape {tuple(self.images.shape)} and dtype "
+                             f"{self.images.dtype}; expected uint8 ({n}, H, W) or ({n}, H, W, 3), one per row")
 
 
 def embeddings(z: Any, labels: Any = None, views: Any = None, source: str = "array") -> Embeddings:

@@ -1,0 +1,88 @@
+"""Where to look at an embedding from: a seeded sample of its rows on the unit sphere, in 3 dimensions.
+
+Exact for D ≤ 3 (D = 2 on the circle z = 0). For D > 3 the rows are shown in the top-3 principal directions of
+the normalised rows, taken about the origin, not about their mean: the second moment E[u uᵀ] of unit rows has
+trace 1, its top eigenvector is s/‖s‖ when the rows crowd around s, so a collapse shows as the points gathering
+on one axis, while a centred PCA would hide the center the lab is about. `share` is the part of that second
+moment the 3 directions hold (1 where D ≤ 3); each point is drawn at its direction within them (`inside`: the
+length of its projection before that, 1 where exact), so the picture says how much of each row it shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lab.doctor.load import Embeddings
+from lab.doctor.readings import sample_rows
+
+SPHERE_SAMPLE = 2_000  # rows drawn: enough to see clusters, light enough for a WebGL scatter in any browser
+
+
+@dataclass(frozen=True)
+class Projection:
+    """points: (M, 3) on the unit sphere; inside: (M,) the length of each row's projection on the 3 shown
+    directions (1 where exact); index: (M,) the rows of the embedding they are; labels: (M,) or None;
+    center: (3,) the sample's center s seen in the 3 directions; center_norm: ‖s‖ of the sample in D dimensions;
+    share: the part of the second moment of the normalised rows the 3 directions hold; exact: D ≤ 3; dim: D."""
+
+    points: np.ndarray
+    inside: np.ndarray
+    index: np.ndarray
+    labels: np.ndarray | None
+    center: np.ndarray
+    center_norm: float
+    share: float
+    exact: bool
+    dim: int
+
+
+def sample_index(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` of range(n) without repeats, sorted (a memmap is read front to back); all of them where size ≥ n."""
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)) if size < n else np.arange(n)
+
+
+def project(emb: Embeddings, sample: int = SPHERE_SAMPLE, seed: int = 0) -> Projection:
+    """A seeded sample of at most `sample` rows of emb (rows without a direction left out), in 3 dimensions."""
+    n, dim = emb.z.shape
+    index = sample_index(n, min(n, sample), seed)
+    u, ok = sample_rows(emb.z, index)
+    u, index = u[ok], index[ok]
+    if len(u) == 0:
+        raise ValueError(f"{emb.source}: none of the {len(ok)} sampled rows has a direction (finite, non-zero)")
+    mean = u.mean(axis=0)
+    basis, share = _basis(u, mean)
+    shown = u @ basis
+    inside = np.linalg.norm(shown, axis=1)
+    points = shown / np.maximum(inside, 1e-12)[:, None]
+    labels = None if emb.labels is None else np.asarray(emb.labels)[index]
+    return Projection(points, inside, index, labels, mean @ basis, float(np.linalg.norm(mean)), share,
+                      dim <= 3, int(dim))
+
+
+def _basis(u: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+    """(D, 3) orthonormal columns (padded with zero columns where D < 3) and the share they hold."""
+    m, dim = u.shape
+    if dim <= 3:
+        return np.eye(dim, 3), 1.0
+    # The smaller of the two Gram matrices: M × M for a sample narrower than D, D × D otherwise.
+    if m < dim:
+        lam, w = np.linalg.eigh(u @ u.T)
+        top = np.argsort(lam)[::-1][:3]
+        basis = u.T @ w[:, top] / np.sqrt(np.maximum(lam[top], 1e-300))
+    else:
+        lam, v = np.linalg.eigh(u.T @ u)
+        top = np.argsort(lam)[::-1][:3]
+        basis = v[:, top]
+    # Directions the sample does not spread along (a single point has one) are left out, not made of round-off.
+    held = lam[top] > 1e-9 * m
+    basis = np.pad(basis[:, held], ((0, 0), (0, 3 - int(held.sum()))))
+    # Each direction's sign is arbitrary: point it along s (or along the sample's first row where s is 0 in
+    # it), so that the same embedding is always drawn the same way round.
+    ref = mean if np.linalg.norm(mean) > 1e-9 else u[0]
+    signs = np.where(ref @ basis < 0, -1.0, 1.0)
+    return basis * signs, float(np.clip(lam[top][held].sum() / m, 0.0, 1.0))
+
+
+__all__ = ["Projection", "SPHERE_SAMPLE", "project", "sample_index"]
