@@ -4,6 +4,10 @@ import re
 
 import numpy as np
 import pytest
+import torch
+
+from lab.data import fmnist
+from lab.engine.resnet import resnet18
 
 from test_browser import CHROMIUM, TIMEOUT_MS, browser_page, streamlit_server, wait_idle
 
@@ -15,8 +19,13 @@ LIMIT_MB = 1  # the page's upload limit for this server (LAB_UPLOAD_LIMIT_MB), s
 
 
 @pytest.fixture(scope="module")
-def server(root, subprocess_env, tmp_path_factory):
-    env = dict(subprocess_env, LAB_UPLOAD_LIMIT_MB=str(LIMIT_MB))
+def models(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")  # a folder the page may read ($LAB_CHECK_ROOTS)
+
+
+@pytest.fixture(scope="module")
+def server(root, subprocess_env, tmp_path_factory, models):
+    env = dict(subprocess_env, LAB_UPLOAD_LIMIT_MB=str(LIMIT_MB), LAB_CHECK_ROOTS=str(models))
     with streamlit_server(root, env, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
 
@@ -70,3 +79,38 @@ def test_upload_over_the_limit_is_one_line(page, server, tmp_path):
     alert = page.get_by_text(re.compile(rf"big\.npy is 2 MB; this page takes at most {LIMIT_MB} MB"))
     expect(alert).to_be_visible()
     expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+# In the sphere's frame: make Plotly report a hover on the first point (as the mouse over it would), then what
+# the report's script shows: the hovered row and the image's source.
+HOVER_JS = """() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const trace = gd.data.find(t => t.customdata && t.customdata.length);
+    gd.emit('plotly_hover', {points: [{customdata: trace.customdata[0]}]});
+    const img = gd.querySelector('img');
+    return {row: trace.customdata[0][0], shown: img && img.style.display, src: img ? img.src.slice(0, 22) : ''};
+}"""
+
+
+@pytest.mark.skipif(not fmnist.is_fashion_mnist(fmnist.DEBIAN_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_a_resnet_state_dict_path_embeds_fashion_mnist_with_images_on_hover(page, server, models):
+    expect = sync_api.expect
+    torch.manual_seed(0)
+    torch.save(resnet18(stem="small", width=8, in_channels=1).state_dict(), models / "r18.pt")
+    page.goto(f"{server}/Check_a_model")
+    page.get_by_text("A path on this machine").first.click()
+    page.get_by_role("textbox", name=re.compile("^Embedding file")).fill(str(models / "r18.pt"))
+    page.get_by_role("textbox", name=re.compile("^Images to embed")).fill(str(fmnist.DEBIAN_DIR))
+    page.get_by_role("spinbutton", name=re.compile("^Images to embed")).fill("300")
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^r18\.pt: "))).to_be_visible()
+    expect(page.get_by_text("Hover over a point to see its image")).to_be_visible()
+    page.wait_for_function("() => [...document.querySelectorAll('iframe')].some(f => "
+                           "f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot .main-svg'))")
+    frame = next(f for f in page.frames if f.query_selector(".js-plotly-plot"))
+    assert "T-shirt/top" in frame.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name)")
+    hovered = frame.evaluate(HOVER_JS)
+    assert hovered["shown"] == "block" and hovered["src"] == "data:image/png;base64,"
+    page.screenshot(path="/tmp/check_page_checkpoint.png", full_page=True)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from lab import doctor
 from lab.doctor.project import project
@@ -119,9 +120,13 @@ def _show(found: dict) -> None:
     for column, m in zip(st.columns(len(models)), models):
         fig = draw.sphere_figure(m["projection"], m["name"], m["report"].readings["center_norm"],
                                  m["class_names"])
-        column.plotly_chart(fig, width="stretch", key=f"sphere_{m['name']}")
-        if m["thumbs"]:
-            column.caption("Hover over a point in the downloaded report to see its image.")
+        if m["thumbs"]:  # images on hover need a script Streamlit's chart has no room for: the report's figure
+            with column:
+                components.html(draw.figure_html(fig, True, m["thumbs"]),
+                                height=fig.layout.height + 20)
+            column.caption("Hover over a point to see its image (bottom left of the plot).")
+        else:
+            column.plotly_chart(fig, width="stretch", key=f"sphere_{m['name']}")
     st.subheader("Spectrum")
     curves = [(m["name"], m["report"].readings) for m in models] + [(n, r) for n, r in refs if "spectrum" in r]
     st.plotly_chart(draw.spectrum_figure(curves), width="stretch", key="spectrum")

@@ -89,8 +89,9 @@ def sphere_figure(p: Projection, title: str = "", center_norm: float | None = No
 
 
 def _points(xyz: np.ndarray, data: np.ndarray, hover: str, text: list, name: str, marker: dict) -> go.Scatter3d:
+    # customdata as plain lists: Plotly would send an array as base64, and the hover script reads rows of it.
     return go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name=name, text=text,
-                        customdata=data, hovertemplate=hover, marker=dict(size=2.5, opacity=0.8, **marker))
+                        customdata=data.tolist(), hovertemplate=hover, marker=dict(size=2.5, opacity=0.8, **marker))
 
 
 def _class_name(c: Any, class_names: Sequence[str] | None) -> str:
