@@ -368,3 +368,16 @@ def test_cli_bad_file_is_one_line_and_exit_2(python, subprocess_env, root, tmp_p
     r = run_cli(python, subprocess_env, root, str(tmp_path / "bad.npy"))
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and "bad.npy" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_a_file_read_whole_that_would_not_fit_is_refused_with_the_way_out(tmp_path, monkeypatch, suffix):
+    rows = np.random.default_rng(0).standard_normal((1000, 64)).astype(np.float32)  # 256 kB
+    path = tmp_path / f"rows{suffix}"
+    np.savez(path, z=rows) if suffix == ".npz" else torch.save(torch.from_numpy(rows), path)
+    monkeypatch.setattr(doctor_load, "available_memory", lambda: 200_000)  # less than the rows need
+    with pytest.raises(ValueError, match=r"to read whole .* memory available; save the rows as \.npy") as e:
+        check(path)
+    assert "\n" not in str(e.value)
+    np.save(tmp_path / "rows.npy", rows)  # memory-mapped: read in chunks whatever the memory
+    assert check(tmp_path / "rows.npy").readings["n"] == 1000

@@ -76,7 +76,11 @@ def test_sphere_figure_colours_classes_and_carries_row_numbers():
     p = project(emb(rng.standard_normal((800, 32)), labels))
     fig = draw.sphere_figure(p, "model", center_norm=0.123, class_names=["a", "b", "c", "d"])
     names = [t.name for t in fig.data if t.type == "scatter3d"]
-    assert names[:4] == ["a", "b", "c", "d"] and "‖s‖ = 0.123" in names[4]
+    assert names[:4] == ["a", "b", "c", "d"] and names[4] == "class centroids" and "‖s‖ = 0.123" in names[5]
+    centroids = fig.data[5]
+    for i, c in enumerate(range(4)):  # each class's centroid of the drawn rows, in the same 3 directions
+        u = np.asarray(p.shown)[p.labels == c].mean(axis=0)
+        np.testing.assert_allclose([centroids.x[i], centroids.y[i], centroids.z[i]], u, atol=1e-12)
     rows = np.concatenate([np.asarray(t.customdata)[:, 0] for t in fig.data[1:5]])
     assert sorted(rows.astype(int).tolist()) == sorted(p.index.tolist())
     assert f"holding {p.share:.0%}" in fig.layout.title.text
@@ -153,3 +157,15 @@ def test_html_report_is_standalone_with_every_part():
     assert len(re.findall(r"Plotly\.newPlot", html)) == 3  # two spheres, one spectrum
     assert html.count("gd.on('plotly_hover'") == 1  # hover images on the model that has images only
     assert f"A: {report.signature}" in html and report.why.split(":")[0] in html
+
+
+def test_class_centroids_read_one_place_when_collapsed_and_apart_when_not():
+    rng = np.random.default_rng(9)
+    y = np.repeat(np.arange(4), 300)
+    apart = np.eye(16)[y] * 5 + rng.standard_normal((1200, 16))  # each class around its own axis
+    together = rng.standard_normal(16) * 5 + rng.standard_normal((1200, 16)) * 0.05
+    a, t = doctor.check(apart.astype(np.float32), y).readings, doctor.check(together.astype(np.float32), y).readings
+    # Centroids on 4 orthogonal axes: cosine 0 between them; each class's ‖m_c‖ ≈ 5/√(25 + 16) = 0.78 (its axis
+    # over the rows' norm, the noise in 16 dimensions averaging out).
+    assert abs(a["class_centroid_cosine"]) < 0.05 and a["class_center_norm"] == pytest.approx(0.78, abs=0.03)
+    assert t["class_centroid_cosine"] > 0.999

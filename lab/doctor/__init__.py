@@ -196,6 +196,9 @@ def report_table(report: DoctorReport, source: str = "") -> str:
     if "knn_acc" in r:
         rows.append(("kNN accuracy (5-fold)", f"{r['knn_acc']:.4f}", f"{r['n_classes']} classes, "
                                                                       f"{r['knn_sample']} rows"))
+    if "class_centroid_cosine" in r:
+        rows.append(("class centroids", f"{r['class_center_norm']:.3f} / {r['class_centroid_cosine']:.3f}",
+                     "median ‖m_c‖ / mean cosine between classes (1: all classes at one place)"))
     if "alignment" in r:
         rows.append(("alignment / uniformity", f"{r['alignment']:.4f} / {r['uniformity']:.4f}",
                      f"{r['pair_sample']} pairs"))

@@ -76,6 +76,8 @@ def load_embeddings(path: str | Path, labels: Any = None) -> Embeddings:
     path = Path(path)
     _check_file(path, SUFFIXES, "embeddings")
     suffix = path.suffix.lower()
+    if suffix != ".npy":
+        _check_fits(path, _whole_size(path))
     if suffix == ".npy":
         found: Any = _read_npy(path, mmap=True)
     elif suffix == ".npz":
@@ -114,6 +116,38 @@ def _check_file(path: Path, suffixes: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{path}: no such file")
     if not path.is_file():
         raise ValueError(f"{path}: not a file; expected a {what} file")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (MemAvailable of /proc/meminfo; unbounded where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1 << 62
+
+
+def _whole_size(path: Path) -> int:
+    """The bytes a file that is read whole takes in memory: an .npz its members unpacked, others their size."""
+    if path.suffix.lower() == ".npz":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return sum(info.file_size for info in archive.infolist())
+        except (OSError, zipfile.BadZipFile):
+            pass  # np.load names what is wrong with it
+    return path.stat().st_size
+
+
+def _check_fits(path: Path, size: int) -> None:
+    """.npz, .pt and .safetensors are read whole (only .npy is memory-mapped): refuse one that would not fit,
+    with the way out, rather than let the machine swap or the process be killed."""
+    free = available_memory()
+    if size > 0.8 * free:  # the rows, then their float64 chunks and the D × D sums beside them
+        raise ValueError(f"{path}: {size / 1e9:.1f} GB to read whole ({path.suffix} files are not memory-mapped) "
+                         f"and {free / 1e9:.1f} GB of memory available; save the rows as .npy (numpy.save), which "
+                         "the doctor reads in chunks")
 
 
 def _read_npy(path: Path, mmap: bool) -> np.ndarray:

@@ -36,6 +36,12 @@ class Projection:
     share: float
     exact: bool
     dim: int
+    shown: np.ndarray | None = None  # (M, 3) the rows' projections before each is put on the sphere
+
+    def sample_rows_mean(self, label: Any) -> np.ndarray:
+        """(3,) the centroid of the drawn rows of class `label`, seen in the 3 directions (not renormalised)."""
+        keep = self.labels == label
+        return (self.shown if self.shown is not None else self.points)[keep].mean(axis=0)
 
 
 def sample_index(n: int, size: int, seed: int) -> np.ndarray:
@@ -58,7 +64,7 @@ def project(emb: Embeddings, sample: int = SPHERE_SAMPLE, seed: int = 0) -> Proj
     points = shown / np.maximum(inside, 1e-12)[:, None]
     labels = None if emb.labels is None else np.asarray(emb.labels)[index]
     return Projection(points, inside, index, labels, mean @ basis, float(np.linalg.norm(mean)), share,
-                      dim <= 3, int(dim))
+                      dim <= 3, int(dim), shown)
 
 
 def _basis(u: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:

@@ -80,7 +80,7 @@ def readings(emb: Embeddings, chunk: int = CHUNK_ROWS, seed: int = 0) -> dict[st
     """The readings of `emb` (z: (N, D), optional labels (N,) and views (N, D)) as a JSON-able dict:
     n (rows in the file), dim, skipped_rows, center_norm, center_share, median_cosine, nonnegative, effective_rank,
     effective_rank_max (= D), std_normalized, std_healthy (1/√D), spectrum (D singular values, descending),
-    points; with labels: n_classes, knn_acc, knn_sample; with views: alignment, uniformity, pair_sample.
+    points; with labels: n_classes, knn_acc, knn_sample, class_center_norm, class_centroid_cosine; with views: alignment, uniformity, pair_sample.
     chunk: rows per chunk (the results do not depend on it beyond rounding); seed: of every sample."""
     n, dim = emb.z.shape
     shift, basis = shift_and_basis(emb.z, seed)
@@ -392,7 +392,7 @@ def knn_readings(z: Any, labels: np.ndarray, seed: int = 0) -> dict[str, Any]:
     index = _sample_index(len(z), min(len(z), KNN_SAMPLE), seed)
     u, ok = sample_rows(z, index)
     u, y = torch.from_numpy(u[ok]).float(), torch.from_numpy(codes.reshape(-1)[index][ok])
-    out: dict[str, Any] = {"n_classes": int(len(names))}
+    out: dict[str, Any] = {"n_classes": int(len(names))} | class_centroids(u.double().numpy(), y.numpy())
     if len(u) < KNN_FOLDS:
         return out
     folds = np.array_split(np.random.default_rng(seed).permutation(len(u)), KNN_FOLDS)
@@ -404,6 +404,23 @@ def knn_readings(z: Any, labels: np.ndarray, seed: int = 0) -> dict[str, Any]:
                                    chunk=1024)
         hits += float(acc[0]) * len(fold)
     return out | {"knn_acc": hits / len(u), "knn_sample": int(len(u))}
+
+
+def class_centroids(u: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Each class's centroid of its normalised rows: how tight a class is (‖m_c‖: 1 where its rows sit at one
+    point, ~0 where they spread evenly) and how far apart the classes are (the mean cosine between two classes'
+    centroid directions: 1 where every class sits at the same place, as in complete collapse).
+    u: (M, D) unit rows, y: (M,) class codes -> {"class_center_norm" (median over classes),
+    "class_centroid_cosine" (mean over pairs of classes), with at least 2 classes}."""
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return {}
+    means = np.stack([u[y == c].mean(axis=0) for c in classes])
+    norms = np.linalg.norm(means, axis=1)
+    directions = means / np.maximum(norms, EPS)[:, None]
+    cos = directions @ directions.T
+    pairs = np.triu_indices(len(classes), 1)
+    return {"class_center_norm": float(np.median(norms)), "class_centroid_cosine": float(cos[pairs].mean())}
 
 
 def view_readings(z: Any, views: Any, seed: int = 0) -> dict[str, Any]:

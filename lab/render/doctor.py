@@ -32,13 +32,17 @@ TABLE_ROWS = (("center_norm", "{:.3f}", f"≥ {COLLAPSE_THRESHOLD:g}"),
               ("std_normalized", "{:.4f}", "≪ 1/√D"),
               ("points", "{}", f"≤ {PROTOTYPE_POINTS_MAX}"),
               ("knn_acc", "{:.3f}", "near 1/C"),
+              ("class_center_norm", "{:.3f}", "—"),
+              ("class_centroid_cosine", "{:.3f}", "near 1"),
               ("alignment", "{:.4f}", "—"),
               ("uniformity", "{:.3f}", "near 0"))
 REFERENCE_DASHES = ("dot", "dash", "dashdot", "longdash", "longdashdot")
 REFERENCE_COLOURS = ("#888888", "#7fb08a", "#d08c8c", "#5f8f6a", "#b06060")  # grey, then healthy / collapsed pairs
 ROW_NAMES = {"median_cosine": "median cosine to s", "std_normalized": "std of normalised rows (lightly)",
              "points": f"points holding {COLLAPSE_THRESHOLD:.0%}", "knn_acc": "kNN accuracy (5-fold)",
-             "alignment": "alignment", "uniformity": "uniformity"}
+             "alignment": "alignment", "uniformity": "uniformity",
+             "class_center_norm": "‖class centroid‖ (median)",
+             "class_centroid_cosine": "cosine between classes' centroids"}
 
 
 def row_name(key: str) -> str:
@@ -73,6 +77,8 @@ def sphere_figure(p: Projection, title: str = "", center_norm: float | None = No
             name = _class_name(c, class_names)
             fig.add_trace(_points(p.points[keep], data[keep], hover, [name] * int(keep.sum()), name,
                                   dict(color=colour)))
+    if p.labels is not None and len(set(p.labels.tolist())) <= CLASS_COLOURS_MAX:
+        fig.add_trace(_centroids(p, class_names))
     tip = p.center
     s_colour = hex_color(CENTER_COLORS["s_data"])
     # A line without a marker at its tip: rows gathered at s must stay visible there.
@@ -92,6 +98,19 @@ def _points(xyz: np.ndarray, data: np.ndarray, hover: str, text: list, name: str
     # customdata as plain lists: Plotly would send an array as base64, and the hover script reads rows of it.
     return go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", name=name, text=text,
                         customdata=data.tolist(), hovertemplate=hover, marker=dict(size=2.5, opacity=0.8, **marker))
+
+
+def _centroids(p: Projection, class_names: Sequence[str] | None) -> go.Scatter3d:
+    """Each class's centroid of the drawn rows, seen in the same 3 directions (inside the ball: the shorter, the
+    more its rows spread), as a diamond in its class's colour."""
+    colours = _class_colours(p.labels)
+    classes = list(colours)
+    at = np.stack([p.sample_rows_mean(c) for c in classes])
+    names = [_class_name(c, class_names) for c in classes]
+    return go.Scatter3d(x=at[:, 0], y=at[:, 1], z=at[:, 2], mode="markers", name="class centroids", text=names,
+                        hovertemplate="centroid of %{text}<extra></extra>",
+                        marker=dict(symbol="diamond", size=7, color=[colours[c] for c in classes],
+                                    line=dict(color="#222", width=1)))
 
 
 def _class_name(c: Any, class_names: Sequence[str] | None) -> str:
