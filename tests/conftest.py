@@ -50,7 +50,8 @@ def kernel_name(tmp_path_factory, monkeypatch) -> str:
 # `slow`, so `pytest -m "not slow"` is the quick subset (docs/testing.md).
 SLOW_MODULES = ("test_browser", "test_browser_toy", "test_browser_runs", "test_runs", "test_runs_slurm",
                 "test_app_runs", "test_notebook", "test_notebooks_toy", "test_imagenet_ddp", "test_imagenet_train",
-                "test_toy_cli", "test_bench_toy", "test_claims", "test_doctor_fmnist", "test_browser_check")
+                "test_toy_cli", "test_bench_toy", "test_claims", "test_doctor_fmnist", "test_browser_check",
+                "test_notebook_doctor")
 
 
 def pytest_collection_modifyitems(config, items):
