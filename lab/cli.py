@@ -377,13 +377,11 @@ def run_doctor_cli(args: argparse.Namespace) -> int:
 
 
 def _write_doctor_report(out: Path, paths: list[Path], checked: list) -> None:
-    from lab.doctor.references import lab_references, uniform_reference
+    from lab.doctor.references import references_for
     from lab.render.doctor import report_html, thumbnails
 
     names = [p.name if len(paths) == 1 else f"{'AB'[i]}: {p.name}" for i, p in enumerate(paths)]
-    first = checked[0][0].readings
-    refs = [("reference: uniform on the sphere at this D", uniform_reference(first["dim"], first["n"]))]
-    refs += [(f"reference: {r['name']}", r["readings"]) for r in lab_references()]
+    refs = references_for(checked[0][0].readings)
     models = [(name, report, shown, None if emb.images is None else thumbnails(emb.images, shown.index))
               for name, (report, shown, emb) in zip(names, checked)]
     text = report_html(models, refs, f"made {time.strftime('%Y-%m-%d %H:%M')} by python -m lab doctor",

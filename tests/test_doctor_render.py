@@ -169,3 +169,22 @@ def test_class_centroids_read_one_place_when_collapsed_and_apart_when_not():
     # over the rows' norm, the noise in 16 dimensions averaging out).
     assert abs(a["class_centroid_cosine"]) < 0.05 and a["class_center_norm"] == pytest.approx(0.78, abs=0.03)
     assert t["class_centroid_cosine"] > 0.999
+
+
+def test_command_line_two_models_side_by_side_with_a_report(tmp_path, python, subprocess_env):
+    import json
+    import subprocess
+
+    rng = np.random.default_rng(10)
+    np.save(tmp_path / "spread.npy", rng.standard_normal((600, 16)).astype(np.float32))
+    np.save(tmp_path / "point.npy", (rng.standard_normal((600, 16)) * 0.01 + 3).astype(np.float32))
+    done = subprocess.run([python, "-m", "lab", "doctor", str(tmp_path / "spread.npy"), str(tmp_path / "point.npy"),
+                           "--report", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")],
+                          capture_output=True, text=True, env=subprocess_env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("signature: ") == 2 and "signature: complete collapse" in done.stdout
+    both = json.loads((tmp_path / "r.json").read_text())
+    assert [d["signature"] for d in both] == [doctor.HEALTHY, doctor.COMPLETE]
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "A: spread.npy: healthy" in page and "B: point.npy: complete collapse" in page
+    assert "reference: uniform on the sphere at this D" in page

@@ -16,7 +16,7 @@ import streamlit.components.v1 as components
 
 from lab import doctor
 from lab.doctor.project import project
-from lab.doctor.references import lab_references, uniform_reference
+from lab.doctor.references import references_for
 from lab.render import doctor as draw
 
 SUFFIXES = [s.lstrip(".") for s in doctor.load.SUFFIXES]
@@ -96,12 +96,13 @@ def _check(asks: list[dict]) -> dict:
                            "projection": shown, "class_names": emb.class_names,
                            "thumbs": None if emb.images is None else draw.thumbnails(emb.images, shown.index)})
             bar.progress((i + 1) / len(asks), text=f"Read {name}")
-    first = models[0]["report"].readings
-    refs = [("reference: uniform on the sphere at this D", uniform_reference(first["dim"], first["n"]))]
-    refs += [(f"reference: {r['name']}", r["readings"]) for r in lab_references()]
+    refs = references_for(models[0]["report"].readings)
+    # The report once per check, not on every rerun of the page: it is a few MB of HTML.
+    report = draw.report_html([(m["name"], m["report"], m["projection"], m["thumbs"]) for m in models], refs,
+                              f"made {time.strftime('%Y-%m-%d %H:%M')} by Collapse Lab", models[0]["class_names"])
     bar.empty()
     return {"models": models, "references": refs, "seconds": time.perf_counter() - started,
-            "made": time.strftime("%Y-%m-%d %H:%M")}
+            "report": report.encode()}
 
 
 def _show(found: dict) -> None:
@@ -130,9 +131,7 @@ def _show(found: dict) -> None:
     st.subheader("Spectrum")
     curves = [(m["name"], m["report"].readings) for m in models] + [(n, r) for n, r in refs if "spectrum" in r]
     st.plotly_chart(draw.spectrum_figure(curves), width="stretch", key="spectrum")
-    report = draw.report_html([(m["name"], m["report"], m["projection"], m["thumbs"]) for m in models], refs,
-                              f"made {found['made']} by Collapse Lab", models[0]["class_names"])
-    st.download_button("Download the HTML report", report.encode(), "collapse-check.html", "text/html",
+    st.download_button("Download the HTML report", found["report"], "collapse-check.html", "text/html",
                        icon=":material/download:")
     st.caption(f"Read in {found['seconds']:.1f} s.")
 

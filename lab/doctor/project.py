@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lab.doctor.load import Embeddings
-from lab.doctor.readings import sample_rows
+from lab.doctor.readings import sample_index, sample_rows
 
 SPHERE_SAMPLE = 2_000  # rows drawn: enough to see clusters, light enough for a WebGL scatter in any browser
 
@@ -42,11 +42,6 @@ class Projection:
         """(3,) the centroid of the drawn rows of class `label`, seen in the 3 directions (not renormalised)."""
         keep = self.labels == label
         return (self.shown if self.shown is not None else self.points)[keep].mean(axis=0)
-
-
-def sample_index(n: int, size: int, seed: int) -> np.ndarray:
-    """`size` of range(n) without repeats, sorted (a memmap is read front to back); all of them where size ≥ n."""
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False)) if size < n else np.arange(n)
 
 
 def project(emb: Embeddings, sample: int = SPHERE_SAMPLE, seed: int = 0) -> Projection:
@@ -91,4 +86,4 @@ def _basis(u: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
     return basis * signs, float(np.clip(lam[top][held].sum() / m, 0.0, 1.0))
 
 
-__all__ = ["Projection", "SPHERE_SAMPLE", "project", "sample_index"]
+__all__ = ["Projection", "SPHERE_SAMPLE", "project"]

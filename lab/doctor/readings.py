@@ -168,7 +168,7 @@ def shift_and_basis(z: Any, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     has no single class first): their mean c (D,) and k = min(`PROJECTED`, D // 2) orthonormal directions Q
     (D, k) they spread most along (subspace iteration, `POWER_STEPS`), float64."""
     dim = z.shape[1]
-    u, ok = sample_rows(z, _sample_index(len(z), min(len(z), SHIFT_ROWS), seed))
+    u, ok = sample_rows(z, sample_index(len(z), min(len(z), SHIFT_ROWS), seed))
     u = u[ok]
     k = min(PROJECTED, dim // 2, max(len(u) - 1, 0))
     if k == 0:
@@ -352,8 +352,9 @@ def _read_rows(x: Any, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sample_index(n: int, size: int, seed: int) -> np.ndarray:
-    """`size` of range(n) without repeats, sorted (all of them, in order, where size >= n)."""
+def sample_index(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` of range(n) without repeats, sorted, so that a memmap is read front to back (all of them, in order,
+    where size >= n)."""
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size, replace=False)) if size < n else np.arange(n)
 
@@ -364,7 +365,7 @@ def points(z: Any, seed: int = 0) -> int | None:
     rows, chosen greedily (the cap holding most of the rows still uncovered first, so k tight clusters read k).
     None where that takes more than `POINTS_READ_MAX` caps, or a cap would hold one row only (rows spread, not
     sitting on points). z: (N, D) -> int or None."""
-    u, ok = sample_rows(z, _sample_index(len(z), min(len(z), POINT_SAMPLE), seed))
+    u, ok = sample_rows(z, sample_index(len(z), min(len(z), POINT_SAMPLE), seed))
     u = u[ok]
     if len(u) < 2:  # the sample fell on rows without a direction: no pair to read
         return None
@@ -389,7 +390,7 @@ def knn_readings(z: Any, labels: np.ndarray, seed: int = 0) -> dict[str, Any]:
     share of all sampled rows told right. n_classes: the distinct labels of all N rows.
     z: (N, D), labels: (N,) -> {"n_classes", "knn_acc", "knn_sample"}."""
     names, codes = np.unique(labels, return_inverse=True)
-    index = _sample_index(len(z), min(len(z), KNN_SAMPLE), seed)
+    index = sample_index(len(z), min(len(z), KNN_SAMPLE), seed)
     u, ok = sample_rows(z, index)
     u, y = torch.from_numpy(u[ok]).float(), torch.from_numpy(codes.reshape(-1)[index][ok])
     out: dict[str, Any] = {"n_classes": int(len(names))} | class_centroids(u.double().numpy(), y.numpy())
@@ -428,7 +429,7 @@ def view_readings(z: Any, views: Any, seed: int = 0) -> dict[str, Any]:
     `PAIR_SAMPLE` pairs of normalised rows (pairs where either view has no direction left out). uniformity:
     the mean of the two views' (their loss's convention). z, views: (N, D) -> {"alignment", "uniformity",
     "pair_sample"}."""
-    index = _sample_index(len(z), min(len(z), PAIR_SAMPLE), seed)
+    index = sample_index(len(z), min(len(z), PAIR_SAMPLE), seed)
     (u1, ok1), (u2, ok2) = sample_rows(z, index), sample_rows(views, index)
     ok = ok1 & ok2
     if ok.sum() < 2:

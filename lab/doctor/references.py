@@ -35,6 +35,13 @@ def uniform_reference(dim: int, n: int, seed: int = 0) -> dict[str, Any]:
     return check(rows, seed=seed).readings
 
 
+def references_for(readings: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """What a model's readings stand beside, as (name, readings): rows uniform on the sphere at its D and N, then
+    the lab's stored Fashion-MNIST references (each at its own D, which its name says)."""
+    uniform = ("reference: uniform on the sphere at this D", uniform_reference(readings["dim"], readings["n"]))
+    return [uniform] + [(f"reference: {r['name']}", r["readings"]) for r in lab_references()]
+
+
 def lab_references(path: str | Path = REFERENCES) -> list[dict[str, Any]]:
     """The stored references: each {"name", "signature", "why", "features", "run", "readings"}; [] where the
     file is missing or unreadable (the page then shows the uniform reference only)."""
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["REFERENCES", "UNIFORM_ROWS_MAX", "lab_references", "uniform_reference", "write_references"]
+__all__ = ["REFERENCES", "UNIFORM_ROWS_MAX", "lab_references", "references_for", "uniform_reference", "write_references"]
 
 
 if __name__ == "__main__":
