@@ -109,7 +109,8 @@ def test_a_resnet_state_dict_path_embeds_fashion_mnist_with_images_on_hover(page
     expect(page.get_by_text("Hover over a point to see its image")).to_be_visible()
     page.wait_for_function("() => [...document.querySelectorAll('iframe')].some(f => "
                            "f.contentDocument && f.contentDocument.querySelector('.js-plotly-plot .main-svg'))")
-    frame = next(f for f in page.frames if f.query_selector(".js-plotly-plot"))
+    # The main frame also holds plotly charts (the spectrum); the sphere is the one inside the component's iframe.
+    frame = next(f for f in page.frames if f is not page.main_frame and f.query_selector(".js-plotly-plot"))
     assert "T-shirt/top" in frame.evaluate("() => document.querySelector('.js-plotly-plot').data.map(t => t.name)")
     hovered = frame.evaluate(HOVER_JS)
     assert hovered["shown"] == "block" and hovered["src"] == "data:image/png;base64,"
