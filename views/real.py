@@ -1,5 +1,6 @@
-"""Real images: the paper's ImageNet-100 claims on Fashion-MNIST, from the shipped results of the engine's
-presets (`python -m lab claims --runs DIR --out assets/fmnist/claims.json`), each beside its toy twin.
+"""Real images: a Fashion-MNIST model trained live (`views.real_live`), then the paper's ImageNet-100 claims on
+Fashion-MNIST, from the shipped results of the engine's presets (`python -m lab claims --runs DIR --out
+assets/fmnist/claims.json`), each beside its toy twin.
 
 Shipped files -> lab.render charts -> st.*; no science here: the verdicts are `lab.claims`'.
 """
@@ -14,6 +15,7 @@ from lab.claims import ENGINE_RESULTS, TOY_RESULTS, engine_curves, read_engine_r
 from lab.core.experiments import experiment
 from lab.render.claims import control_text
 from lab.render.runs import engine_claim_chart
+from views import real_live
 
 VERDICT_STYLE = {"held": st.success, "did not hold": st.error, "mixed": st.warning, "no runs": st.info,
                  "untestable": st.info}
@@ -75,6 +77,8 @@ def _seed_table(claim: dict) -> list[dict]:
 def page() -> None:
     st.title("The paper's ImageNet claims on real images")
     results = _results(str(ENGINE_RESULTS), _mtime(ENGINE_RESULTS))
+    real_live.section(results)
+    st.subheader("The shipped verdicts")
     if results is None:
         st.info(f"No shipped results at {ENGINE_RESULTS}. Make them (about 80 minutes on a 2-core CPU): `{MAKE}`")
         return

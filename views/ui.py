@@ -638,18 +638,22 @@ def keep_live(key: str, live) -> Any:
     return live
 
 
-def live_speed(prefix: str) -> float | None:
-    return LIVE_SPEEDS[st.session_state.get(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)]
+def live_speed(prefix: str, speeds: Mapping[str, float | None] = LIVE_SPEEDS, default: str = LIVE_SPEED_DEFAULT
+               ) -> float | None:
+    return speeds.get(st.session_state.get(f"{prefix}live_speed", default), speeds[default])
 
 
 def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], seed_index: int = 0,
-               shared: bool = False) -> None:
+               shared: bool = False, unit: str = "epoch", speeds: Mapping[str, float | None] = LIVE_SPEEDS,
+               speed_default: str = LIVE_SPEED_DEFAULT) -> None:
     """▶/❚❚, one epoch, reset and speed (widget keys `{prefix}live_play` …), then the live view of `live`
     (a `lab.train.live.LiveTraining`), rerun every LIVE_TICK_S while the run plays and not at all once it is
     paused or done; at its end the whole page reruns (for the replay). payload(frames, epochs, metrics)
     builds the view's data (`lab.render.live.live_payload`) from the frames not yet sent to this browser.
     Reset drops st.session_state[f"{prefix}live"]. shared: a run other browsers watch too (`shared_live`):
-    no controls (one student's pause would pause the class), reruns every SHARED_TICK_S."""
+    no controls (one student's pause would pause the class), reruns every SHARED_TICK_S. unit: what the run
+    counts ("step" for a live Real images run); speeds: the speed slider's {label: units a second, None: as
+    fast as it trains}."""
     ctl = live.control
     if shared:
         _live_fragment(live, prefix, payload, seed_index, SHARED_TICK_S)
@@ -658,15 +662,16 @@ def live_panel(live, prefix: str, payload: Callable[[list, list, dict], dict], s
     if cols[0].button("❚❚ Pause" if ctl.playing else "▶ Play", key=f"{prefix}live_play"):
         ctl.pause() if ctl.playing else ctl.play()
         st.rerun()
-    if cols[1].button("+1 epoch", key=f"{prefix}live_step", help="Pause, then train one more epoch."):
+    if cols[1].button(f"+1 {unit}", key=f"{prefix}live_step", help=f"Pause, then train one more {unit}."):
         ctl.step()
     if cols[2].button("Reset", key=f"{prefix}live_reset", help="Start this setting again from epoch 0."):
         ctl.stop()
         st.session_state[f"{prefix}live"] = None
         st.rerun()
-    st.session_state.setdefault(f"{prefix}live_speed", LIVE_SPEED_DEFAULT)
-    cols[3].select_slider("Speed", list(LIVE_SPEEDS), key=f"{prefix}live_speed")
-    ctl.set_speed(live_speed(prefix))
+    if st.session_state.get(f"{prefix}live_speed") not in speeds:
+        st.session_state[f"{prefix}live_speed"] = speed_default
+    cols[3].select_slider("Speed", list(speeds), key=f"{prefix}live_speed")
+    ctl.set_speed(live_speed(prefix, speeds, speed_default))
     _live_fragment(live, prefix, payload, seed_index, LIVE_TICK_S)
 
 

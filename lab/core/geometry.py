@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -97,3 +98,43 @@ def gradient_split(z_aug: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def healthy_z_std(dim: int) -> float:
     """z_std of features spread evenly over the sphere S^{D-1}."""
     return 1.0 / math.sqrt(dim)
+
+
+def sphere_basis(u: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
+    """Where to look at unit rows from (`lab.doctor.project`, the live Real images view): the top-3 directions
+    of their second moment about the origin, not about their mean, so that s stays in view (a collapse
+    gathers the rows on the first axis). u: (M, D) unit rows, mean: (D,) their mean -> (D, 3) orthonormal
+    columns (padded with zero columns where D < 3 or the rows span fewer) and the share of the second moment
+    they hold (1 where D ≤ 3)."""
+    m, dim = u.shape
+    if dim <= 3:
+        return np.eye(dim, 3), 1.0
+    # The smaller of the two Gram matrices: M × M for a sample narrower than D, D × D otherwise.
+    if m < dim:
+        lam, w = np.linalg.eigh(u @ u.T)
+        top = np.argsort(lam)[::-1][:3]
+        basis = u.T @ w[:, top] / np.sqrt(np.maximum(lam[top], 1e-300))
+    else:
+        lam, v = np.linalg.eigh(u.T @ u)
+        top = np.argsort(lam)[::-1][:3]
+        basis = v[:, top]
+    # Directions the sample does not spread along (a single point has one) are left out, not made of round-off.
+    held = lam[top] > 1e-9 * m
+    basis = np.pad(basis[:, held], ((0, 0), (0, 3 - int(held.sum()))))
+    # Each direction's sign is arbitrary: point it along s (or along the sample's first row where s is 0 in
+    # it), so that the same embedding is always drawn the same way round.
+    ref = mean if np.linalg.norm(mean) > 1e-9 else u[0]
+    signs = np.where(ref @ basis < 0, -1.0, 1.0)
+    return basis * signs, float(np.clip(lam[top][held].sum() / m, 0.0, 1.0))
+
+
+
+
+def aligned_basis(basis: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """basis (D, 3) turned within its own span to lie closest to `previous` (D, 3) (orthogonal Procrustes):
+    frames of a moving embedding then turn smoothly instead of jumping when two directions swap order or
+    flip sign. None or a padded basis: as it is."""
+    if previous is None or previous.shape != basis.shape or not np.all(np.linalg.norm(basis, axis=0) > 0.5):
+        return basis
+    a, _, bt = np.linalg.svd(basis.T @ previous)
+    return basis @ (a @ bt)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lab.core.geometry import sphere_basis
 from lab.doctor.load import Embeddings
 from lab.doctor.readings import sample_index, sample_rows
 
@@ -53,37 +54,13 @@ def project(emb: Embeddings, sample: int = SPHERE_SAMPLE, seed: int = 0) -> Proj
     if len(u) == 0:
         raise ValueError(f"{emb.source}: none of the {len(ok)} sampled rows has a direction (finite, non-zero)")
     mean = u.mean(axis=0)
-    basis, share = _basis(u, mean)
+    basis, share = sphere_basis(u, mean)
     shown = u @ basis
     inside = np.linalg.norm(shown, axis=1)
     points = shown / np.maximum(inside, 1e-12)[:, None]
     labels = None if emb.labels is None else np.asarray(emb.labels)[index]
     return Projection(points, inside, index, labels, mean @ basis, float(np.linalg.norm(mean)), share,
                       dim <= 3, int(dim), shown)
-
-
-def _basis(u: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, float]:
-    """(D, 3) orthonormal columns (padded with zero columns where D < 3) and the share they hold."""
-    m, dim = u.shape
-    if dim <= 3:
-        return np.eye(dim, 3), 1.0
-    # The smaller of the two Gram matrices: M × M for a sample narrower than D, D × D otherwise.
-    if m < dim:
-        lam, w = np.linalg.eigh(u @ u.T)
-        top = np.argsort(lam)[::-1][:3]
-        basis = u.T @ w[:, top] / np.sqrt(np.maximum(lam[top], 1e-300))
-    else:
-        lam, v = np.linalg.eigh(u.T @ u)
-        top = np.argsort(lam)[::-1][:3]
-        basis = v[:, top]
-    # Directions the sample does not spread along (a single point has one) are left out, not made of round-off.
-    held = lam[top] > 1e-9 * m
-    basis = np.pad(basis[:, held], ((0, 0), (0, 3 - int(held.sum()))))
-    # Each direction's sign is arbitrary: point it along s (or along the sample's first row where s is 0 in
-    # it), so that the same embedding is always drawn the same way round.
-    ref = mean if np.linalg.norm(mean) > 1e-9 else u[0]
-    signs = np.where(ref @ basis < 0, -1.0, 1.0)
-    return basis * signs, float(np.clip(lam[top][held].sum() / m, 0.0, 1.0))
 
 
 __all__ = ["Projection", "SPHERE_SAMPLE", "project"]

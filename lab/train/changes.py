@@ -83,14 +83,15 @@ def changes_text(changes: Sequence[Change]) -> str:
     return ";".join(c.text() for c in changes)
 
 
-def change_caption(change: Change, method: str) -> str:
-    """'stop-gradient off at epoch 120': a change in words, for a curve's marker and an animation frame."""
+def change_caption(change: Change, method: str, unit: str = "epoch") -> str:
+    """'stop-gradient off at epoch 120': a change in words, for a curve's marker and an animation frame
+    (unit: what the change's count counts, "step" for a live Real images run)."""
     cls = method_class(method)
     f = next((f for f in dataclasses.fields(cls.Config) if f.name == change.knob), None)
     label = (f.metadata.get("label") if f is not None else None) or change.knob.replace("_", " ")
     if isinstance(change.value, bool):
-        return f"{label} {'on' if change.value else 'off'} at epoch {change.epoch}"
-    return f"{label} → {change.value:g} at epoch {change.epoch}"
+        return f"{label} {'on' if change.value else 'off'} at {unit} {change.epoch}"
+    return f"{label} → {change.value:g} at {unit} {change.epoch}"
 
 
 def movable_differences(old, new) -> dict[str, Any] | None:
