@@ -5,8 +5,8 @@ a live run so that one run is never read as the verdict.
 
 The rule, per seed, fixed before the runs from the mechanism (without stop-gradient nothing cancels the center
 term, so ‖s‖ of the pre-BN features grows along s; paper §3.2, Fig. 4): the held-out ‖s‖ rose when its mean over
-the last TAIL steps is at least RISE above its mean over the TAIL steps before the change AND at least RISE above
-the control's over the same last TAIL steps; the control must be healthy (its tail mean below the collapse
+the last TAIL steps is at least RISE above its mean over the TAIL // 5 steps up to the change AND at least RISE
+above the control's over the same last TAIL steps; the control must be healthy (its tail mean below the collapse
 threshold) for the seed to count.
 
     python tools/real_live_survey.py [--seeds 0 1 2] [--steps 200] [--workers 2]

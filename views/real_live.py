@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from functools import partial
+from urllib.parse import urlencode
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from lab.data import fmnist
 from lab.methods import METHOD_NAMES, method_class
 from lab.render import real_live as render
 from lab.train.changes import changes_text
-from lab.train.real_live import RealLiveConfig, held_out, knob_defaults, live_real
+from lab.train.real_live import RealLiveConfig, held_out, knob_defaults, live_real, warm_up
 from views import ui
 
 P = "rl_"
@@ -230,7 +231,14 @@ def finished(live) -> None:
     run = live.run
     if run.diverged:
         st.warning(f"{run.diverged}. The pictures show the steps before it.")
-    st.plotly_chart(render.run_figure(run), key=f"{P}curves")
+    left, right = st.columns([2, 3])
+    with left:
+        last = len(run.steps) - 1
+        t = st.slider("Replay: step", 0, last, last, key=f"{P}replay", format="%d",
+                      help="The held-out images at each step read, as the live view showed them.") if last else 0
+        st.image(render.frame_png(run, t, 440), caption=f"step {run.steps[t]}: ‖s‖ "
+                 f"{run.metrics['center_norm'][t]:.3f}, kNN {run.metrics['knn_acc'][t]:.3f}")
+    right.plotly_chart(render.run_figure(run), key=f"{P}curves")
     m = {k: float(v[-1]) for k, v in run.metrics.items()}
     st.markdown(f"After {run.steps[-1]} steps: held-out ‖s‖ **{m['center_norm']:.3f}** (untrained "
                 f"{run.metrics['center_norm'][0]:.3f}), kNN **{m['knn_acc']:.3f}** (untrained "
@@ -249,6 +257,7 @@ def section(shipped: dict | None) -> None:
     if not fmnist.is_fashion_mnist(fmnist.DEBIAN_DIR):
         st.info(f"Live training needs Fashion-MNIST at {fmnist.DEBIAN_DIR}: {fmnist.INSTALL_HINT}.")
         return
+    warm_up()
     for err in ui.sync_url(load_url, URL_STATE):
         st.error(err)
     lesson = st.query_params.get("lesson", "").strip().lower() in ("1", "true", "yes", "on")
@@ -277,8 +286,9 @@ def section(shipped: dict | None) -> None:
     steer(live, values)
     ui.write_url(link_query(live), URL_STATE)
     framing(live.config, shipped)
-    st.caption("Lesson link (every browser on it watches one shared run): `" +
-               "&".join(f"{k}={v}" for k, v in (link_query(live) | {"lesson": "1"}).items()) + "`")
+    base = (st.context.url or "/Real_images").split("?")[0]
+    st.caption(f"**Link to this run:** `{base}?{urlencode(link_query(live))}`  \n**Lesson link** (every browser on "
+               f"it watches one shared run, no controls): `{base}?{urlencode(link_query(live) | {'lesson': '1'})}`")
     _show(live)
 
 

@@ -1,4 +1,4 @@
-"""`python -m lab.bench b1|toy|sweep|live|ui|class|imagenet|fmnist|doctor`: the lab's trainers (and GIF maker) against plain
+"""`python -m lab.bench b1|toy|sweep|live|ui|class|imagenet|fmnist|doctor|real`: the lab's trainers (and GIF maker) against plain
 implementations, as ratios.
 
 b1 targets (issue #2): training ≥ 10× faster than a plain per-step PyTorch loop doing the same steps,
@@ -17,6 +17,9 @@ knobs (first frame within 2 s), through Streamlit's websocket protocol on `strea
 (tools/bench/classroom.py).
 doctor (issue 22): `lab.doctor.check` on a memory-mapped 1 M × 2048 .npy in under a minute with bounded memory,
 against np.load + torch computing the same readings, each in a fresh process (time, peak memory; lab/bench/doctor.py).
+real (issue 23): a real chromium on `streamlit run app.py`, the Real images page trained live: "Train live" -> first
+frame (target 1 s) and first trained update (target 3 s), updates a second (target >= 2), and the live trainer's
+steps a second against a plain loop of the same model (tools/bench/real.py); --minutes: the server's memory.
 """
 from __future__ import annotations
 
@@ -265,7 +268,7 @@ def _fmnist(args) -> int:
 
 # The benchmarks that drive a browser or a websocket live in the checkout's tools/ (not in the installed package):
 # `python -m lab.bench ui|class` runs them there, in a process of their own.
-HARNESSES = {"ui": "tools.bench.ui", "class": "tools.bench.classroom"}
+HARNESSES = {"ui": "tools.bench.ui", "class": "tools.bench.classroom", "real": "tools.bench.real"}
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 
@@ -274,14 +277,16 @@ def run_harness(args) -> int:
         print(f"error: `{args.what}` drives a browser or a websocket from the checkout's tools/bench/, which is not "
               f"beside this installed lab ({CHECKOUT}); run it from a clone of the lab", file=sys.stderr)
         return 2
-    argv = {"ui": [] if args.minutes is None else ["--minutes", str(args.minutes)],
+    minutes = [] if args.minutes is None else ["--minutes", str(args.minutes)]
+    argv = {"ui": minutes, "real": minutes,
             "class": ["--clients", str(args.clients), "--movers", str(args.movers)]}[args.what]
     return subprocess.call([sys.executable, "-m", HARNESSES[args.what], *argv], cwd=CHECKOUT)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__)
-    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist", "doctor"],
+    parser.add_argument("what", choices=["b1", "toy", "sweep", "live", "ui", "class", "imagenet", "fmnist", "doctor",
+                                         "real"],
                         help="which benchmark")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of the fast path")
     parser.add_argument("--frames", type=int, default=200)

@@ -185,6 +185,16 @@ def run_source(run, size: int = 480, max_frames: int | None = 200) -> Source:
     return Source(len(at), draw, palette())
 
 
+def frame_png(run, t: int, size: int = 440) -> bytes:
+    """The run's t-th reading as a PNG (the replay of a finished run on the page)."""
+    source = run_source(run, size, max_frames=None)
+    img = Image.fromarray(source.draw(t), mode="P")
+    img.putpalette(source.palette)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
 def ascii_text(text: str) -> str:
     return text.replace("→", "->").replace("−", "-").replace("‖", "|")
 

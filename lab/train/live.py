@@ -210,15 +210,16 @@ class LiveControl:
 class LiveTraining:
     """One setting trained in a background thread under a `LiveControl`: `train(config, control)` runs the
     whole training (publishing every epoch, waiting its turn) and returns the run. `run` once it has ended
-    (finished or stopped), `error` (one line) if it failed."""
+    (finished or stopped), `error` (one line) if it failed. threads: torch's threads in the training thread (1:
+    a toy's tensors are tiny, and more would only contend with the server)."""
 
     def __init__(self, config, train: Callable[[Any, LiveControl], Any], playing: bool = True,
                  epochs_per_second: float | None = None, check: Check | None = None,
-                 idle_hold_s: float | None = None):
+                 idle_hold_s: float | None = None, threads: int = 1):
         self.control = LiveControl(config, playing, epochs_per_second, check, idle_hold_s)
         self.config, self.run, self.error = config, None, None
         self.id = uuid.uuid4().hex[:12]  # names this run to a live view, which starts afresh on a new one
-        self._train_fn = train
+        self._train_fn, self._threads = train, threads
         self.thread = threading.Thread(target=self._train, name="lab-live", daemon=True)
         _LIVE.add(self)
         self.thread.start()
@@ -226,7 +227,7 @@ class LiveTraining:
     def _train(self) -> None:
         threads = torch.get_num_threads()
         try:
-            torch.set_num_threads(1)
+            torch.set_num_threads(self._threads)
             self.run = self._train_fn(self.config, self.control)
         except Exception as e:  # shown on the page as one line; the thread must not die silently
             self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"

@@ -4,8 +4,8 @@ features move on the sphere, and a knob turned mid-run acts from the next step (
 The model is the engine's Fashion-MNIST model as the shipped claims train it (`lab.engine.model.build_model` at
 scale "fmnist": ResNet-18 in its small-image form, width 16, the method's recipe carried over by the stated rule),
 so a live run and a shipped verdict are the same network. What differs, and why:
-- batch 128, not 256: a step takes ~0.2 s on one core of a 2-core CPU (the other serves the page), so with the
-  held-out reading the page gets about 3 new frames a second;
+- batch 128, not 256: a step takes ~0.22 s on one core of a 2-core CPU (the other serves the page), and with the
+  held-out reading (~0.11 s for 300 images) the page gets 2-3 new frames a second;
 - a constant learning rate after a WARMUP_STEPS warmup, not a cosine over the run: a knob turned late acts at
   the same lr as one turned early, and a run has no fixed end to decay towards.
 
@@ -15,13 +15,15 @@ without the reading), at the projector's output BEFORE its output BatchNorm (Sim
 BatchNorm gives every dimension zero mean, so after it ‖s‖ stays near 0 even at complete collapse). From them:
 ‖s‖, the effective rank of the rows on the sphere, kNN accuracy (the lab's one protocol, 5-fold within the
 held-out sample) and the 3-D picture (`lab.core.geometry.sphere_basis`, as "Check a model" draws an embedding).
-Only the 3-D points are kept per step, so memory grows by ~6 kB a step (N = 500), bounded by `steps`.
+Only the 3-D points are kept per step, so memory grows by ~4 kB a step (N = 300), bounded by `steps`.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +46,10 @@ from lab.train.changes import Change, changes_text, parse_changes
 from lab.train.live import LiveControl, LiveTraining
 
 WARMUP_STEPS = 10
+# Torch threads of a live run. One: on a 2-core machine two threads trained 3.3 steps/s alone but 1.2 in the
+# browser (their spin-waits and the server's reruns fight over the cores), one thread 2.4 alone and 1.8 in the
+# browser (`python -m lab.bench real`). LAB_LIVE_THREADS sets another number for a bigger server.
+LIVE_THREADS = int(os.environ.get("LAB_LIVE_THREADS", 0)) or 1
 KNN_FOLDS = 5
 SCALE = "fmnist"
 
@@ -67,7 +73,7 @@ class RealLiveConfig:
                                                      "empty: the method's recipe.", (0.0, 10.0))
     sgd_momentum: float | None = _field(None, "Optimizer momentum", "Empty: the recipe's (0.9).", (0.0, 0.999))
     weight_decay: float | None = _field(None, "Weight decay", "Empty: the recipe's.", (0.0, 0.1))
-    held_out: int = _field(500, "Held-out images", "Test images read and drawn after every step, the same "
+    held_out: int = _field(300, "Held-out images", "Test images read and drawn after every step, the same "
                                                    "number of each class.", (50, 2000))
     changes: tuple = ()  # Change(step, knob, value): after `step` steps the knob takes value
     data: str = str(fmnist.DEBIAN_DIR)
@@ -148,10 +154,18 @@ def _split(data: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def held_out(config: RealLiveConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 28, 28) uint8, labels (N,)) of the held-out rows a run of `config` reads, in its order."""
-    _, test_y = _split(config.data, "val")
-    pick = held_out_sample(test_y, config.held_out, config.seed)
-    return _split(config.data, "val")[0][pick, 0].numpy(), test_y[pick].numpy()
+    """(images (N, 28, 28) uint8, labels (N,)) of the held-out rows a run of `config` reads, in its order
+    (read-only: shared by every page that shows the run)."""
+    return _held_out(config.data, config.held_out, config.seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _held_out(data: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    test_x, test_y = _split(data, "val")
+    pick = held_out_sample(test_y, n, seed)
+    images, labels = test_x[pick, 0].numpy(), test_y[pick].numpy()
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
 
 
 def _build(config: RealLiveConfig):
@@ -353,8 +367,33 @@ def change_check(config: RealLiveConfig):
 
 
 def live_real(config: RealLiveConfig, playing: bool = True, steps_per_second: float | None = None,
-              idle_hold_s: float | None = None) -> LiveTraining:
+              idle_hold_s: float | None = None, threads: int = LIVE_THREADS) -> LiveTraining:
     """`config` trained live in a background thread (`lab.train.live`): every step read and published, knobs
     changeable from the next step; held while nobody has read it for idle_hold_s."""
     return LiveTraining(config, train_real, playing, steps_per_second, check=change_check(config),
-                        idle_hold_s=idle_hold_s)
+                        idle_hold_s=idle_hold_s, threads=threads)
+
+
+_WARM = threading.Lock()
+_warmed: set[str] = set()
+
+
+def warm_up(data: str = str(fmnist.DEBIAN_DIR)) -> None:
+    """Read the data set and build a model once, in a background thread (a page calls it when it shows the live
+    controls): the first run of a fresh server then starts in milliseconds, not the ~1.5 s of gunzip, imports
+    and torch's first calls."""
+    with _WARM:
+        if data in _warmed:
+            return
+        _warmed.add(data)
+
+    def work() -> None:
+        try:  # a step and a reading of a small run: torch's first convolutions and kornia's first crops
+            trainer = _Trainer(RealLiveConfig(data=data, held_out=50, batch_size=16, steps=10), None)
+            trainer.read(0, None, None)
+            trainer.step(0)
+            _held_out(data, RealLiveConfig.held_out, 0)
+        except (OSError, ValueError):  # a missing data set: the page says so when a run starts
+            pass
+
+    threading.Thread(target=work, name="lab-real-warm", daemon=True).start()
