@@ -160,7 +160,8 @@ function drawSphere(v) {
   }
   const f = v.shown;
   if (!f) {
-    g.fillStyle = "#888"; g.font = "14px sans-serif"; g.fillText("Starting…", cx - 30, cy); return;
+    if (d.run) { g.fillStyle = "#888"; g.font = "14px sans-serif"; g.fillText("Starting…", cx - 30, cy); }
+    return;  // no run yet (a view mounted before its first run): the empty sphere
   }
   const dim = d.dim, z = f.z, n = z.length / dim, labels = d.labels || [], colors = d.colors || ["#333"];
   let sx = 0, sy = 0, sz = 0;

@@ -26,6 +26,7 @@ import torch
 
 from lab.core.clitools import OneLineParser
 from lab.data import fmnist
+from lab.train import real_live
 from tools.bench.ui import CHROMIUM, TIMEOUT_MS, streamlit_server
 
 WINDOW_S = 5.0
@@ -101,8 +102,6 @@ def bench_browser() -> list[dict]:
 
 def bench_trainer(steps: int = 12, threads: int | None = None) -> dict:
     """Steps a second of the live trainer (step + held-out reading) and of a plain loop (step only)."""
-    from lab.train import real_live
-
     threads = threads or real_live.LIVE_THREADS
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -201,7 +200,7 @@ def main(argv=None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"live Real images in headless chromium, `streamlit run app.py` on this machine ({os.cpu_count()} CPUs), "
-          f"SimSiam at its Fashion-MNIST recipe, batch 128, 500 held-out images; {time.perf_counter() - began:.0f} s")
+          f"SimSiam at its Fashion-MNIST recipe, batch 128, {real_live.RealLiveConfig.held_out} held-out images; {time.perf_counter() - began:.0f} s")
     for r in rows:
         print(f"  {r['when']}: press -> first frame {r['first_ms']:.0f} ms (target 1000: "
               f"{'met' if r['first_ms'] <= 1000 else 'NOT met'}), -> first trained update {r['trained_ms']:.0f} ms "
