@@ -8,6 +8,8 @@ from apptest import open_page
 from lab.data import fmnist
 from lab.train import real_live
 from lab.train.changes import Change
+from lab.train.live import _LIVE
+from lab.train.real_live import RealLiveConfig
 from waits import watch_until_done
 
 PAGE = "views/real.py"
@@ -74,3 +76,22 @@ def test_a_run_that_diverges_is_one_line_and_keeps_its_steps(root, monkeypatch):
     at.run()
     assert not at.exception
     assert any(w.startswith("training diverged at step 1: the loss became nan") for w in texts(at, "warning"))
+
+
+@needs_fmnist
+def test_a_lesson_link_shows_one_shared_run_without_controls(root):
+    link = {"live": "simsiam", "steps": "10", "at": "2:stop_grad=false", "lesson": "1"}
+    first, second = open_page(root, PAGE, link), open_page(root, PAGE, link)
+    for at in (first, second):
+        assert not at.exception
+        assert not [b for b in at.button if b.label in ("▶ Train live", "❚❚ Pause", "▶ Play")], "no controls"
+        assert not at.toggle, "no knobs"
+    runs = [at.session_state["rl_live"] for at in (first, second) if "rl_live" in at.session_state]
+    assert not runs, "a lesson's run is the server's, not a session's"
+    config = RealLiveConfig(steps=10, changes="2:stop_grad=false")
+    started = [live for live in list(_LIVE) if live.config == config]
+    assert len(started) == 1, f"one live run for the class, not one per browser: {len(started)}"
+    live = started[0]
+    watch_until_done(live)
+    first.run()
+    assert not first.exception and any(c.proto.id.endswith("rl_curves") for c in first.get("plotly_chart"))

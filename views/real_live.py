@@ -128,6 +128,12 @@ def widgets(box) -> dict[str, Any]:
     return values
 
 
+def stored_values() -> dict[str, Any]:
+    """The setting as the link loaded it (`load_url`), without drawing a widget."""
+    method = st.session_state.get(f"{P}method", METHOD.default)
+    return {"live": method} | {p.name: st.session_state.get(_key(p, method), p.default) for p in params(method)}
+
+
 def link_query(live) -> dict[str, str]:
     """The link of a run: its starting knobs and every change so far, so that opening it trains the same run."""
     c = live.config
@@ -263,9 +269,12 @@ def section(shipped: dict | None) -> None:
     for err in ui.sync_url(load_url, URL_STATE):
         st.error(err)
     lesson = st.query_params.get("lesson", "").strip().lower() in ("1", "true", "yes", "on")
-    with st.expander("Method and knobs", expanded=not lesson):
-        values = widgets(st)
-        go_now = st.button("▶ Train live", key=f"{P}go", type="primary")
+    if lesson:  # the link's setting, no controls: one student's knob would start a run of their own
+        values, go_now = stored_values(), False
+    else:
+        with st.expander("Method and knobs", expanded=True):
+            values = widgets(st)
+            go_now = st.button("▶ Train live", key=f"{P}go", type="primary")
     try:
         config = config_of(values)
     except ValueError as err:
