@@ -129,6 +129,26 @@ def test_a_change_acts_from_the_next_step_and_the_reading_leaves_training_alone(
 
 
 @needs_fmnist
+def test_a_change_of_the_predictor_lr_or_the_optimizer_reaches_every_group():
+    trainer = real_live._Trainer(RealLiveConfig(steps=10, **SMALL), None)
+    base = trainer.base_lr
+    scales = [g["lr_scale"] for g in trainer.opt.param_groups]
+    decays = [g["weight_decay"] for g in trainer.opt.param_groups]
+    assert sorted(set(scales)) == [1.0] and 0.0 in decays and max(decays) > 0
+    trainer.apply([Change(0, "predictor_lr_scale", 0.01), Change(0, "weight_decay", 0.0),
+                   Change(0, "lr", 0.2), Change(0, "sgd_momentum", 0.5)])
+    predictor = {id(p) for p in trainer.model.predictor.parameters()}
+    for g in trainer.opt.param_groups:
+        in_predictor = {id(p) for p in g["params"]} <= predictor
+        assert g["lr_scale"] == pytest.approx(0.01 if in_predictor else 1.0)
+        assert g["weight_decay"] == 0.0 and g["momentum"] == 0.5
+    assert trainer.base_lr == pytest.approx(0.2 * 32 / 256) and base == pytest.approx(0.5 * 32 / 256)
+    trainer.apply([Change(1, "weight_decay", 1e-3)])
+    assert [g["weight_decay"] > 0 for g in trainer.opt.param_groups] == [d > 0 for d in decays], \
+        "weight decay back on the weights only, never on biases and BatchNorm"
+
+
+@needs_fmnist
 def test_points_are_the_rows_on_the_sphere_in_their_top_directions():
     run = train_real(RealLiveConfig(steps=10, **SMALL))
     np.testing.assert_allclose(np.linalg.norm(run.points, axis=-1), 1.0, atol=1e-5)

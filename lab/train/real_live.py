@@ -39,7 +39,7 @@ from lab.core.seeds import generator
 from lab.data import fmnist
 from lab.data.augment import SSLAugment, eval_transform
 from lab.engine.model import build_model, method_params
-from lab.engine.optim import build_optimizer, set_lr
+from lab.engine.optim import build_optimizer, set_lr, split_groups
 from lab.engine.recipes import SCALES, recipe
 from lab.methods import METHOD_NAMES, method_class, method_config
 from lab.train.changes import Change, changes_text, parse_changes
@@ -302,7 +302,7 @@ class _Trainer:
 
     def apply(self, changes: Sequence[Change]) -> None:
         """Knob changes from the next step: method knobs to the model, lr / momentum / weight decay to the
-        optimizer (momentum buffers kept)."""
+        optimizer (momentum buffers kept), and each group's lr scale again (SimSiam's predictor lr)."""
         if not changes:
             return
         knobs = {ch.knob: ch.value for ch in changes if ch.knob not in self.hyper}
@@ -311,10 +311,13 @@ class _Trainer:
             self.model.change_knobs(knobs)
         if self.hyper["lr"] is not None:
             self.base_lr = self.hyper["lr"] * self.c.batch_size / 256
-        for group in self.opt.param_groups:
+        decay = _or(self.hyper["weight_decay"], self.rec.weight_decay)
+        fresh = split_groups(self.model.param_groups(self.base_lr), self.base_lr, decay)
+        for group, new in zip(self.opt.param_groups, fresh):  # the same groups in the same order
+            group["lr_scale"], group["weight_decay"] = new["lr_scale"], new["weight_decay"]
             group["momentum"] = _or(self.hyper["sgd_momentum"], self.rec.momentum)
-            if group.get("weight_decay", 0.0):  # groups the recipe exempts (biases, BN) stay at 0
-                group["weight_decay"] = _or(self.hyper["weight_decay"], self.rec.weight_decay)
+            if group.get("fixed_lr"):
+                group["lr"] = new["lr"]
         self.applied.extend(changes)
 
     def run(self) -> RealRun:
