@@ -16,6 +16,7 @@ from lab.render import real_live as render
 from lab.render.live import unpack_points
 from lab.train import real_live
 from lab.train.changes import Change
+from lab.methods import METHOD_NAMES, method_class
 from lab.train.real_live import RealLiveConfig, live_real, readings, train_real
 from waits import HANG_S
 
@@ -233,3 +234,29 @@ def test_payload_frames_and_export():
     assert tuple(rgb[render.CENTER_INDEX]) == render.CENTER_RGB
     fig = render.run_figure(run)
     assert len(fig.data) == 4 and any("Stop-gradient off at step 3" in a.text for a in fig.layout.annotations)
+
+
+def other_value(field, current):
+    """A valid value of a knob other than `current`: the other boolean, or another of its slider stops."""
+    if isinstance(current, bool):
+        return not current
+    stops = [s for s in field.metadata.get("stops") or () if s != current]
+    return stops[len(stops) // 2] if stops else None
+
+
+@needs_fmnist
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_every_method_trains_live_and_takes_each_of_its_knobs_mid_run(method):
+    fields = {f.name: f for f in method_class(method).movable_knobs()}
+    changes = [Change(1, knob, value) for knob, current in real_live.knob_defaults(method).items()
+               if (value := other_value(fields[knob], current)) is not None]
+    live = live_real(RealLiveConfig(method=method, steps=10, changes=tuple(changes), **SMALL), playing=False)
+    live.control.step(3)
+    wait_for(lambda: live.control.epoch == 3, "three steps")
+    live.control.stop()
+    wait_for(lambda: live.done, "the stop")
+    run = live.run
+    assert live.error is None and run.diverged is None and run.steps == [0, 1, 2, 3]
+    for key in ("center_norm", "knn_acc", "effective_rank", "batch_center_norm"):
+        assert np.isfinite(run.metrics[key][1:]).all(), (method, key)
+    assert run.config.changes == tuple(changes)
