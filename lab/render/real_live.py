@@ -31,7 +31,7 @@ CENTER_RGB = style.CENTER_COLORS["s_data"]
 # Extra lines on the live chart, beside ‖s‖ of the held-out rows: (metric, label, colour, dashed)
 EXTRA_CURVES = (("batch_center_norm", "‖s‖ of the step's training views", "#7f7f7f", True),
                 ("knn_acc", "kNN accuracy (held-out, 5-fold)", "#ff7f0e", False))
-CURVE_TITLE = "‖s‖ of the held-out images, projector output before its output BatchNorm"
+CURVE_TITLE = "‖s‖ of the held-out images (projector output, pre-BN)"
 
 
 def step_caption(change: Change, method: str) -> str:
