@@ -31,6 +31,7 @@ CENTER_RGB = style.CENTER_COLORS["s_data"]
 # Extra lines on the live chart, beside ‖s‖ of the held-out rows: (metric, label, colour, dashed)
 EXTRA_CURVES = (("batch_center_norm", "‖s‖ of the step's training views", "#7f7f7f", True),
                 ("knn_acc", "kNN accuracy (held-out, 5-fold)", "#ff7f0e", False))
+CURVE_POINTS = 400  # readings per curve a rerun sends at most
 CURVE_TITLE = "‖s‖ of the held-out images (projector output, pre-BN)"
 
 
@@ -65,18 +66,28 @@ def real_payload(run_id: str, labels, steps_total: int, frames: list[list], step
     """The live view's data (`lab.render.live.live_payload`) for a Real images run: 10 class colours, the
     x axis in steps, kNN and the training views' ‖s‖ drawn beside the held-out ‖s‖, and (once per run: the
     view keeps them) each point's image as a data URI for the hover."""
-    curve = live_curve(steps, metrics.get("center_norm", np.zeros((len(steps), 1))))
+    keep = curve_points(len(steps))
+    shown = [steps[i] for i in keep]
+    curve = live_curve(shown, np.asarray(metrics["center_norm"])[keep] if "center_norm" in metrics else [])
     data = live_payload(run_id, labels, 3, steps_total, frames, curve, changes, speed, status,
                         colors=list(CLASS_HEX))
     data["title"] = CURVE_TITLE
     data["unit"] = "step"
     data["extra"] = [{"name": name, "color": color, "dash": dash,
-                      "y": np.round(np.nan_to_num(np.asarray(metrics[key], dtype=np.float64).reshape(-1)), 4).tolist()}
+                      "y": np.round(np.nan_to_num(np.asarray(metrics[key], dtype=np.float64)[keep]), 4).tolist()}
                      for key, name, color, dash in EXTRA_CURVES if key in metrics]
     data["legend"] = [[name, CLASS_HEX[i]] for i, name in enumerate(CLASSES)]
     if images is not None:
         data["images"] = list(images)
     return data
+
+
+def curve_points(n: int, most: int = CURVE_POINTS) -> np.ndarray:
+    """Indices of at most `most` of n readings, evenly spread, the last always in: a rerun sends the curves
+    whole, several times a second, and the chart is ~600 px wide."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.append(np.linspace(0, n - 1, most - 1).round().astype(int), n - 1))
 
 
 def thumbnails(images: np.ndarray, scale: int = 2) -> list[str]:

@@ -66,8 +66,10 @@ class RealLiveConfig:
     method: str = _field("simsiam", "Method", "The SSL method, with its ImageNet recipe carried to Fashion-MNIST.")
     params: tuple = ()  # the method's knobs that differ from its recipe, ((knob, value), ...)
     seed: int = _field(0, "Seed", "Initial weights, batch order and augmentations.", (0, 10**6))
+    # At most 2,000 steps (~13 minutes here): each rerun of a page re-reads every step's readings (9 ms at 1,000
+    # steps, 45 ms at 5,000), several times a second.
     steps: int = _field(300, "Steps", "The run's budget in optimizer steps (batch 128: 469 steps are one pass "
-                                      "over the 60,000 training images).", (10, 5000))
+                                      "over the 60,000 training images).", (10, 2000))
     batch_size: int = _field(128, "Batch size", "Images per step, two views each.", (16, 512))
     lr: float | None = _field(None, "Learning rate", "Base lr for a batch of 256 (scaled by batch/256); "
                                                      "empty: the method's recipe.", (0.0, 10.0))
