@@ -159,6 +159,7 @@ def bench_memory(minutes: float, sample_s: float = 15.0) -> int:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(f"{url}/Real_images?live=simsiam&steps=2000")
+            page.wait_for_function(TITLE_JS)  # the run's first frame: the server has imported and read everything
             start = time.monotonic()
             while time.monotonic() - start < 60 * minutes:
                 samples.append((time.monotonic() - start, server.memory_info().rss / 2**20,
