@@ -58,6 +58,14 @@ def judge(off: dict, on: dict) -> dict:
             "seconds": off["seconds"]}
 
 
+def dumps(out: dict) -> str:
+    """JSON with one line per seed and per curve: readable in a diff, not one number a line."""
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in out.items() if k not in ("seeds", "curves")]
+    for key in ("seeds", "curves"):
+        lines.append(f" {json.dumps(key)}: [\n" + ",\n".join(f"  {json.dumps(r)}" for r in out[key]) + "\n ]")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -81,7 +89,7 @@ def main(argv=None) -> int:
                     f"{COLLAPSE_THRESHOLD}"),
            "held": sum(r["rose"] for r in counted), "n": len(counted), "seeds": seeds,
            "curves": [{k: r[k] for k in ("seed", "off", "steps", "center_norm")} for r in arms]}
-    atomic_write_bytes(Path(a.out), lambda f: f.write(json.dumps(out, indent=1).encode()))
+    atomic_write_bytes(Path(a.out), lambda f: f.write(dumps(out).encode()))
     for r in seeds:
         print(r)
     print(f"rose in {out['held']} of {out['n']} seeds -> {a.out}")
