@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not fmnist.is_fashion_mnist(fmnist.DEBIAN_DIR),
                                  reason="needs Debian's dataset-fashion-mnist")]
 
-SETTLE_MS = 2500  # two redraws this far apart that agree: the paused run has finished its last step
+STATUS_JS = """() => { const el = document.querySelector('.st-key-rl_live_frame .lab-live-status');
+    return el ? el.textContent : ''; }"""
 TITLE_JS = """() => { const el = document.querySelector('.st-key-rl_live_frame .lab-live-title');
     const t = el && el.textContent; return t && /^step \\d+\\/\\d+/.test(t) ? t : null; }"""
 # The screen position of the first point drawn in front, in page pixels (the view keeps them for its hover).
@@ -59,31 +60,30 @@ def test_live_run_pause_step_change_hover_and_export(page, server):  # noqa: F81
 
     keys = iter(["ArrowLeft", "ArrowRight"] * 50)
 
-    def redraw() -> int:  # a rerun of the page (the speed slider, which leaves a paused run alone) draws its latest step
+    def redraw() -> tuple[str, int] | None:
+        """A rerun of the page (the speed slider, which leaves a paused run alone), then its status line:
+        ("Paused", step) once the trainer waits (after Pause it finishes the step it is in), else ("...", step)."""
         speed = page.locator(".st-key-rl_live_speed input[type=range]")
         speed.focus()
         page.keyboard.press(next(keys))
         wait_idle(page)
-        page.wait_for_timeout(200)
-        return step_of(page)
+        found = re.match(r"(\w+) · step (\d+) of", page.evaluate(STATUS_JS))
+        return (found[1], int(found[2])) if found else None
 
-    def settled() -> int:  # the trainer finishes the step it is in after the click (up to ~1 s on a busy machine)
-        last = redraw()
-        while True:
-            page.wait_for_timeout(SETTLE_MS)
-            now = redraw()
-            if now == last:
-                return now
-            last = now
+    def paused_at(other_than: int | None = None) -> int:
+        state = until(page, lambda: (now := redraw()) and now[0] == "Paused" and now[1] != other_than and now,
+                      "the trainer waiting, paused")
+        return state[1]
 
-    paused = settled()
-    page.wait_for_timeout(SETTLE_MS)
-    assert redraw() == paused, "paused: no more steps"
+    paused = paused_at()
+    page.wait_for_timeout(1000)
+    assert redraw() == ("Paused", paused), "paused: no more steps"
     page.locator(".st-key-rl_live_step button").filter(visible=True).click()
     wait_idle(page)
-    until(page, lambda: redraw() != paused, "one more step")
-    stepped = settled()
+    stepped = paused_at(other_than=paused)
     assert stepped == paused + 1, "exactly one more step"
+    page.wait_for_timeout(1000)
+    assert redraw() == ("Paused", stepped), "then paused again"
     assert "at" not in query(page), "no change yet"
 
     point = until(page, lambda: page.evaluate(POINT_JS), "a point drawn in front")

@@ -182,6 +182,7 @@ def test_live_pause_step_change_and_stop():
         wait_for(lambda: live.control.epoch == 0, "the untrained frame")
         steps, points, metrics = live.control.latest()
         assert steps == [0] and points.shape == (1, 100, 3) and metrics["s3"].shape == (1, 1, 3)
+        wait_for(lambda: live.control.waiting, "the trainer waiting for its turn")
         time.sleep(0.3)
         assert live.control.epoch == 0, "paused: nothing trains"
         live.control.step()

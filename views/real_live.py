@@ -183,7 +183,10 @@ def panel(live, shared: bool = False) -> None:
             return render.real_payload(live.id, labels, c.steps, [], [], {}, changes, None, "Starting…", pics)
         m = {k: v[:, 0] for k, v in metrics.items()}
         packed = render.real_frames(frames, steps, metrics["s3"][:, 0].numpy(), m["center_norm"].numpy(), changes)
-        status = (f"{'Training' if live.control.playing else 'Paused'} · step {steps[-1]} of {c.steps} · "
+        ctl = live.control
+        # "Paused" once the trainer waits: after Pause it finishes the step it is in first.
+        state = "Training" if ctl.playing else "Paused" if ctl.waiting else "Pausing"
+        status = (f"{state} · step {steps[-1]} of {c.steps} · "
                   f"‖s‖ {float(m['center_norm'][-1]):.3f} · kNN {float(m['knn_acc'][-1]):.3f} · effective rank "
                   f"{float(m['effective_rank'][-1]):.0f} · the 3 directions hold {float(m['share'][-1]):.0%} of the "
                   "rows' second moment. Drag the sphere to turn it; hover a point for its image."
@@ -211,7 +214,10 @@ def framing(c: RealLiveConfig, shipped: dict | None) -> None:
         lines.append(f"**Stop-gradient off at step {survey['change_at']}** (this page's lesson, {survey['steps']} "
                      f"steps): ‖s‖ rose in **{survey['held']} of {survey['n']} seeds** ("
                      + ", ".join(f"seed {r['seed']}: {r['before_change']:.2f} → {r['tail_off']:.2f}, control "
-                                 f"{r['tail_control']:.2f}" for r in survey["seeds"]) + f"). Rule: {survey['rule']}.")
+                                 f"{r['tail_control']:.2f}" for r in survey["seeds"]) + f"). Rule: {survey['rule']}."
+                     + (f" *The paper (Fig. 4, §3.2): SimSiam without stop-gradient collapses; at this budget the lab "
+                        f"sees ‖s‖ rise in {survey['held']} of {survey['n']} seeds.*"
+                        if survey["held"] < survey["n"] else ""))
     if lines:
         st.info("**Shipped verdicts for this method** (3 seeds each, judged by a rule written before the runs; one "
                 "live run is an illustration, not a verdict):  \n" + "  \n".join(lines))
@@ -250,11 +256,7 @@ def finished(live) -> None:
                 f"{run.metrics['center_norm'][0]:.3f}), kNN **{m['knn_acc']:.3f}** (untrained "
                 f"{run.metrics['knn_acc'][0]:.3f}), effective rank {m['effective_rank']:.0f} of {run.dim}.")
     ui.talk_export(f"{P}export", f"fmnist_{run.config.method}_seed{run.config.seed}",
-                   partial(_export, run), 480)
-
-
-def _export(run, fmt: str, size: int, fps, duration) -> bytes:
-    return render.export_run(run, fmt, size, fps, duration)
+                   partial(render.export_run, run), 480)
 
 
 @st.fragment

@@ -66,6 +66,17 @@ def parse_changes(items: str | Sequence[str] | Sequence[Change] | None, method: 
     return tuple(sorted(out, key=lambda c: c.epoch))
 
 
+def change_check(method: str, params: Mapping[str, Any], length: int,
+                 train_fields: Mapping[str, dataclasses.Field]):
+    """A live run's check (`lab.train.live.LiveControl`): a change is parsed against the method's knobs as they
+    are now (`params` with the changes applied so far), in a run of `length` epochs or steps."""
+    def check(change: Change, applied: Sequence[Change]) -> Change:
+        now = {**dict(params), **{ch.knob: ch.value for ch in applied}}
+        (checked,) = parse_changes([change], method, now, max(length, change.epoch + 1), train_fields)
+        return checked
+    return check
+
+
 def _parse_one(text: str, fields: Mapping[str, dataclasses.Field]) -> Change:
     head, sep, rest = text.strip().partition(":")
     knob, eq, value = rest.partition("=")

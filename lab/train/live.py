@@ -82,6 +82,7 @@ class LiveControl:
         # held (a notebook, a test).
         self.idle_hold_s, self._last_read = idle_hold_s, time.monotonic()
         self.held = False  # the trainer is waiting for someone to read the run
+        self.waiting = False  # the trainer is waiting for its next turn (paused, held): nothing more trains now
         self._working = False  # the trainer holds WORK_TURN
 
     # -- the trainer's side
@@ -100,8 +101,9 @@ class LiveControl:
                 self.held = self._unwatched()
                 if not self.held and (self.playing or self.steps_left):
                     break
+                self.waiting = True
                 self._cond.wait(0.25)
-            self.held = False
+            self.held = self.waiting = False
             if self.stopped:
                 return None
             if not self.playing:

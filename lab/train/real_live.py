@@ -26,8 +26,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +41,7 @@ from lab.engine.model import build_model, method_params
 from lab.engine.optim import build_optimizer, set_lr, split_groups
 from lab.engine.recipes import SCALES, recipe
 from lab.methods import METHOD_NAMES, method_class, method_config
-from lab.train.changes import Change, changes_text, parse_changes
+from lab.train.changes import Change, change_check, parse_changes
 from lab.train.live import LiveControl, LiveTraining
 
 WARMUP_STEPS = 10
@@ -97,10 +96,6 @@ class RealLiveConfig:
             Change(*c) if isinstance(c, (tuple, list)) and not isinstance(c, Change) else c for c in self.changes]
         object.__setattr__(self, "changes", parse_changes(items, self.method, dict(params), self.steps,
                                                           RealLiveConfig.__dataclass_fields__))
-
-    @property
-    def changes_text(self) -> str:
-        return changes_text(self.changes)
 
 
 @dataclass
@@ -361,21 +356,12 @@ def train_real(config: RealLiveConfig, control: LiveControl | None = None) -> Re
     return _Trainer(config, control).run()
 
 
-def change_check(config: RealLiveConfig):
-    """A live run's `check`: a change is parsed against the method's knobs as they are now."""
-    def check(change: Change, applied: Sequence[Change]) -> Change:
-        params = {**dict(config.params), **{ch.knob: ch.value for ch in applied}}
-        (checked,) = parse_changes([change], config.method, params, max(config.steps, change.epoch + 1),
-                                   RealLiveConfig.__dataclass_fields__)
-        return checked
-    return check
-
-
 def live_real(config: RealLiveConfig, playing: bool = True, steps_per_second: float | None = None,
               idle_hold_s: float | None = None, threads: int = LIVE_THREADS) -> LiveTraining:
     """`config` trained live in a background thread (`lab.train.live`): every step read and published, knobs
     changeable from the next step; held while nobody has read it for idle_hold_s."""
-    return LiveTraining(config, train_real, playing, steps_per_second, check=change_check(config),
+    return LiveTraining(config, train_real, playing, steps_per_second, check=change_check(config.method, config.params, config.steps,
+                                     RealLiveConfig.__dataclass_fields__),
                         idle_hold_s=idle_hold_s, threads=threads)
 
 

@@ -22,7 +22,7 @@ from lab.data.toy import DATASETS, ToyData, make_toy
 from lab.methods import METHOD_NAMES, build_method, method_class, method_config
 from lab.methods.fused import fused_step
 from lab.core.schedules import evenly_spaced
-from lab.train.changes import Change, changes_text, parse_changes
+from lab.train.changes import Change, change_check, changes_text, parse_changes
 from lab.train.live import LiveControl, LiveTraining
 
 TRAIN_FIELDS = ("batch_size", "epochs", "lr", "sgd_momentum", "weight_decay", "dim", "hidden")
@@ -641,22 +641,13 @@ class _StackedProgram:
                 f"(seeds {sorted(bad)})") if bad else None
 
 
-def _toy_change_check(config: ToyConfig):
-    """A live toy run's `check`: a change is parsed against the method's knobs as they are now."""
-    def check(change: Change, applied: Sequence[Change]) -> Change:
-        params = {**dict(config.params), **{ch.knob: ch.value for ch in applied}}
-        (checked,) = parse_changes([change], config.method, params, max(config.epochs, change.epoch + 1),
-                                   ToyConfig.__dataclass_fields__)
-        return checked
-    return check
-
-
 def live_toy(config: ToyConfig, playing: bool = True, epochs_per_second: float | None = None,
              idle_hold_s: float | None = None) -> LiveTraining:
     """`config` trained live (`lab.train.live`): every epoch evaluated and published, knobs changeable;
     held while nobody has read it for idle_hold_s (`LiveControl`)."""
     return LiveTraining(config, lambda c, control: _train_stack([c], None, live=control)[0], playing,
-                        epochs_per_second, check=_toy_change_check(config), idle_hold_s=idle_hold_s)
+                        epochs_per_second, check=change_check(config.method, config.params, config.epochs,
+                                                  ToyConfig.__dataclass_fields__), idle_hold_s=idle_hold_s)
 
 
 def _stack_key(c: ToyConfig, loose: bool = False) -> tuple:

@@ -27,7 +27,7 @@ import torch
 from lab.core.clitools import OneLineParser
 from lab.data import fmnist
 from lab.train import real_live
-from tools.bench.ui import CHROMIUM, TIMEOUT_MS, streamlit_server
+from tools.bench.ui import CHROMIUM, TIMEOUT_MS, growth_per_minute, streamlit_server
 
 WINDOW_S = 5.0
 TITLE_JS = """() => { const el = document.querySelector('.st-key-rl_live_frame .lab-live-title');
@@ -168,10 +168,7 @@ def bench_memory(minutes: float, sample_s: float = 15.0) -> int:
                 page.wait_for_timeout(int(1000 * sample_s))
         finally:
             browser.close()
-    half = [(t, m) for t, m, _ in samples if t >= samples[-1][0] / 2]
-    ts, ms = zip(*half)
-    mt, mm = sum(ts) / len(ts), sum(ms) / len(ms)
-    slope = 60 * sum((t - mt) * (m - mm) for t, m in half) / max(sum((t - mt) ** 2 for t in ts), 1e-9)
+    slope = growth_per_minute(samples)
     print(f"one live Fashion-MNIST run for {minutes:g} min in one headless chromium (reached {samples[-1][2]}): "
           f"server RSS {samples[0][1]:.0f} MiB at start, {max(m for _, m, _ in samples):.0f} MiB at most, "
           f"{samples[-1][1]:.0f} MiB at the end; growth over the second half {slope:+.2f} MiB/min")

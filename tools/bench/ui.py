@@ -302,16 +302,21 @@ def _bench_memory(minutes: float, sample_s: float) -> int:
                 page.wait_for_timeout(250)
         finally:
             browser.close()
-    half = [s for s in samples if s[0] >= samples[-1][0] / 2]
-    slope = 0.0
-    if len(half) > 1:
-        ts, ms = zip(*half)
-        mt, mm = sum(ts) / len(ts), sum(ms) / len(ms)
-        slope = 60 * sum((t - mt) * (m - mm) for t, m in half) / max(sum((t - mt) ** 2 for t in ts), 1e-9)
+    slope = growth_per_minute(samples)
     print(f"live training for {minutes:g} min in one headless chromium ({runs} runs, SimSiam D=3, 25 epochs/s): "
           f"server RSS {samples[0][1]:.0f} MiB at start, {max(m for _, m in samples):.0f} MiB at most, "
           f"{samples[-1][1]:.0f} MiB at the end; growth over the second half {slope:+.2f} MiB/min")
     return 0
+
+
+def growth_per_minute(samples) -> float:
+    """samples: (seconds, MiB), ... -> the least-squares slope over the second half, in MiB a minute."""
+    half = [(t, m) for t, m, *_ in samples if t >= samples[-1][0] / 2]
+    if len(half) < 2:
+        return 0.0
+    ts, ms = zip(*half)
+    mt, mm = sum(ts) / len(ts), sum(ms) / len(ms)
+    return 60 * sum((t - mt) * (m - mm) for t, m in half) / max(sum((t - mt) ** 2 for t in ts), 1e-9)
 
 
 def main(argv=None) -> int:
